@@ -1,0 +1,75 @@
+"""The backend contract: where judge text comes from.
+
+A backend has one async method, `generate`, that returns exactly `request.n` completions
+for one chat request or raises a `BackendError` after its own retries. Everything else —
+prompt templates, parsing, voting, caching — lives above it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+__all__ = ["Backend", "Completion", "Constraint", "GenerateRequest", "Message", "TokenLogprob"]
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+
+
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    """A shape the output must take, where the backend can enforce it.
+
+    `kind="regex"` or `"grammar"` (GBNF) or `"json_schema"`; backends that cannot enforce a
+    kind ignore it (the parser still validates the text).
+    """
+
+    kind: Literal["regex", "grammar", "json_schema"]
+    value: str | dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateRequest:
+    """One chat request for `n` sampled completions.
+
+    Every field changes the output, so every field belongs in a cache key.
+    """
+
+    messages: tuple[Message, ...]
+    n: int = 1
+    temperature: float = 0.5
+    top_p: float = 1.0
+    max_tokens: int = 1024
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    constraint: Constraint | None = None
+    top_logprobs: int | None = None  # ask for this many alternatives per token, if supported
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    token: str
+    logprob: float
+    top: dict[str, float] = field(default_factory=dict)  # alternative token -> logprob
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    finish_reason: str | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Produces judge text. Implementations bound their own concurrency and time out every call."""
+
+    #: Identifies the model for cache keys and reports (e.g. "qwen2.5-7b-instruct").
+    model: str
+
+    async def generate(self, request: GenerateRequest) -> list[Completion]:
+        """Exactly `request.n` completions, or raise `BackendError`."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections, processes or models."""
+        ...

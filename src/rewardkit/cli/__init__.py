@@ -1,0 +1,1 @@
+"""The `rewardkit` command. Each subcommand lives in its own module."""

@@ -1,0 +1,65 @@
+"""Entry point of the `rewardkit` command.
+
+Subcommands are imported only when chosen, so `rewardkit score` never pays for torch or
+FastAPI. Every subcommand module exposes `add_arguments(parser)` and `run(args) -> int`.
+The library raises; this is the one place that turns a `RewardkitError` into a one-line
+message and an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from rewardkit import __version__
+from rewardkit.errors import RewardkitError
+
+# name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "score": ("rewardkit.cli.score", "score samples with rule rewards or a reward spec"),
+    "judge": ("rewardkit.cli.judge", "score responses with an SPCT-style LLM judge"),
+    "serve": ("rewardkit.cli.serve", "serve rewards over HTTP (OpenRLHF protocol and native)"),
+    "train": ("rewardkit.cli.train", "train a policy with GRPO on rewardkit rewards"),
+    "rewards": ("rewardkit.cli.rewards", "list the registered rewards"),
+}
+
+EXIT_USAGE = 2
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rewardkit", description="Reward signals for LLM post-training."
+    )
+    parser.add_argument("--version", action="version", version=f"rewardkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:  # import only the subcommand being run
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub_parser)
+            sub_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(args_list)
+    args = parser.parse_args(args_list)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args._run(args) or 0)
+    except RewardkitError as exc:
+        print(f"rewardkit {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"rewardkit {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Reward specs: which rewards apply to which samples, with what weights.
+
+A spec is a YAML, TOML or JSON file validated here; the same spec drives `rewardkit score`,
+`rewardkit serve` and the trainer adapters.
+
+```yaml
+rewards:
+  - reward: math              # a registered name, or "package.module:Name"
+    weight: 1.0
+    when: {data_source: [gsm8k, math]}   # route by any sample field
+  - reward: think_format
+    weight: 0.2
+  - name: helpfulness
+    reward: judge
+    args: {base_url: "http://127.0.0.1:8000/v1", model: my-judge}
+    when: {task: chat}
+on_unscored: unscored         # or "skip" / "zero"
+```
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rewardkit.errors import ConfigError
+
+__all__ = ["RewardEntry", "RewardSpec", "load_spec"]
+
+
+class RewardEntry(BaseModel):
+    """One reward in a spec."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reward: str = Field(description="Registered reward name or 'package.module:Name'.")
+    name: str | None = Field(
+        default=None, description="Label in outputs and logs; defaults to `reward`."
+    )
+    weight: float = Field(default=1.0, description="Multiplier in the weighted sum.")
+    args: dict[str, Any] = Field(
+        default_factory=dict, description="Options passed to the reward's factory."
+    )
+    when: dict[str, str | int | bool | list[str | int | bool]] = Field(
+        default_factory=dict,
+        description="Apply only to samples whose fields match every key (a value or a list "
+        "of allowed values). Empty: apply to every sample.",
+    )
+
+    @property
+    def label(self) -> str:
+        return self.name or self.reward
+
+    def applies_to(self, fields: dict[str, Any] | Any) -> bool:
+        for key, allowed in self.when.items():
+            if key not in fields:
+                return False
+            options = allowed if isinstance(allowed, list) else [allowed]
+            if fields[key] not in options and str(fields[key]) not in map(str, options):
+                return False
+        return True
+
+
+class RewardSpec(BaseModel):
+    """A set of rewards and how their results combine into one number per sample."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rewards: list[RewardEntry] = Field(min_length=1, description="The rewards, in order.")
+    on_unscored: Literal["unscored", "skip", "zero"] = Field(
+        default="unscored",
+        description="When an applicable reward cannot score a sample: make the whole sample "
+        "unscored (default), leave that reward out of the sum, or count it as 0.",
+    )
+
+    @model_validator(mode="after")
+    def _unique_labels(self) -> RewardSpec:
+        labels = [entry.label for entry in self.rewards]
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise ValueError(
+                f"reward labels must be unique, repeated: {duplicates}; give each a `name`"
+            )
+        return self
+
+    @classmethod
+    def single(cls, reward: str, **args: Any) -> RewardSpec:
+        """A spec of one reward, as `--reward NAME` builds."""
+        return cls(rewards=[RewardEntry(reward=reward, args=args)])
+
+
+def load_spec(source: str | Path | dict[str, Any] | RewardSpec) -> RewardSpec:
+    """Load and validate a spec from a file path, a dict, or pass a spec through."""
+    if isinstance(source, RewardSpec):
+        return source
+    origin = "spec"
+    if isinstance(source, str | Path):
+        path = Path(source)
+        origin = str(path)
+        if not path.is_file():
+            raise ConfigError(f"spec file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+        try:
+            if path.suffix == ".toml":
+                data: Any = tomllib.loads(text)
+            elif path.suffix == ".json":
+                data = json.loads(text)
+            else:
+                data = yaml.safe_load(text)
+        except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from exc
+    else:
+        data = source
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping with a `rewards:` list")
+    try:
+        return RewardSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{origin}: invalid spec: {problems}") from exc
