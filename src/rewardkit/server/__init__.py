@@ -1,1 +1,41 @@
-"""rewardkit.server"""
+"""The reward service behind `rewardkit serve`: OpenRLHF's `/get_reward` and a native API.
+
+FastAPI and uvicorn are imported only when the app is built (`pip install 'rewardkit[server]'`);
+the OpenRLHF response extraction, the micro-batcher and the metrics need neither.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from rewardkit.server.openrlhf import extract_response, openrlhf_payload, strip_special_tokens
+
+if TYPE_CHECKING:
+    from rewardkit.server.app import ServerConfig, create_app
+    from rewardkit.server.batching import MicroBatcher
+    from rewardkit.server.metrics import Metrics
+
+__all__ = [
+    "Metrics",
+    "MicroBatcher",
+    "ServerConfig",
+    "create_app",
+    "extract_response",
+    "openrlhf_payload",
+    "strip_special_tokens",
+]
+
+_LAZY = {
+    "ServerConfig": "rewardkit.server.app",
+    "create_app": "rewardkit.server.app",
+    "MicroBatcher": "rewardkit.server.batching",
+    "Metrics": "rewardkit.server.metrics",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rewardkit.server' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

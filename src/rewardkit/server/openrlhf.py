@@ -1,0 +1,169 @@
+"""OpenRLHF's remote reward protocol: find the response inside a query, shape the answer.
+
+OpenRLHF posts `{"query": [...], "prompts": [...], "labels": [...]}` where each query is the
+*decoded* prompt + response, special tokens included (it decodes with
+`skip_special_tokens=False`), and expects `{"rewards": [...], "scores": [...],
+"extra_logs": {...}}` back, every value a number.
+
+The response is recovered from a query by this rule (documented in docs/server.md):
+
+1. Leading special tokens (`<s>`, `<|begin_of_text|>`, ...) are removed from the query and
+   from the prompt; if the query then starts with the prompt, the response is what follows.
+2. Otherwise the response is the text after the last assistant marker of a known chat
+   template (`<|im_start|>assistant`, `<|start_header_id|>assistant<|end_header_id|>`,
+   `<｜Assistant｜>`, ...); a plain `Assistant:` is tried only when no template marker is present.
+3. Otherwise the whole query is taken as the response.
+
+Then special tokens are stripped from both ends of the response (repeatedly, with the
+whitespace between them): `<|im_end|>`, `</s>`, `<|eot_id|>`, `<|endoftext|>`, padding...
+
+This module has no FastAPI dependency: the OpenRLHF `reward_func` adapter in
+`rewardkit.integrations` shares it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rewardkit.scoring import RewardReport
+from rewardkit.types import Score
+
+__all__ = [
+    "ASSISTANT_MARKERS",
+    "SPECIAL_TOKENS",
+    "extract_response",
+    "openrlhf_payload",
+    "strip_special_tokens",
+]
+
+#: Tokens that may wrap a decoded query: BOS/EOS, end-of-turn and padding of common tokenizers.
+SPECIAL_TOKENS: tuple[str, ...] = (
+    "<|im_end|>",
+    "<|im_start|>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<|begin_of_text|>",
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<|end|>",
+    "<|return|>",
+    "<|pad|>",
+    "<｜end▁of▁sentence｜>",
+    "<｜begin▁of▁sentence｜>",
+    "<end_of_turn>",
+    "<eos>",
+    "<bos>",
+    "<pad>",
+    "</s>",
+    "<s>",
+    "[PAD]",
+)
+
+#: Where an assistant turn starts in common chat templates (ChatML/Qwen, Llama 3, DeepSeek,
+#: Gemma, Phi/Zephyr, Mistral). Tried before the generic `Assistant:` fallback.
+ASSISTANT_MARKERS: tuple[str, ...] = (
+    "<|im_start|>assistant\n",
+    "<|im_start|>assistant",
+    "<|start_header_id|>assistant<|end_header_id|>\n\n",
+    "<|start_header_id|>assistant<|end_header_id|>",
+    "<｜Assistant｜>",
+    "<start_of_turn>model\n",
+    "<|assistant|>\n",
+    "<|assistant|>",
+    "[/INST]",
+)
+
+_GENERIC_MARKERS: tuple[str, ...] = ("Assistant:", "assistant:")
+
+
+def _strip_leading(text: str, tokens: Sequence[str]) -> str:
+    changed = True
+    while changed:
+        changed = False
+        stripped = text.lstrip()
+        for token in tokens:
+            if stripped.startswith(token):
+                text = stripped[len(token) :]
+                changed = True
+                break
+    return text
+
+
+def _strip_trailing(text: str, tokens: Sequence[str]) -> str:
+    changed = True
+    while changed:
+        changed = False
+        stripped = text.rstrip()
+        for token in tokens:
+            if stripped.endswith(token):
+                text = stripped[: -len(token)]
+                changed = True
+                break
+    return text
+
+
+def strip_special_tokens(text: str, tokens: Sequence[str] = SPECIAL_TOKENS) -> str:
+    """Remove special tokens (and the whitespace around them) from both ends of `text`."""
+    return _strip_trailing(_strip_leading(text, tokens), tokens).strip()
+
+
+def _after_last_marker(text: str, markers: Sequence[str]) -> str | None:
+    best_end = -1
+    for marker in markers:
+        at = text.rfind(marker)
+        # The marker that *ends* last wins: "<|im_start|>assistant\n" over its prefix.
+        if at >= 0 and at + len(marker) > best_end:
+            best_end = at + len(marker)
+    return None if best_end < 0 else text[best_end:]
+
+
+def extract_response(
+    query: str,
+    prompt: str | None = None,
+    *,
+    special_tokens: Sequence[str] = SPECIAL_TOKENS,
+    markers: Sequence[str] = ASSISTANT_MARKERS,
+) -> str:
+    """The response part of an OpenRLHF query (prompt + response), special tokens removed."""
+    text = _strip_leading(query, special_tokens)
+    head = _strip_leading(prompt, special_tokens) if prompt else ""
+    response: str | None = None
+    if head and text.startswith(head):
+        response = text[len(head) :]
+    if response is None:
+        response = _after_last_marker(text, markers)
+    if response is None:
+        response = _after_last_marker(text, _GENERIC_MARKERS)
+    if response is None:
+        response = text
+    return strip_special_tokens(response, special_tokens)
+
+
+def openrlhf_payload(
+    reports: Sequence[RewardReport], *, fill_value: float = 0.0
+) -> dict[str, Any]:
+    """The body OpenRLHF expects: `rewards`, `scores` and per-sample `extra_logs`.
+
+    OpenRLHF needs a number for every query, so an unscored sample gets `fill_value`; the
+    `rewardkit/unscored` log (1.0 per unscored sample) lets the trainer see how many.
+    Each reward of the spec also gets its own per-sample log (`fill_value` where it did not
+    apply or could not score), so a multi-reward spec shows its parts.
+    """
+    rewards = [fill_value if r.reward is None else r.reward for r in reports]
+    labels: dict[str, None] = {}
+    for report in reports:
+        labels.update(dict.fromkeys(report.components))
+    extra_logs: dict[str, list[float]] = {
+        "rewardkit/unscored": [0.0 if r.scored else 1.0 for r in reports],
+    }
+    for label in labels:
+        extra_logs[f"rewardkit/{label}"] = [
+            _component_value(r.components, label, fill_value) for r in reports
+        ]
+    return {"rewards": rewards, "scores": list(rewards), "extra_logs": extra_logs}
+
+
+def _component_value(components: Mapping[str, Any], label: str, fill_value: float) -> float:
+    result = components.get(label)
+    return result.value if isinstance(result, Score) else fill_value
