@@ -1,0 +1,319 @@
+"""A SQLite cache of judge completions, and a `Backend` wrapper that reads and fills it.
+
+Keyed per *sample*: one row is one completion at one sample index of one request. The key
+holds everything that changes the output — backend kind and model, the full messages (which
+carry the template and the responses), every sampling parameter except `n`, the constraint —
+and the sample index, so k independent votes never collapse into one cached answer
+(STYLE principle 11). Transport settings (base URL, timeout, retries, concurrency, api key)
+live on the backend object, never in the request, so they stay out of the key by design.
+
+Many asyncio tasks share one cache. Lookups are primary-key reads on their own WAL reader
+connection: microseconds, and a WAL reader never waits on the writer, so they run inline on
+the event loop (cheaper than a thread hop per call). Writes are buffered in memory, visible to
+lookups at once, and committed by a dedicated writer thread in one transaction per batch, so
+the loop never waits on a commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from rewardkit.backends.base import Backend, Completion, GenerateRequest, TokenLogprob
+from rewardkit.errors import BackendError, ConfigError
+
+__all__ = ["CachedBackend", "JudgeCache", "backend_identity", "request_digest", "sample_key"]
+
+_KEY_VERSION = 1  # bump when the key layout changes, so old rows are never misread
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS completions (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    created REAL NOT NULL
+) WITHOUT ROWID
+"""
+
+
+def backend_identity(backend: Backend) -> str:
+    """`kind:model` for a backend: what, besides the request, decides its output.
+
+    A backend may name its kind with a `kind` attribute; otherwise its class name stands in.
+    """
+    kind = getattr(backend, "kind", None) or type(backend).__name__
+    return f"{kind}:{backend.model}"
+
+
+def request_digest(identity: str, request: GenerateRequest) -> str:
+    """A sha256 of everything in `request` that changes the output, except `n`."""
+    constraint = request.constraint
+    payload = [
+        _KEY_VERSION,
+        identity,
+        request.messages,
+        request.temperature,
+        request.top_p,
+        request.max_tokens,
+        request.seed,
+        request.stop,
+        None if constraint is None else [constraint.kind, constraint.value],
+        request.top_logprobs,
+    ]
+    # sort_keys: a message dict or a JSON-schema constraint built in another key order is
+    # the same request.
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sample_key(digest: str, index: int) -> str:
+    """The key of sample `index` of the request whose digest is `digest`."""
+    return f"{digest}:{index}"
+
+
+def _encode(completion: Completion) -> str:
+    logprobs = None
+    if completion.logprobs is not None:
+        logprobs = [[t.token, t.logprob, t.top] for t in completion.logprobs]
+    return json.dumps(
+        [completion.text, completion.finish_reason, logprobs],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def _decode(value: str) -> Completion:
+    text, finish_reason, logprobs = json.loads(value)
+    tokens = None
+    if logprobs is not None:
+        tokens = tuple(TokenLogprob(token, logprob, dict(top)) for token, logprob, top in logprobs)
+    return Completion(text=text, finish_reason=finish_reason, logprobs=tokens)
+
+
+class JudgeCache:
+    """Completions by sample key in a SQLite file (WAL), safe to share between asyncio tasks.
+
+    `get_many` answers from writes not yet committed as well as from disk; `put_many` returns at
+    once and a writer thread commits within `flush_interval` seconds (or when `batch_size`
+    rows are waiting). `flush()` waits for everything so far to be on disk; `close()` flushes.
+    A process killed with SIGKILL loses at most the last `flush_interval` of writes, never
+    the file: each batch is one transaction.
+    """
+
+    def __init__(
+        self, path: str | Path, *, flush_interval: float = 0.05, batch_size: int = 512
+    ) -> None:
+        self.path = Path(path)
+        self.flush_interval = flush_interval
+        self.batch_size = batch_size
+        if self.path.exists() and self.path.is_dir():
+            raise ConfigError(f"cache path {self.path} is a directory; give a file path")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._writer = self._connect()
+            self._writer.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a commit survives a process crash (kill -9); only an OS
+            # crash can lose the last transactions, which a cache can afford.
+            self._writer.execute("PRAGMA synchronous=NORMAL")
+            self._writer.execute(_SCHEMA)
+            self._writer.commit()
+            self._reader = self._connect()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"cannot open cache {self.path}: {exc}; pass --no-cache or another path") from exc
+        self._lock = threading.Lock()  # guards the write buffers and the flags below
+        self._work = threading.Condition(self._lock)  # the writer thread waits on it
+        self._done = threading.Condition(self._lock)  # flush() waits on it
+        self._read_lock = threading.Lock()  # one statement at a time on the reader
+        self._pending: dict[str, str] = {}  # written, not yet handed to the writer thread
+        self._flushing: dict[str, str] = {}  # being committed right now
+        self._generation = 0  # batches committed so far
+        self._urgent = False  # flush() asked: commit now rather than gather a batch
+        self._error: BaseException | None = None
+        self._closed = False
+        self.hits = 0
+        self.misses = 0
+        self._thread = threading.Thread(target=self._run, name="rewardkit-cache-writer", daemon=True)
+        self._thread.start()
+
+    def _connect(self) -> sqlite3.Connection:
+        # check_same_thread=False: the reader is used from whichever thread runs the event loop,
+        # which need not be the one that built the cache; each connection has one user at a time.
+        conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Completion]:
+        """The cached completions among `keys` (missing keys are absent from the result)."""
+        found: dict[str, str] = {}
+        remaining: list[str] = []
+        with self._lock:
+            for key in keys:
+                value = self._pending.get(key) or self._flushing.get(key)
+                if value is None:
+                    remaining.append(key)
+                else:
+                    found[key] = value
+        if remaining:
+            marks = ",".join("?" * len(remaining))
+            with self._read_lock:
+                rows = self._reader.execute(
+                    f"SELECT key, value FROM completions WHERE key IN ({marks})", remaining
+                ).fetchall()
+            found.update(rows)
+        self.hits += len(found)
+        self.misses += len(keys) - len(found)
+        return {key: _decode(value) for key, value in found.items()}
+
+    def __len__(self) -> int:
+        self.flush()
+        with self._read_lock:
+            (count,) = self._reader.execute("SELECT COUNT(*) FROM completions").fetchone()
+        return int(count)
+
+    # -- writes ------------------------------------------------------------------------
+
+    def put_many(self, items: Mapping[str, Completion] | Iterable[tuple[str, Completion]]) -> None:
+        """Store completions by key; committed in the background."""
+        pairs = items.items() if isinstance(items, Mapping) else items
+        encoded = [(key, _encode(completion)) for key, completion in pairs]
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("JudgeCache is closed")
+            self._raise_writer_error()
+            was_empty = not self._pending
+            self._pending.update(encoded)
+            if was_empty or len(self._pending) >= self.batch_size:
+                self._work.notify()
+
+    def flush(self) -> None:
+        """Block until every write made so far is committed."""
+        with self._lock:
+            self._raise_writer_error()
+            target = self._generation + bool(self._flushing) + bool(self._pending)
+            if target == self._generation:
+                return
+            self._urgent = True
+            self._work.notify()
+            while self._generation < target and self._error is None:
+                self._done.wait()
+            self._raise_writer_error()
+
+    def close(self) -> None:
+        """Commit what is pending, stop the writer thread and close the file."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._work.notify()
+        self._thread.join()
+        with self._read_lock:
+            self._reader.close()
+        self._writer.close()
+        with self._lock:
+            self._raise_writer_error()
+
+    def __enter__(self) -> JudgeCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _raise_writer_error(self) -> None:
+        if self._error is not None:
+            raise ConfigError(f"cache {self.path} could not be written: {self._error}")
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._pending and not self._closed:
+                    self._work.wait()
+                if not (self._closed or self._urgent or len(self._pending) >= self.batch_size):
+                    self._work.wait(self.flush_interval)  # let a batch gather
+                batch, self._pending = self._pending, {}
+                self._flushing = batch
+                self._urgent = False
+                closing = self._closed
+            try:
+                if batch:
+                    self._commit(batch)
+            except BaseException as exc:  # reported by the next put/flush/close
+                with self._lock:
+                    self._error = exc
+                    self._flushing = {}
+                    self._done.notify_all()
+                return
+            with self._lock:
+                self._flushing = {}
+                self._generation += 1
+                self._done.notify_all()
+                if closing and not self._pending:
+                    return
+
+    def _commit(self, batch: dict[str, str]) -> None:
+        now = time.time()
+        self._writer.execute("BEGIN IMMEDIATE")
+        try:
+            self._writer.executemany(
+                "INSERT OR REPLACE INTO completions (key, value, created) VALUES (?, ?, ?)",
+                [(key, value, now) for key, value in batch.items()],
+            )
+        except BaseException:
+            self._writer.execute("ROLLBACK")
+            raise
+        self._writer.execute("COMMIT")
+
+
+class CachedBackend:
+    """A `Backend` that answers from a `JudgeCache` and asks its inner backend only for the rest.
+
+    For a request with `n=k` it looks up sample indices 0..k-1 and asks the inner backend for
+    just the missing ones, storing them at those indices: k=4 then k=8 costs 4 new samples.
+    Failures raise and store nothing.
+    """
+
+    def __init__(self, backend: Backend, cache: JudgeCache, *, identity: str | None = None) -> None:
+        self.backend = backend
+        self.cache = cache
+        self.model = backend.model
+        self.identity = identity or backend_identity(backend)
+        self.kind = getattr(backend, "kind", None) or type(backend).__name__
+
+    async def generate(self, request: GenerateRequest) -> list[Completion]:
+        if request.n < 1:
+            raise ConfigError(f"n must be at least 1, got {request.n}")
+        digest = request_digest(self.identity, request)
+        keys = [sample_key(digest, i) for i in range(request.n)]
+        found = self.cache.get_many(keys)
+        missing = [i for i, key in enumerate(keys) if key not in found]
+        if not missing:
+            return [found[key] for key in keys]
+        inner_request = replace(request, n=len(missing))
+        if request.seed is not None and missing[0] > 0:
+            # A seeded backend would replay samples 0..m-1 for the top-up; shift the seed so the
+            # new samples are new draws, not copies of ones already cached.
+            inner_request = replace(inner_request, seed=request.seed + missing[0])
+        fresh = await self.backend.generate(inner_request)
+        if len(fresh) != len(missing):
+            raise BackendError(
+                f"{self.identity} returned {len(fresh)} completions for n={len(missing)}"
+            )
+        new = {keys[i]: completion for i, completion in zip(missing, fresh, strict=True)}
+        self.cache.put_many(new)
+        found.update(new)
+        return [found[key] for key in keys]
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything else (e.g. capability flags a judge probes) is the inner backend's.
+        if name in {"backend", "cache"}:
+            raise AttributeError(name)
+        return getattr(self.backend, name)
