@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 from rewardkit.server.openrlhf import extract_response, openrlhf_payload, strip_special_tokens
 
 if TYPE_CHECKING:
-    from rewardkit.server.app import ServerConfig, create_app
+    from rewardkit.server.app import create_app
     from rewardkit.server.batching import MicroBatcher
+    from rewardkit.server.config import ServerConfig
     from rewardkit.server.metrics import Metrics
 
 __all__ = [
@@ -27,7 +28,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "ServerConfig": "rewardkit.server.app",
+    "ServerConfig": "rewardkit.server.config",
     "create_app": "rewardkit.server.app",
     "MicroBatcher": "rewardkit.server.batching",
     "Metrics": "rewardkit.server.metrics",
