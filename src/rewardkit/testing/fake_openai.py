@@ -149,7 +149,9 @@ class FakeOpenAI:
     `faults` are applied one per request, in order, then requests are answered normally;
     `always` is applied to every request once `faults` is used up. `reject_fields` makes
     the server answer 400 naming the first such field present in a request body.
-    `api_key`, when set, is required as `Authorization: Bearer <key>` (401 otherwise).
+    `ignore_n` answers one choice whatever `n` asks (llama-cpp-python's server does);
+    `max_n` caps the choices instead. `api_key`, when set, is required as
+    `Authorization: Bearer <key>` (401 otherwise).
     """
 
     def __init__(
@@ -160,6 +162,7 @@ class FakeOpenAI:
         faults: Sequence[Fault] = (),
         always: Fault | None = None,
         ignore_n: bool = False,
+        max_n: int | None = None,
         delay: float = 0.0,
         reject_fields: Sequence[str] = (),
         api_key: str | None = None,
@@ -170,6 +173,7 @@ class FakeOpenAI:
         self.faults: deque[Fault] = deque(faults)
         self.always = always
         self.ignore_n = ignore_n
+        self.max_n = max_n
         self.delay = delay
         self.reject_fields = tuple(reject_fields)
         self.api_key = api_key
@@ -320,6 +324,8 @@ class FakeOpenAI:
             await asyncio.sleep(self.delay)
 
         n = 1 if self.ignore_n else max(1, int(body.get("n") or 1))
+        if self.max_n is not None:
+            n = min(n, self.max_n)
         choices = []
         for index in range(n):
             text = self.reply if isinstance(self.reply, str) else self.reply(body, index)
@@ -363,7 +369,8 @@ class FakeOpenAI:
             return _error(503, "server shutting down after a hang", "fake_fault")
         if fault.kind == "garbage":
             return web.Response(
-                body=b'{"choices": [{"message": <html>502 Bad Gateway', content_type="application/json"
+                body=b'{"choices": [{"message": <html>502 Bad Gateway',
+                content_type="application/json",
             )
         if fault.kind == "empty_choices":
             return web.Response(body=b'{"id":"x","choices":[]}', content_type="application/json")
@@ -378,7 +385,9 @@ def _error(
     status: int, message: str, kind: str, headers: dict[str, str] | None = None
 ) -> web.Response:
     body = {"error": {"message": message, "type": kind, "code": status}}
-    return web.Response(status=status, body=_dumps(body), content_type="application/json", headers=headers)
+    return web.Response(
+        status=status, body=_dumps(body), content_type="application/json", headers=headers
+    )
 
 
 _TOKEN_RE = re.compile(r"\s*\S+|\s+")
@@ -390,9 +399,7 @@ def _logprobs(text: str, k: int) -> list[dict[str, Any]]:
     for position, token in enumerate(_TOKEN_RE.findall(text)):
         lp = -0.05 * (1 + position % 5)
         top = [{"token": token, "logprob": lp, "bytes": list(token.encode())}]
-        top += [
-            {"token": f"<alt{j}>", "logprob": lp - 1.0 - j, "bytes": None} for j in range(1, k)
-        ]
+        top += [{"token": f"<alt{j}>", "logprob": lp - 1.0 - j, "bytes": None} for j in range(1, k)]
         out.append(
             {"token": token, "logprob": lp, "bytes": list(token.encode()), "top_logprobs": top[:k]}
         )
