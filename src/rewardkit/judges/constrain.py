@@ -1,0 +1,117 @@
+"""Constrained verdicts and logprob-expected scores.
+
+`build_constraint(n)` asks the backend (vLLM/SGLang regex, llama.cpp GBNF) to end the
+output with `Scores: \\boxed{a, b, ...}` holding exactly n integers in 1-10; free text
+(criteria, analysis, a `<think>` block) may come before it. Backends that cannot enforce a
+kind ignore it, and the parser validates the text either way.
+
+`expected_scores` reads the score tokens' top logprobs: instead of the sampled integer, the
+probability-weighted mean over 1-10 (DeepSeek-GRM's finer-grained reward idea).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Literal
+
+from rewardkit.backends.base import Completion, Constraint, TokenLogprob
+from rewardkit.judges.parsing import SCORE_MAX, SCORE_MIN
+
+__all__ = ["build_constraint", "expected_scores", "score_grammar", "score_regex"]
+
+_SCORE_RE = "(?:10|[1-9])"
+
+
+def score_regex(n: int) -> str:
+    """A full-match regex: any text, then the final `Scores: \\boxed{...}` with n integers."""
+    body = _SCORE_RE + "".join(", " + _SCORE_RE for _ in range(n - 1))
+    return r"[\s\S]*Scores: \\boxed\{" + body + r"\}"
+
+
+def score_grammar(n: int) -> str:
+    """The same shape as GBNF (llama.cpp)."""
+    scores = ' ", " '.join(["score"] * n)
+    return "\n".join(
+        [
+            f'root ::= body "Scores: \\\\boxed{{" {scores} "}}"',
+            "body ::= [^\\x00]*",
+            'score ::= "10" | [1-9]',
+        ]
+    )
+
+
+def build_constraint(n: int, kind: Literal["regex", "grammar"] = "regex") -> Constraint:
+    if kind == "grammar":
+        return Constraint("grammar", score_grammar(n))
+    return Constraint("regex", score_regex(n))
+
+
+def _alternatives(token: TokenLogprob) -> dict[str, float]:
+    alts = dict(token.top)
+    alts.setdefault(token.token, token.logprob)
+    return alts
+
+
+def _zero_mass(token: TokenLogprob | None) -> float:
+    """Probability that the next token continues a "1" into "10"."""
+    if token is None:
+        return 0.0
+    return min(1.0, sum(math.exp(lp) for tok, lp in _alternatives(token).items() if tok.startswith("0")))
+
+
+def _expected_at(
+    tokens: Sequence[TokenLogprob], starts: Sequence[int], start: int
+) -> float | None:
+    # The token holding the score's first character.
+    index = max(i for i, s in enumerate(starts) if s <= start)
+    token = tokens[index]
+    prefix = token.token[: start - starts[index]]
+    sampled_rest = token.token[len(prefix) :]
+    sampled_digits = re.match(r"\d*", sampled_rest)
+    # The next token's distribution is conditioned on what was sampled; it tells us about
+    # "1" -> "10" only when the sampled token also ended in a bare "1".
+    next_token = tokens[index + 1] if index + 1 < len(tokens) else None
+    knows_continuation = sampled_digits is not None and sampled_rest == "1"
+    mass: dict[int, float] = {}
+    for alt, logprob in _alternatives(token).items():
+        if not alt.startswith(prefix):
+            continue
+        rest = alt[len(prefix) :]
+        digits = re.match(r"\d+", rest)
+        if digits is None:
+            continue
+        p = math.exp(logprob)
+        value = int(digits.group(0))
+        if digits.group(0) == "1" and rest == "1" and knows_continuation:
+            p_ten = _zero_mass(next_token)
+            mass[10] = mass.get(10, 0.0) + p * p_ten
+            mass[1] = mass.get(1, 0.0) + p * (1 - p_ten)
+        elif SCORE_MIN <= value <= SCORE_MAX:
+            mass[value] = mass.get(value, 0.0) + p
+    total = sum(mass.values())
+    if total <= 0:
+        return None
+    return sum(v * p for v, p in mass.items()) / total
+
+
+def expected_scores(
+    completion: Completion, spans: Sequence[tuple[int, int]]
+) -> tuple[float, ...] | None:
+    """Logprob-weighted score at each verdict span (shown order), or None if unavailable."""
+    tokens = completion.logprobs
+    if not tokens or "".join(t.token for t in tokens) != completion.text:
+        return None  # offsets would not line up with the text
+    starts: list[int] = []
+    pos = 0
+    for token in tokens:
+        starts.append(pos)
+        pos += len(token.token)
+    values = []
+    for start, _ in spans:
+        value = _expected_at(tokens, starts, start)
+        if value is None:
+            return None
+        values.append(value)
+    return tuple(values)

@@ -1,0 +1,247 @@
+"""The pointwise generative judge (DeepSeek-GRM / SPCT style) with k-sample voting.
+
+For one query: split large groups into chunks, draw k display orders per chunk
+(deterministic from the seed and the query), send one request per *distinct* order asking
+for as many samples as that order was drawn (a pair needs at most two requests whatever
+k is), parse every sample, map its scores back to input order, optionally let a meta RM
+keep the best `keep`, and reduce. Backend failures and unparseable outputs are recorded in
+the result, never raised and never turned into a score.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import replace
+
+from rewardkit.backends.base import Backend, Completion, GenerateRequest
+from rewardkit.errors import BackendError, ConfigError
+from rewardkit.judges.constrain import build_constraint, expected_scores
+from rewardkit.judges.data import JudgeConfig, JudgeQuery, JudgeResult, Judgment
+from rewardkit.judges.meta_rm import MetaRM
+from rewardkit.judges.parsing import parse_judgment
+from rewardkit.judges.templates import PromptBuilder, make_nonce, response_view
+from rewardkit.judges.voting import select_top, vote
+
+__all__ = ["PointwiseJudge", "plan_chunks", "plan_orders"]
+
+# Failures a backend may surface for one request; anything else is a bug and propagates.
+_REQUEST_FAILURES = (BackendError, TimeoutError, ConnectionError, OSError)
+# Up to this many responses, every permutation is enumerated so k samples cover the
+# orders evenly (a pair at k=8 is shown 4 times each way), instead of drawn at random.
+_ENUMERATE_UP_TO = 4
+
+
+def plan_chunks(n: int, max_responses: int) -> list[tuple[int, ...]]:
+    """Split n input indices into balanced consecutive chunks of at most `max_responses`."""
+    count = max(1, math.ceil(n / max_responses))
+    base, extra = divmod(n, count)
+    chunks, start = [], 0
+    for c in range(count):
+        size = base + (1 if c < extra else 0)
+        chunks.append(tuple(range(start, start + size)))
+        start += size
+    return chunks
+
+
+def plan_orders(m: int, k: int, shuffle: bool, rng: random.Random) -> list[tuple[int, ...]]:
+    """k display orders (permutations of range(m)), one per sample."""
+    identity = tuple(range(m))
+    if not shuffle or m == 1:
+        return [identity] * k
+    if m <= _ENUMERATE_UP_TO:
+        perms = list(itertools.permutations(range(m)))
+        rng.shuffle(perms)
+        return [perms[i % len(perms)] for i in range(k)]
+    return [tuple(rng.sample(range(m), m)) for _ in range(k)]
+
+
+def _query_key(query: JudgeQuery) -> str:
+    # With an id the plan is fixed by (seed, id); without one, by the content.
+    if query.id is not None:
+        return f"id:{query.id}"
+    return "content:" + make_nonce(query.prompt, query.responses, query.reference)
+
+
+class PointwiseJudge:
+    """Scores one or many responses per query on 1-10, with k-sample voting.
+
+    Build once, call `judge` many times (concurrently is fine: the backend bounds its own
+    concurrency).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        config: JudgeConfig | None = None,
+        meta_rm: MetaRM | None = None,
+    ) -> None:
+        self.backend = backend
+        self.config = config if config is not None else JudgeConfig()
+        self.meta_rm = meta_rm
+        if self.config.keep is not None and meta_rm is None:
+            raise ConfigError("judge config sets `keep` (meta-RM top k) but no meta RM was given")
+        self.prompts = PromptBuilder.create(
+            self.config.mode,
+            template=self.config.template,
+            principles=self.config.principles,
+            view=self.config.view,
+        )
+
+    async def judge(self, query: JudgeQuery) -> JudgeResult:
+        n = len(query.responses)
+        if self.config.mode == "reference" and query.reference is None:
+            return JudgeResult(
+                query.id, (None,) * n, (), 0, "missing_reference: reference mode needs a reference"
+            )
+        parts = await asyncio.gather(
+            *(
+                self._judge_chunk(query, chunk, number)
+                for number, chunk in enumerate(plan_chunks(n, self.config.max_responses))
+            )
+        )
+        rewards: list[float | None] = [None] * n
+        judgments: list[Judgment] = []
+        voters: list[int] = []
+        warnings: list[str] = []
+        errors: list[str] = []
+        for chunk, chunk_rewards, chunk_judgments, chunk_voters, chunk_warnings, error in parts:
+            for index in chunk:
+                rewards[index] = chunk_rewards[index]
+            voters.extend(len(judgments) + v for v in chunk_voters)
+            judgments.extend(chunk_judgments)
+            warnings.extend(chunk_warnings)
+            if error is not None:
+                errors.append(error)
+        valid = sum(1 for j in judgments if j.valid)
+        return JudgeResult(
+            query.id,
+            tuple(rewards),
+            tuple(judgments),
+            valid,
+            errors[0] if errors else None,
+            tuple(voters),
+            tuple(warnings),
+        )
+
+    async def _judge_chunk(
+        self, query: JudgeQuery, chunk: tuple[int, ...], number: int
+    ) -> tuple[tuple[int, ...], tuple[float | None, ...], list[Judgment], list[int], list[str], str | None]:
+        config = self.config
+        key = _query_key(query)
+        rng = random.Random(make_nonce("orders", config.seed, key, number))
+        orders = [
+            tuple(chunk[p] for p in perm)
+            for perm in plan_orders(len(chunk), config.samples, config.shuffle, rng)
+        ]
+        groups: dict[tuple[int, ...], int] = {}
+        for order in orders:  # dict keeps first-drawn order: requests are deterministic
+            groups[order] = groups.get(order, 0) + 1
+        outcomes = await asyncio.gather(
+            *(self._request(query, key, order, count) for order, count in groups.items())
+        )
+        judgments: list[Judgment] = []
+        failures: list[str] = []
+        for batch, failure in outcomes:
+            judgments.extend(batch)
+            if failure is not None:
+                failures.append(failure)
+        warnings = [f"backend_error: {failure}" for failure in failures]
+
+        valid_at = [i for i, j in enumerate(judgments) if j.valid]
+        voters = valid_at
+        if self.meta_rm is not None and valid_at:
+            chunk_query = replace(query, responses=tuple(query.responses[i] for i in chunk))
+            try:
+                ratings = await self.meta_rm.rate(
+                    chunk_query, [self._localise(judgments[i], chunk) for i in valid_at]
+                )
+                if len(ratings) != len(valid_at):
+                    raise BackendError(
+                        f"meta RM returned {len(ratings)} ratings for {len(valid_at)} judgments"
+                    )
+            except _REQUEST_FAILURES as exc:
+                warnings.append(f"meta_rm_failed: {exc}; voting over all valid judgments")
+            else:
+                for i, rating in zip(valid_at, ratings, strict=True):
+                    judgments[i] = replace(judgments[i], meta_score=float(rating))
+                voters = [valid_at[j] for j in select_top(list(ratings), config.keep)]
+
+        local = [self._localise(judgments[i], chunk) for i in voters]
+        local_rewards = vote(local, len(chunk), config.reducer, use_expected=config.use_logprobs)
+        rewards: list[float | None] = [None] * len(query.responses)
+        for position, index in enumerate(chunk):
+            rewards[index] = local_rewards[position]
+        error = None
+        if not valid_at:
+            # Every request failed: the backend is the story. Otherwise the judge spoke
+            # but never gave a usable verdict.
+            error = (
+                f"backend_error: {failures[0]}"
+                if len(failures) == len(groups)
+                else "no_valid_judgment"
+            )
+        return chunk, tuple(rewards), judgments, voters, warnings, error
+
+    @staticmethod
+    def _localise(judgment: Judgment, chunk: tuple[int, ...]) -> Judgment:
+        """The judgment with input indices renumbered to positions inside the chunk."""
+        where = {index: position for position, index in enumerate(chunk)}
+        return replace(judgment, order=tuple(where[i] for i in judgment.order))
+
+    async def _request(
+        self, query: JudgeQuery, key: str, order: tuple[int, ...], count: int
+    ) -> tuple[list[Judgment], str | None]:
+        config = self.config
+        shown = [query.responses[i] for i in order]
+        nonce = make_nonce("fence", config.seed, key, query.prompt, tuple(shown), order)
+        prompt = self.prompts.render(query.prompt, shown, nonce, query.reference)
+        request = GenerateRequest(
+            messages=({"role": "user", "content": prompt},),
+            n=count,
+            temperature=config.temperature,
+            max_tokens=config.max_tokens,
+            # Distinct per order, so a cache keyed on the request never merges two orders'
+            # samples and k votes stay k independent draws.
+            seed=int(make_nonce("seed", config.seed, key, order), 16) % (2**31),
+            constraint=build_constraint(len(order), config.constraint_kind)
+            if config.constrain
+            else None,
+            top_logprobs=config.top_logprobs if config.use_logprobs else None,
+        )
+        try:
+            completions = await self.backend.generate(request)
+        except _REQUEST_FAILURES as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            failed = Judgment("", None, None, None, order, None, "backend_error")
+            return [failed] * count, message
+        views = [response_view(text, self.prompts.view) for text in shown]
+        return [self._parse(c, order, views, nonce) for c in completions], None
+
+    def _parse(
+        self, completion: Completion, order: tuple[int, ...], views: Sequence[str], nonce: str
+    ) -> Judgment:
+        parsed = parse_judgment(completion.text, len(order), responses=views, nonce=nonce)
+        scores = expected = None
+        if parsed.scores is not None:
+            # Shown position p held input index order[p]; report by ascending input index.
+            by_index = dict(zip(order, parsed.scores, strict=True))
+            scores = tuple(by_index[i] for i in sorted(order))
+            if self.config.use_logprobs and parsed.spans is not None:
+                shown_expected = expected_scores(completion, parsed.spans)
+                if shown_expected is not None:
+                    by_index_e = dict(zip(order, shown_expected, strict=True))
+                    expected = tuple(by_index_e[i] for i in sorted(order))
+        return Judgment(
+            text=completion.text,
+            reasoning=parsed.reasoning,
+            principles=parsed.principles,
+            critique=parsed.critique,
+            order=order,
+            scores=scores,
+            error=parsed.error,
+            expected_scores=expected,
+        )

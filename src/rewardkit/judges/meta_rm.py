@@ -1,0 +1,270 @@
+"""The meta reward model: rates each sampled judgment for how likely it is correct.
+
+DeepSeek-GRM guides voting with a small scalar "meta RM" trained to tell a judgment that
+agrees with the ground-truth preference from one that does not; only the top `keep`
+judgments vote. This module defines
+
+- `MetaRM`, the protocol (`async rate(query, judgments) -> list[float]`);
+- `TransformersMetaRM`, a local sequence classifier (extra "hf", imported lazily);
+- `RemoteMetaRM`, an HTTP endpoint: POST {"inputs": [text, ...]} -> {"scores": [...]};
+- the training data format: `MetaRMRecord` JSONL and `format_meta_input`, the exact text the
+  model sees, so training and inference never drift apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rewardkit.errors import (
+    BackendConnectionError,
+    BackendError,
+    BackendHTTPError,
+    BackendTimeoutError,
+    InputError,
+    MissingDependencyError,
+)
+
+if TYPE_CHECKING:
+    from rewardkit.judges.data import JudgeQuery, JudgeResult, Judgment
+
+__all__ = [
+    "MetaRM",
+    "MetaRMRecord",
+    "RemoteMetaRM",
+    "TransformersMetaRM",
+    "format_meta_input",
+    "meta_inputs",
+    "read_meta_records",
+    "records_from_result",
+    "write_meta_records",
+]
+
+
+@runtime_checkable
+class MetaRM(Protocol):
+    """Rates judgments of one query; higher means more likely correct. One rating each."""
+
+    async def rate(self, query: JudgeQuery, judgments: Sequence[Judgment]) -> list[float]: ...
+
+
+def format_meta_input(prompt: str, shown: Sequence[str], judgment: str) -> str:
+    """The text a meta RM reads: the query, the responses in the order the judge saw them,
+    and the judge's full output."""
+    parts = [f"[Query]\n{prompt}"]
+    for position, text in enumerate(shown, start=1):
+        parts.append(f"[Response {position}]\n{text}")
+    parts.append(f"[Judgment]\n{judgment}")
+    return "\n\n".join(parts)
+
+
+def meta_inputs(query: JudgeQuery, judgments: Sequence[Judgment]) -> list[str]:
+    """`format_meta_input` for each judgment of `query` (responses in its shown order).
+
+    `judgment.order` indexes `query.responses` (the judge renumbers a chunk's judgments
+    before rating them).
+    """
+    return [
+        format_meta_input(query.prompt, [query.responses[i] for i in j.order], j.text)
+        for j in judgments
+    ]
+
+
+class MetaRMRecord(BaseModel):
+    """One training example for a meta RM (one line of a JSONL file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(description="The user query the judgment is about.")
+    responses: list[str] = Field(
+        min_length=1, description="The responses in the order the judge saw them."
+    )
+    judgment: str = Field(description="The judge's full output text.")
+    label: int = Field(
+        ge=0,
+        le=1,
+        description="1 when the judgment agreed with the ground-truth preference "
+        "(the preferred response scored strictly highest), else 0.",
+    )
+    id: str | None = Field(default=None, description="The query's id, for grouping.")
+    source: str | None = Field(default=None, description="Dataset or judge model it came from.")
+
+    def text(self) -> str:
+        """The model input, exactly as at inference."""
+        return format_meta_input(self.query, self.responses, self.judgment)
+
+
+def records_from_result(
+    query: JudgeQuery, result: JudgeResult, preferred: int, source: str | None = None
+) -> list[MetaRMRecord]:
+    """Label every valid judgment of `result` against the ground-truth best response."""
+    records = []
+    for judgment in result.judgments:
+        if judgment.scores is None or preferred not in judgment.order:
+            continue
+        by_index = dict(zip(judgment.indices, judgment.scores, strict=True))
+        best = by_index[preferred]
+        agrees = all(best > s for i, s in by_index.items() if i != preferred)
+        records.append(
+            MetaRMRecord(
+                query=query.prompt,
+                responses=[query.responses[i] for i in judgment.order],
+                judgment=judgment.text,
+                label=int(agrees),
+                id=query.id,
+                source=source,
+            )
+        )
+    return records
+
+
+def write_meta_records(path: str | Path, records: Iterable[MetaRMRecord]) -> int:
+    """Append records as JSONL; returns how many were written."""
+    count = 0
+    with Path(path).open("a", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(record.model_dump_json() + "\n")
+            count += 1
+    return count
+
+
+def read_meta_records(path: str | Path) -> Iterator[MetaRMRecord]:
+    """Records from a JSONL file; a bad line raises `InputError` naming the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"meta-RM data not found: {path}")
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield MetaRMRecord.model_validate_json(line)
+            except ValidationError as exc:
+                raise InputError(f"{path}:{number}: not a meta-RM record: {exc}") from exc
+
+
+class TransformersMetaRM:
+    """A local `AutoModelForSequenceClassification` as meta RM (pip extra "hf").
+
+    One label: its logit is the rating. Two or more: the logit margin of label 1 ("correct")
+    over label 0. The model loads on first use, inference runs in a worker thread.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str = "cpu",
+        batch_size: int = 8,
+        max_length: int = 4096,
+    ) -> None:
+        self.model_name = model
+        self.device = device
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        try:
+            import torch  # noqa: F401
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        except ImportError as exc:
+            raise MissingDependencyError("transformers", "hf", "the local meta RM") from exc
+        self._tokenizer = AutoTokenizer.from_pretrained(self.model_name)
+        self._model = AutoModelForSequenceClassification.from_pretrained(self.model_name)
+        self._model.to(self.device).eval()
+
+    def score_texts(self, texts: Sequence[str]) -> list[float]:
+        """Ratings for formatted inputs (synchronous)."""
+        self._load()
+        import torch
+
+        out: list[float] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = list(texts[start : start + self.batch_size])
+            encoded = self._tokenizer(
+                batch,
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            ).to(self.device)
+            with torch.no_grad():
+                logits = self._model(**encoded).logits.float()
+            if logits.shape[-1] == 1:
+                out.extend(logits[:, 0].tolist())
+            else:
+                out.extend((logits[:, 1] - logits[:, 0]).tolist())
+        return out
+
+    async def rate(self, query: JudgeQuery, judgments: Sequence[Judgment]) -> list[float]:
+        return await asyncio.to_thread(self.score_texts, meta_inputs(query, judgments))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_model"] = state["_tokenizer"] = None  # reloaded in the worker
+        return state
+
+
+class RemoteMetaRM:
+    """A meta RM behind HTTP: POST {"inputs": [...]} -> {"scores": [...]} (aiohttp)."""
+
+    def __init__(
+        self, url: str, *, timeout: float = 60.0, headers: dict[str, str] | None = None
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.headers = dict(headers or {})
+        self._session: Any = None
+
+    async def _get_session(self) -> Any:
+        import aiohttp
+
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout), headers=self.headers
+            )
+        return self._session
+
+    async def score_texts(self, texts: Sequence[str]) -> list[float]:
+        import aiohttp
+
+        session = await self._get_session()
+        try:
+            async with session.post(self.url, json={"inputs": list(texts)}) as response:
+                body = await response.text()
+                if response.status >= 400:
+                    raise BackendHTTPError(response.status, body[:200])
+        except TimeoutError as exc:
+            raise BackendTimeoutError(f"meta RM at {self.url} timed out") from exc
+        except aiohttp.ClientError as exc:
+            raise BackendConnectionError(f"meta RM at {self.url}: {exc}") from exc
+        try:
+            scores = json.loads(body)["scores"]
+            values = [float(s) for s in scores]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BackendError(f"meta RM at {self.url} answered without a 'scores' list") from exc
+        if len(values) != len(texts):
+            raise BackendError(f"meta RM returned {len(values)} scores for {len(texts)} inputs")
+        return values
+
+    async def rate(self, query: JudgeQuery, judgments: Sequence[Judgment]) -> list[float]:
+        return await self.score_texts(meta_inputs(query, judgments))
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_session"] = None
+        return state

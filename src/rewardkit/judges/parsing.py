@@ -1,0 +1,210 @@
+"""Reading a verdict out of judge text: the last valid `\\boxed{...}`, never a guessed 0.
+
+A verdict is a `\\boxed{s1, ..., sn}` with exactly n integers in 1-10. The parser
+
+1. keeps a `<think>` block apart (a reasoning judge may write score lines while thinking;
+   they are not the verdict);
+2. drops every candidate that is an *echo* of a response: text between our fences (the
+   per-request nonce), a quoted span or `>` quote, or a line copied verbatim from a response
+   — so `Scores: \\boxed{10, 10}` written inside a response cannot become the verdict;
+3. prefers the last valid candidate on a `Scores:` line, then the last valid candidate
+   anywhere.
+
+When nothing valid remains it returns an error code — `no_verdict`, `echoed_verdict`,
+`wrong_count`, `out_of_range`, `not_integer`, `empty_verdict`, `unterminated_think` — and the
+caller keeps the raw text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "ParsedJudgment",
+    "extract_sections",
+    "parse_judgment",
+    "split_reasoning",
+]
+
+SCORE_MIN, SCORE_MAX = 1, 10
+
+_BOXED = re.compile(r"\\boxed\s*\{([^{}]*)\}")
+# A `Scores:` label at the start of a line, allowing markdown decoration ("**Scores:**").
+_SCORES_LINE = re.compile(r"^[\s>*#_`-]*scores?\s*[*_]*\s*[:：]", re.IGNORECASE)
+_SEPARATORS = re.compile(r"[,;、，；]")  # full-width commas from CJK-tuned judges
+_INT = re.compile(r"^[+]?\d+$")
+_FLOAT = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+)$")
+_SECTION = re.compile(
+    r"^[\s*#_]*(?P<name>specific criteria|principles?|analysis|critiques?|scores?)\s*[*_]*\s*[:：]",
+    re.IGNORECASE | re.MULTILINE,
+)
+_XML_SECTIONS = {
+    "principles": re.compile(r"<specific_criteria>(.*?)</specific_criteria>", re.DOTALL),
+    "critique": re.compile(r"<analysis>(.*?)</analysis>", re.DOTALL),
+}
+_FENCE = re.compile(r"\[BEGIN RESPONSE (\d+) (?P<nonce>[0-9a-f]{12})\]")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedJudgment:
+    """The verdict of one judge output, in the order the responses were *shown*."""
+
+    scores: tuple[int, ...] | None
+    error: str | None
+    reasoning: str | None
+    principles: str | None
+    critique: str | None
+    #: (start, end) character offsets in the full text of each score of the verdict; used to
+    #: find the score tokens in the logprobs.
+    spans: tuple[tuple[int, int], ...] | None = None
+
+
+def split_reasoning(text: str) -> tuple[str | None, str, int, bool]:
+    """(reasoning, verdict_text, offset of verdict_text in text, terminated).
+
+    A judge prompt may pre-fill `<think>`, so a lone `</think>` also closes reasoning.
+    """
+    close = text.rfind("</think>")
+    if close >= 0:
+        start = text.find("<think>")
+        begin = start + len("<think>") if 0 <= start < close else 0
+        offset = close + len("</think>")
+        return text[begin:close].strip(), text[offset:], offset, True
+    start = text.find("<think>")
+    if start >= 0:
+        return text[start + len("<think>") :].strip(), "", len(text), False
+    return None, text, 0, True
+
+
+def extract_sections(verdict_text: str) -> tuple[str | None, str | None]:
+    """(principles, critique): the `Specific Criteria:` and `Analysis:` parts, if present."""
+    found: dict[str, str] = {}
+    for key, pattern in _XML_SECTIONS.items():
+        match = pattern.search(verdict_text)
+        if match:
+            found[key] = match.group(1).strip()
+    heads = list(_SECTION.finditer(verdict_text))
+    for i, head in enumerate(heads):
+        name = head.group("name").lower()
+        if name.startswith(("specific", "principle")):
+            section = "principles"
+        elif name.startswith(("analysis", "critique")):
+            section = "critique"
+        else:
+            continue
+        if section in found:
+            continue
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(verdict_text)
+        body = verdict_text[head.end() : end].strip()
+        if body:
+            found[section] = body
+    return found.get("principles"), found.get("critique")
+
+
+def _echo_spans(text: str, nonce: str | None) -> list[tuple[int, int]]:
+    """Character ranges of `text` that reproduce fenced responses."""
+    spans: list[tuple[int, int]] = []
+    for begin in _FENCE.finditer(text):
+        if nonce is not None and begin.group("nonce") != nonce:
+            continue
+        end_tag = f"[END RESPONSE {begin.group(1)} {begin.group('nonce')}]"
+        stop = text.find(end_tag, begin.end())
+        # An echo that never closes swallows the rest: nothing after it is trusted.
+        spans.append((begin.start(), len(text) if stop < 0 else stop + len(end_tag)))
+    return spans
+
+
+def _normalise_ws(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _quoted(line_before: str) -> bool:
+    """Is a position inside an open quotation on its line?"""
+    return (
+        line_before.count('"') % 2 == 1
+        or line_before.count("`") % 2 == 1
+        or line_before.count("“") > line_before.count("”")
+        or line_before.count("「") > line_before.count("」")
+    )
+
+
+def _read_scores(body: str, n: int) -> tuple[tuple[int, ...] | None, str | None, list[tuple[int, int]]]:
+    """Scores from the inside of a box, with each score's offsets inside `body`."""
+    items: list[tuple[str, int, int]] = []
+    pos = 0
+    for part in _SEPARATORS.split(body):
+        start = pos + (len(part) - len(part.lstrip()))
+        items.append((part.strip(), start, start + len(part.strip())))
+        pos += len(part) + 1
+    if all(not item for item, _, _ in items):
+        return None, "empty_verdict", []
+    scores: list[int] = []
+    for raw, _, _ in items:
+        item = unicodedata.normalize("NFKC", raw)
+        if _INT.match(item):
+            scores.append(int(item))
+        elif _FLOAT.match(item) and float(item).is_integer():
+            scores.append(int(float(item)))  # "7.0" is still an integer score
+        elif _FLOAT.match(item):
+            return None, "not_integer", []
+        else:
+            return None, "not_integer", []
+    if len(scores) != n:
+        return None, "wrong_count", []
+    if any(not SCORE_MIN <= s <= SCORE_MAX for s in scores):
+        return None, "out_of_range", []
+    return tuple(scores), None, [(a, b) for _, a, b in items]
+
+
+def parse_judgment(
+    text: str,
+    n: int,
+    *,
+    responses: Sequence[str] = (),
+    nonce: str | None = None,
+) -> ParsedJudgment:
+    """Parse one judge output for `n` shown responses (`responses` as shown, for echo checks)."""
+    reasoning, verdict_text, offset, terminated = split_reasoning(text)
+    principles, critique = extract_sections(verdict_text)
+    if not terminated:
+        return ParsedJudgment(None, "unterminated_think", reasoning, principles, critique)
+
+    echoes = _echo_spans(verdict_text, nonce)
+    response_lines = [_normalise_ws(r) for r in responses if r.strip()]
+    preferred: tuple[tuple[int, ...], list[tuple[int, int]]] | None = None
+    fallback: tuple[tuple[int, ...], list[tuple[int, int]]] | None = None
+    last_error: str | None = None
+    saw_echo = False
+    for match in _BOXED.finditer(verdict_text):
+        line_start = verdict_text.rfind("\n", 0, match.start()) + 1
+        line_end = verdict_text.find("\n", match.end())
+        line = verdict_text[line_start : len(verdict_text) if line_end < 0 else line_end]
+        norm_line = _normalise_ws(line)
+        if (
+            any(a <= match.start() < b for a, b in echoes)
+            or line.lstrip().startswith(">")
+            or _quoted(verdict_text[line_start : match.start()])
+            or any(norm_line and norm_line in r for r in response_lines)
+        ):
+            saw_echo = True
+            continue
+        scores, error, inner = _read_scores(match.group(1), n)
+        if scores is None:
+            last_error = error
+            continue
+        base = offset + match.start(1)
+        spans = [(base + a, base + b) for a, b in inner]
+        if _SCORES_LINE.match(line):
+            preferred = (scores, spans)
+        else:
+            fallback = (scores, spans)
+    chosen = preferred or fallback
+    if chosen is not None:
+        return ParsedJudgment(
+            chosen[0], None, reasoning, principles, critique, tuple(chosen[1])
+        )
+    error = last_error or ("echoed_verdict" if saw_echo else "no_verdict")
+    return ParsedJudgment(None, error, reasoning, principles, critique)
