@@ -1,0 +1,365 @@
+"""`rewardkit judge` end to end against the fake OpenAI server on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rewardkit.cli.main import main
+from rewardkit.testing.fake_openai import FakeOpenAI, Fault, spct_reply
+
+_QUESTION_RE = re.compile(r"question-(\d+)\b")
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI().run_in_thread() as fake:
+        yield fake
+
+
+def write_queries(path: Path, n: int, *, responses: int = 2, extra: bool = True) -> Path:
+    with path.open("w", encoding="utf-8") as handle:
+        for i in range(n):
+            record: dict[str, Any] = {
+                "id": f"q{i}",
+                "prompt": f"question-{i}: what is {i} + {i}?",
+                "responses": [f"The answer is {2 * i + r}." for r in range(responses)],
+            }
+            if extra:
+                record["source"] = "unit"
+                record["meta"] = {"n": i}
+            handle.write(json.dumps(record) + "\n")
+    return path
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def asked_questions(fake: FakeOpenAI) -> Counter[int]:
+    """How many requests the server got per question number."""
+    found: Counter[int] = Counter()
+    for body in fake.bodies:
+        text = "\n".join(str(m.get("content", "")) for m in body["messages"])
+        match = _QUESTION_RE.search(text)
+        assert match, "every judge request shows its query"
+        found[int(match.group(1))] += 1
+    return found
+
+
+def judge_cli(tmp_path: Path, fake: FakeOpenAI | None, *args: str, base_url: str | None = None) -> int:
+    url = base_url or (fake.base_url if fake else "")
+    argv = ["judge", *args]
+    if url:
+        argv += ["--base-url", url]
+    return main([*argv, "--no-progress"])
+
+
+# -- happy path ---------------------------------------------------------------------------
+
+
+def test_happy_path_writes_one_line_per_id_with_rewards_and_judgments(
+    tmp_path: Path, server: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = write_queries(tmp_path / "in.jsonl", 12)
+    with src.open("a") as handle:  # one single-response record, with a reference
+        handle.write(json.dumps({"id": "single", "prompt": "question-99: hi", "response": "hello",
+                                 "reference": "hello"}) + "\n")
+    out = tmp_path / "out.jsonl"
+    code = judge_cli(tmp_path, server, str(src), "-o", str(out), "--model", "judge", "--samples", "3")
+    assert code == 0
+    lines = read_lines(out)
+    assert sorted(line["id"] for line in lines) == sorted([f"q{i}" for i in range(12)] + ["single"])
+    for line in lines:
+        expected = 1 if line["id"] == "single" else 2
+        assert len(line["rewards"]) == expected
+        assert all(isinstance(r, float) for r in line["rewards"])
+        assert line["error"] is None
+        assert line["valid"] == 3 and len(line["judgments"]) == 3
+        for judgment in line["judgments"]:
+            assert judgment["scores"] is not None and judgment["principles"]
+            assert len(judgment["scores"]) == expected
+        # the vote is the sum of the per-sample scores (default reducer)
+        for position, reward in enumerate(line["rewards"]):
+            assert reward == pytest.approx(sum(line["sample_scores"][position]))
+    by_id = {line["id"]: line for line in lines}
+    assert by_id["q5"]["source"] == "unit" and by_id["q5"]["meta"] == {"n": 5}
+    assert set(asked_questions(server)) == set(range(12)) | {99}
+    summary = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "13 judged" in summary and "0 with errors" in summary
+
+
+def test_rerun_is_a_no_op_and_more_samples_only_tops_up(tmp_path: Path, server: FakeOpenAI) -> None:
+    src = write_queries(tmp_path / "in.jsonl", 10)
+    out = tmp_path / "out.jsonl"
+    cache = tmp_path / "shared.sqlite"
+    args = ["--model", "judge", "--cache", str(cache)]
+    assert judge_cli(tmp_path, server, str(src), "-o", str(out), *args, "--samples", "4") == 0
+    first = sum(body.get("n", 1) for body in server.bodies)
+    assert first == 40
+
+    server.reset_stats()
+    assert judge_cli(tmp_path, server, str(src), "-o", str(out), *args, "--samples", "4") == 0
+    assert server.requests == 0  # every id already written
+    assert len(read_lines(out)) == 10
+
+    # same cache, a new output, twice the samples: only the 4 new samples per query are asked
+    out8 = tmp_path / "out8.jsonl"
+    assert judge_cli(tmp_path, server, str(src), "-o", str(out8), *args, "--samples", "8") == 0
+    assert sum(body.get("n", 1) for body in server.bodies) == 40
+    lines = read_lines(out8)
+    assert all(line["valid"] == 8 for line in lines)
+
+
+def test_no_cache_writes_no_cache_file(tmp_path: Path, server: FakeOpenAI) -> None:
+    src = write_queries(tmp_path / "in.jsonl", 3)
+    out = tmp_path / "out.jsonl"
+    assert judge_cli(tmp_path, server, str(src), "-o", str(out), "--model", "j", "--no-cache") == 0
+    assert not Path(f"{out}.cache.sqlite").exists()
+    assert len(read_lines(out)) == 3
+
+
+def test_default_cache_sits_beside_the_output(tmp_path: Path, server: FakeOpenAI) -> None:
+    src = write_queries(tmp_path / "in.jsonl", 3)
+    out = tmp_path / "out.jsonl"
+    assert judge_cli(tmp_path, server, str(src), "-o", str(out), "--model", "j") == 0
+    assert Path(f"{out}.cache.sqlite").is_file()
+
+
+def test_two_base_urls_share_the_load(tmp_path: Path) -> None:
+    src = write_queries(tmp_path / "in.jsonl", 20)
+    out = tmp_path / "out.jsonl"
+    with FakeOpenAI().run_in_thread() as a, FakeOpenAI().run_in_thread() as b:
+        code = main(["judge", str(src), "-o", str(out), "--model", "j", "--no-progress",
+                     "--base-url", a.base_url, "--base-url", b.base_url])
+        assert code == 0
+        assert a.requests > 0 and b.requests > 0 and a.requests + b.requests == 20
+    assert len(read_lines(out)) == 20
+
+
+# -- bad input and faults -------------------------------------------------------------------
+
+
+BAD_LINES = [
+    ("{not json", "invalid JSON"),
+    ("[1, 2]", "expected a JSON object"),
+    (json.dumps({"id": "no-responses", "prompt": "p"}), "missing 'responses'"),
+    (json.dumps({"id": "empty", "prompt": "p", "responses": []}), "non-empty list"),
+    (json.dumps({"id": "num", "prompt": "p", "responses": ["a", 3]}), "response 1 must be a string"),
+    (json.dumps({"id": "prompt", "prompt": 5, "responses": ["a"]}), "'prompt' must be a string"),
+    (json.dumps({"id": "ref", "prompt": "p", "responses": ["a"], "reference": {"x": 1}}), "'reference'"),
+]
+
+
+def test_bad_lines_get_an_error_line_and_the_run_goes_on(
+    tmp_path: Path, server: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.jsonl"
+    good = [json.dumps({"id": f"g{i}", "prompt": f"question-{i}", "responses": ["x"]}) for i in range(3)]
+    src.write_text("\n".join([good[0], *(b for b, _ in BAD_LINES), good[1], "", good[2]]) + "\n")
+    out = tmp_path / "out.jsonl"
+    code = judge_cli(tmp_path, server, str(src), "-o", str(out), "--model", "j")
+    assert code == 1  # some lines could not be judged
+    lines = {line["id"]: line for line in read_lines(out)}
+    assert len(lines) == 3 + len(BAD_LINES)
+    for number, (_, message) in enumerate(BAD_LINES, start=2):
+        line = next(v for v in lines.values() if v.get("line") == number)
+        assert line["error"].startswith(f"line {number}:") and message in line["error"]
+        assert line["rewards"] is None
+    for i in range(3):
+        assert lines[f"g{i}"]["error"] is None and len(lines[f"g{i}"]["rewards"]) == 1
+    assert f"{len(BAD_LINES)} bad input lines" in capsys.readouterr().err
+
+
+def test_chat_message_prompts_are_accepted(tmp_path: Path, server: FakeOpenAI) -> None:
+    src = tmp_path / "in.jsonl"
+    record = {"id": "chat", "responses": ["ok"], "prompt": [
+        {"role": "system", "content": "be brief"}, {"role": "user", "content": "question-7: hi"}]}
+    src.write_text(json.dumps(record) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert judge_cli(tmp_path, server, str(src), "-o", str(out), "--model", "j") == 0
+    assert asked_questions(server) == {7: 1}
+    assert "be brief" in server.bodies[0]["messages"][-1]["content"]
+
+
+def test_duplicate_ids_are_judged_once(tmp_path: Path, server: FakeOpenAI) -> None:
+    src = tmp_path / "in.jsonl"
+    line = json.dumps({"id": "same", "prompt": "question-1", "responses": ["x"]})
+    src.write_text(f"{line}\n{line}\n")
+    out = tmp_path / "out.jsonl"
+    assert judge_cli(tmp_path, server, str(src), "-o", str(out), "--model", "j") == 0
+    assert [x["id"] for x in read_lines(out)] == ["same"]
+
+
+def test_faults_end_scored_or_with_an_explicit_error(tmp_path: Path) -> None:
+    """500s, 429s, garbage bodies, hung requests and unparseable judge text, all in one run."""
+
+    def reply(body: dict[str, Any], index: int) -> str:
+        text = body["messages"][-1]["content"]
+        return "I refuse to give scores." if "question-3:" in text else spct_reply(body, index)
+
+    faults = [Fault.http(500), Fault.http(429, retry_after=0), Fault("garbage"), Fault.hang(),
+              Fault.http(503), Fault("empty_choices"), Fault("disconnect")]
+    src = write_queries(tmp_path / "in.jsonl", 30)
+    out = tmp_path / "out.jsonl"
+    with FakeOpenAI(reply, faults=faults).run_in_thread() as fake:
+        code = judge_cli(tmp_path, fake, str(src), "-o", str(out), "--model", "j",
+                         "--timeout", "0.5", "--retries", "3", "--concurrency", "8")
+        assert fake.requests >= 30 + len(faults)  # every fault cost a retry
+    lines = {line["id"]: line for line in read_lines(out)}
+    assert sorted(lines) == sorted(f"q{i}" for i in range(30))
+    unparseable = lines.pop("q3")
+    assert unparseable["error"] is not None and unparseable["rewards"] == [None, None]
+    assert unparseable["judgments"][0]["text"] == "I refuse to give scores."
+    for line in lines.values():  # the transport faults were all retried away
+        assert line["error"] is None, line
+        assert all(isinstance(r, float) for r in line["rewards"])
+    assert code == 1
+
+
+def test_a_judge_that_always_fails_gives_error_lines_not_a_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = write_queries(tmp_path / "in.jsonl", 5)
+    out = tmp_path / "out.jsonl"
+    with FakeOpenAI(always=Fault.http(500)).run_in_thread() as fake:
+        code = judge_cli(tmp_path, fake, str(src), "-o", str(out), "--model", "j", "--retries", "1")
+        assert fake.requests == 10  # one try and one retry per query
+    assert code == 1
+    lines = read_lines(out)
+    assert len(lines) == 5
+    assert all("500" in line["error"] and line["rewards"] == [None, None] for line in lines)
+    assert not Path(f"{out}.cache.sqlite").exists() or _cache_rows(Path(f"{out}.cache.sqlite")) == 0
+    assert "5 with errors" in capsys.readouterr().err
+
+
+def _cache_rows(path: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM completions").fetchone()[0])
+
+
+def test_unreachable_base_url_is_a_per_query_error(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    src = write_queries(tmp_path / "in.jsonl", 3)
+    out = tmp_path / "out.jsonl"
+    code = judge_cli(tmp_path, None, str(src), "-o", str(out), "--model", "j", "--retries", "0",
+                     base_url=f"http://127.0.0.1:{port}/v1")
+    assert code == 1
+    lines = read_lines(out)
+    assert len(lines) == 3 and all(line["error"] for line in lines)
+
+
+# -- user mistakes: exit 2, one line ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--base-url", "http://127.0.0.1:9/v1"], "--model is required"),
+        (["--model", "j"], "--base-url is required"),
+        (["--model", "j", "--base-url", "u", "--samples", "0"], "--samples"),
+        (["--model", "j", "--base-url", "u", "--concurrency", "0"], "--concurrency"),
+        (["--model", "j", "--base-url", "u", "--keep", "2"], "--keep needs --meta-rm"),
+        (["--model", "j", "--base-url", "u", "--template", "/nonexistent/t.txt"], "--template"),
+        (["--model", "j", "--base-url", "u", "--mode", "rubric"], "rubric"),
+        (["--model", "j", "--base-url", "u", "--no-cache", "--cache", "x"], "--no-cache"),
+        (["--model", "j", "--base-url", "u", "--meta-rm", "/nonexistent/rm"], "--meta-rm"),
+        (["--backend", "transformers", "--model", "m", "--base-url", "u"], "--base-url applies"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    src = write_queries(tmp_path / "in.jsonl", 1)
+    code = main(["judge", str(src), "-o", str(tmp_path / "out.jsonl"), "--no-progress", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("rewardkit judge: error:") and message in err[0]
+    assert not (tmp_path / "out.jsonl").exists() or not (tmp_path / "out.jsonl").read_text()
+
+
+def test_missing_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["judge", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "o.jsonl"),
+                 "--model", "j", "--base-url", "http://127.0.0.1:9/v1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "input not found" in err[0]
+
+
+def test_a_user_template_reaches_the_judge(tmp_path: Path, server: FakeOpenAI) -> None:
+    template = tmp_path / "t.txt"
+    template.write_text("HOUSE RULES. Query: {query}\n{responses}\nEnd with Scores: \\boxed{{...}}")
+    src = write_queries(tmp_path / "in.jsonl", 1)
+    out = tmp_path / "out.jsonl"
+    assert judge_cli(tmp_path, server, str(src), "-o", str(out), "--model", "j",
+                     "--template", str(template)) == 0
+    assert "HOUSE RULES" in json.dumps(server.bodies[0]["messages"])
+
+
+def test_principles_from_a_file_or_text(tmp_path: Path, server: FakeOpenAI) -> None:
+    src = write_queries(tmp_path / "in.jsonl", 1)
+    rules = tmp_path / "rules.txt"
+    rules.write_text("Prefer answers that cite a source.")
+    assert judge_cli(tmp_path, server, str(src), "-o", str(tmp_path / "a.jsonl"), "--model", "j",
+                     "--principles", str(rules)) == 0
+    assert judge_cli(tmp_path, server, str(src), "-o", str(tmp_path / "b.jsonl"), "--model", "j",
+                     "--principles", "Penalise hedging.") == 0
+    sent = [json.dumps(body["messages"]) for body in server.bodies]
+    assert "cite a source" in sent[0] and "Penalise hedging." in sent[1]
+
+
+# -- resume after SIGKILL ---------------------------------------------------------------------
+
+
+def test_resume_after_sigkill_does_not_ask_again(tmp_path: Path) -> None:
+    n = 300
+    src = write_queries(tmp_path / "in.jsonl", n, extra=False)
+    out = tmp_path / "out.jsonl"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with FakeOpenAI(delay=0.02).run_in_thread() as fake:
+        cmd = [sys.executable, "-m", "rewardkit.cli.main", "judge", str(src), "-o", str(out),
+               "--model", "j", "--base-url", fake.base_url, "--concurrency", "8", "--no-progress"]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # kill once part of the output is on disk
+            if out.exists() and out.read_bytes().count(b"\n") >= 40:
+                break
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+        done_before = {json.loads(line)["id"] for line in out.read_text().splitlines() if line.endswith("}")}
+        assert 40 <= len(done_before) < n, "the kill landed mid-run"
+        asked_before = asked_questions(fake)
+
+        fake.reset_stats()
+        rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert rerun.returncode == 0, rerun.stderr
+        asked_after = asked_questions(fake)
+
+    lines = read_lines(out)
+    ids = [line["id"] for line in lines]
+    assert sorted(ids) == sorted(f"q{i}" for i in range(n)), "every id exactly once"
+    # completed queries are never asked again; the rest are asked at most once more
+    assert not {f"q{i}" for i in asked_after} & done_before
+    assert set(asked_after) | set(asked_before) == set(range(n))
+    assert all(count == 1 for count in asked_after.values())
+    assert sum(asked_after.values()) <= n - len(done_before)
+    assert "already done" in rerun.stderr
