@@ -160,7 +160,9 @@ class ResultWriter:
     def write(self, results: Iterable[dict[str, Any]]) -> None:
         """Write results (each with an `id`) and flush them to disk."""
         for result in results:
-            self._handle.write(json.dumps(result, ensure_ascii=False) + "\n")
+            # default=str: a reward's details may hold a set or a Path; one odd value must
+            # not stop a long run after hours of scoring.
+            self._handle.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
             self.done.add(str(result["id"]))
         self._handle.flush()
         os.fsync(self._handle.fileno())

@@ -113,7 +113,8 @@ def load_spec(source: str | Path | dict[str, Any] | RewardSpec) -> RewardSpec:
             else:
                 data = yaml.safe_load(text)
         except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from exc
+            kind = {".toml": "TOML", ".json": "JSON"}.get(path.suffix, "YAML")
+            raise ConfigError(f"{path}: not valid {kind}: {_one_line(exc)}") from exc
     else:
         data = source
     if not isinstance(data, dict):
@@ -121,8 +122,35 @@ def load_spec(source: str | Path | dict[str, Any] | RewardSpec) -> RewardSpec:
     try:
         return RewardSpec.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{origin}: invalid spec: {problems}") from exc
+        raise ConfigError(f"{origin}: invalid spec: {_problems(exc)}") from exc
+
+
+def _one_line(exc: Exception) -> str:
+    """A parser error as one line: the CLI prints one line per error."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
+
+
+def _problems(exc: ValidationError) -> str:
+    """Validation errors keyed by field; a union's per-member failures become one entry."""
+    by_loc: dict[str, list[str]] = {}
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        # pydantic tags each failed union member ("str", "list[union[str,int,bool]]"):
+        # the user only needs to know the field's value has the wrong shape.
+        tag = next((i for i, part in enumerate(loc) if i and part in _UNION_TAGS), None)
+        if tag is not None and err["type"] in _UNION_MEMBER_ERRORS:
+            loc = loc[:tag]
+            message = "expected a string, number or boolean, or a list of them"
+        else:
+            message = err["msg"]
+        messages = by_loc.setdefault(".".join(loc) or "<root>", [])
+        if message not in messages:
+            messages.append(message)
+    return "; ".join(f"{loc}: {', '.join(msgs)}" for loc, msgs in by_loc.items())
+
+
+_UNION_MEMBER_ERRORS = {"string_type", "int_type", "int_parsing", "bool_type", "bool_parsing", "list_type"}
+_UNION_TAGS = {"str", "int", "bool", "list[union[str,int,bool]]"}

@@ -1,0 +1,215 @@
+"""`rewardkit score INPUT -o OUTPUT (--reward NAME [--arg k=v ...] | --spec FILE)`.
+
+Reads samples (JSONL, Parquet or a `datasets` folder), scores them in chunks through
+`Scorer.score`, and appends one JSON line per input row to OUTPUT:
+
+    {"id": "7", "reward": 1.0, "details": {"math": {"score": 1.0, "reason": "correct", ...}}}
+    {"id": "8", "reward": null, "details": {...}, "reason": "math: no_answer"}
+    {"id": "9", "line": 9, "reward": null, "details": {}, "error": "line 9: invalid JSON ..."}
+
+Every input row gets exactly one line, keyed by a unique `id`:
+
+* a scored or unscored sample: its own id (the line number when it has none);
+* a malformed row: the line number as id, with `line` and `error`;
+* a row whose id was already used by an earlier row: id `"<id>@line<N>"`, with `line`
+  and `error` naming the first line — the earlier row wins and is the one scored.
+
+Rerunning the same command resumes: ids already in OUTPUT are skipped, and a half-written
+last line from a crash is trimmed first (`ResultWriter`). Rewards that need many cores
+(math, code) bring their own worker pools; this loop only batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rewardkit.errors import ConfigError, InputError
+from rewardkit.io import InputRow, ResultWriter, iter_rows, sample_from_record
+from rewardkit.scoring import RewardReport, Scorer
+from rewardkit.spec import RewardSpec, load_spec
+from rewardkit.types import Sample
+
+DEFAULT_CHUNK_SIZE = 256
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="INPUT", help="JSONL file, Parquet file or `datasets` folder")
+    parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="JSONL results (appended; rerun to resume)")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--reward", metavar="NAME", help="a registered reward (see `rewardkit rewards`)")
+    which.add_argument("--spec", metavar="FILE", help="a reward spec (YAML, TOML or JSON)")
+    parser.add_argument(
+        "--arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="option for --reward; VALUE is read as YAML (10, 0.5, true, text). Repeatable.",
+    )
+    parser.add_argument(
+        "--chunk-size",
+        type=int,
+        default=DEFAULT_CHUNK_SIZE,
+        metavar="N",
+        help=f"samples scored per batch and flushed together (default {DEFAULT_CHUNK_SIZE})",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def parse_reward_args(pairs: Sequence[str]) -> dict[str, Any]:
+    """`["max_length=100", "opened=true"]` -> `{"max_length": 100, "opened": True}`."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--arg {pair!r}: expected KEY=VALUE")
+        if key in options:
+            raise ConfigError(f"--arg {key!r} given twice")
+        options[key] = _yaml_value(raw)
+    return options
+
+
+def _yaml_value(raw: str) -> Any:
+    """A YAML scalar (or a flow `[...]`/`{...}`); anything else stays the raw string.
+
+    `|special_token|` or `a: b` are not meant as YAML block scalars or mappings: a user
+    typing them on a command line means the text.
+    """
+    if not raw.strip():
+        return ""
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    if isinstance(value, list | dict) and not raw.lstrip().startswith(("[", "{")):
+        return raw
+    return value
+
+
+def _spec_from_args(args: argparse.Namespace) -> RewardSpec:
+    if args.spec is not None:
+        if args.arg:
+            raise ConfigError("--arg applies to --reward; put options under `args:` in the spec")
+        return load_spec(args.spec)
+    return RewardSpec.single(args.reward, **parse_reward_args(args.arg))
+
+
+@dataclass
+class _Counts:
+    scored: int = 0
+    unscored: int = 0
+    errors: int = 0
+    skipped: int = 0
+
+    def summary(self, seconds: float, output: Path) -> str:
+        return (
+            f"rewardkit score: {self.scored} scored, {self.unscored} unscored, "
+            f"{self.errors} errors, {self.skipped} already done; {seconds:.1f} s -> {output}"
+        )
+
+
+def _error_line(key: str, line: int, message: str) -> dict[str, Any]:
+    return {"id": key, "line": line, "reward": None, "details": {}, "error": message}
+
+
+def _report_line(sample_id: str, report: RewardReport) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": sample_id, "reward": report.reward, "details": report.details()}
+    if report.reward is None:
+        out["reason"] = report.reason
+    return out
+
+
+def _count_lines(path: Path) -> int | None:
+    """Rows in a JSONL file, for the progress bar; None for other formats."""
+    if path.is_dir() or path.suffix == ".parquet":
+        return None
+    with path.open("rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+
+def _progress(total: int | None, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="sample", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
+
+
+def _chunks(
+    rows: Iterator[InputRow], done: set[str], counts: _Counts, bar: Any, size: int
+) -> Iterator[list[Sample | dict[str, Any]]]:
+    """Rows still to do, in input order and in chunks: a `Sample`, or the error line of a bad row."""
+    first_line: dict[str, int] = {}
+    chunk: list[Sample | dict[str, Any]] = []
+    for row in rows:
+        key = row.id
+        if key in first_line:
+            key = f"{row.id}@line{row.line}"
+            problem: str | None = (
+                f"line {row.line}: duplicate id {row.id!r} (first on line {first_line[row.id]}); not scored"
+            )
+        else:
+            first_line[key] = row.line
+            problem = row.error
+        if key in done:
+            counts.skipped += 1
+            bar.update(1)
+            continue
+        item: Sample | dict[str, Any] | None = None
+        if problem is None and row.record is not None:
+            try:
+                item = sample_from_record(row.record, row.line)
+            except InputError as exc:
+                problem = str(exc)
+        if item is None:
+            item = _error_line(key, row.line, problem or f"line {row.line}: unreadable row")
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    input_path = Path(args.input)
+    output_path = Path(args.output)
+    if args.chunk_size < 1:
+        raise ConfigError("--chunk-size must be at least 1")
+    if not input_path.exists():
+        raise InputError(f"input not found: {input_path}")
+    if output_path.exists() and output_path.resolve() == input_path.resolve():
+        raise ConfigError("OUTPUT is the INPUT file; choose another -o path")
+    spec = _spec_from_args(args)
+    rows = iter_rows(input_path)  # a generator: reading starts below
+    counts = _Counts()
+    # Build the rewards before touching OUTPUT, so a bad spec leaves no empty file behind.
+    with Scorer(spec) as scorer, ResultWriter(output_path) as writer:
+        show = not args.no_progress and sys.stderr.isatty()
+        with _progress(_count_lines(input_path) if show else None, show) as bar:
+            for chunk in _chunks(rows, writer.done, counts, bar, args.chunk_size):
+                samples = [item for item in chunk if isinstance(item, Sample)]
+                reports = iter(scorer.score(samples) if samples else [])
+                lines = []
+                for item in chunk:
+                    if not isinstance(item, Sample):
+                        lines.append(item)
+                        counts.errors += 1
+                        continue
+                    report = next(reports)
+                    lines.append(_report_line(str(item.id), report))
+                    if report.scored:
+                        counts.scored += 1
+                    else:
+                        counts.unscored += 1
+                writer.write(lines)
+                bar.update(len(chunk))
+    print(counts.summary(time.perf_counter() - started, output_path), file=sys.stderr)
+    return 0
