@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ClassVar
 
 import pytest
 
@@ -55,7 +55,20 @@ class CountingScorer(Scorer):
 
 
 @pytest.fixture
-def exact_scorer() -> CountingScorer:
-    scorer = CountingScorer({"rewards": [{"reward": "server_test_exact"}]})
-    yield scorer
-    scorer.close()
+def make_scorer() -> Iterator[Callable[..., CountingScorer]]:
+    """Build CountingScorers from specs; closed after the test."""
+    made: list[CountingScorer] = []
+
+    def make(spec: dict[str, Any] | None = None, delay: float = 0.0) -> CountingScorer:
+        scorer = CountingScorer(spec or {"rewards": [{"reward": "server_test_exact"}]}, delay=delay)
+        made.append(scorer)
+        return scorer
+
+    yield make
+    for scorer in made:
+        scorer.close()
+
+
+@pytest.fixture
+def exact_scorer(make_scorer: Callable[..., CountingScorer]) -> CountingScorer:
+    return make_scorer()

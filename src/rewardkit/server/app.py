@@ -18,6 +18,7 @@ from typing import Any
 
 from rewardkit import __version__
 from rewardkit.errors import MissingDependencyError
+from rewardkit.registry import resolve_factory
 from rewardkit.scoring import RewardReport, Scorer
 from rewardkit.server.batching import MicroBatcher
 from rewardkit.server.config import ServerConfig
@@ -38,6 +39,7 @@ try:
     from fastapi.exceptions import RequestValidationError
     from fastapi.requests import Request
     from fastapi.responses import JSONResponse, PlainTextResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError("fastapi", "server", "rewardkit serve") from exc
 
@@ -68,7 +70,7 @@ class _Service:
         self.config = config
         self.metrics = metrics
         self.labels = [entry.label for entry in scorer.spec.rewards]
-        self.judge_labels = {e.label for e in scorer.spec.rewards if e.reward == "judge"}
+        self.judge_labels = {e.label for e in scorer.spec.rewards if _is_judge(e.reward)}
         self._batcher: MicroBatcher[Sample, RewardReport] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -115,6 +117,16 @@ class _Service:
             await self._batcher.aclose()
 
 
+def _is_judge(reward: str) -> bool:
+    """A judge reward: registered as "judge", or a class whose `name` says so."""
+    if reward == "judge":
+        return True
+    try:
+        return getattr(resolve_factory(reward), "name", None) == "judge"
+    except Exception:  # already built by the Scorer, so this cannot really fail
+        return False
+
+
 def _unscored_batch(samples: Sequence[Sample], exc: BaseException) -> list[RewardReport]:
     reason = f"error: scoring failed: {type(exc).__name__}: {exc}"
     return [RewardReport(None, {}, {}, reason=reason) for _ in samples]
@@ -157,6 +169,14 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None) -> FastAPI:
         if "json" not in request.headers.get("content-type", ""):
             problems += " (send the body as JSON with 'Content-Type: application/json')"
         return _error(422, "invalid_request", problems, detail=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and request.method == "POST":
+            # FastAPI's answer to a body it cannot even decode (bad encoding): still bad JSON.
+            return _error(422, "invalid_request", f"body: request body is not valid JSON ({exc.detail})")
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:  # a bug, not the user's
@@ -240,6 +260,8 @@ def _describe(err: Mapping[str, Any]) -> dict[str, Any]:
         where = f" at character {loc[1]}" if len(loc) > 1 else ""
         msg = f"request body is not valid JSON{where}: {(err.get('ctx') or {}).get('error', msg)}"
         loc = ["body"]
+    elif err.get("type") == "missing" and loc == ["body"]:
+        msg = "request body is empty; send a JSON object"
     return {"field": ".".join(loc) or "body", "msg": msg, "type": str(err.get("type", ""))}
 
 
