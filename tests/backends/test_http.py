@@ -11,8 +11,9 @@ import time
 
 import pytest
 
+from rewardkit.backends._wire import parse_logprobs
 from rewardkit.backends.base import Constraint, GenerateRequest
-from rewardkit.backends.http import HTTPBackend, _endpoint, _parse_logprobs, _parse_retry_after
+from rewardkit.backends.http import HTTPBackend, _endpoint, _parse_retry_after
 from rewardkit.errors import (
     BackendConnectionError,
     BackendError,
@@ -350,7 +351,7 @@ async def test_logprobs_requested_and_parsed(fake: FakeOpenAI) -> None:
 
 
 def test_legacy_logprobs_shape_parses() -> None:
-    parsed = _parse_logprobs(
+    parsed = parse_logprobs(
         {
             "tokens": ["7", "!"],
             "token_logprobs": [-0.5, None],
@@ -360,7 +361,7 @@ def test_legacy_logprobs_shape_parses() -> None:
     assert parsed is not None
     assert [(t.token, t.top) for t in parsed] == [("7", {"7": -0.5, "8": -1.5}), ("!", {})]
     assert parsed[0].logprob == -0.5 and parsed[1].logprob == float("-inf")
-    assert _parse_logprobs(None) is None
+    assert parse_logprobs(None) is None
 
 
 async def test_extra_body_is_merged(fake: FakeOpenAI) -> None:

@@ -28,7 +28,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from rewardkit.backends.base import Completion, Constraint, GenerateRequest, TokenLogprob
+from rewardkit.backends._wire import completion_from_choice
+from rewardkit.backends.base import Completion, Constraint, GenerateRequest
 from rewardkit.errors import (
     BackendConnectionError,
     BackendError,
@@ -305,7 +306,7 @@ class HTTPBackend:
         try:
             body = _loads(raw)
             choices = sorted(body["choices"], key=lambda c: c.get("index", 0))
-            completions = [_completion(c, top_logprobs) for c in choices]
+            completions = [completion_from_choice(c, top_logprobs) for c in choices]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             snippet = raw[:200].decode("utf-8", "replace")
             raise _Retryable(
@@ -375,44 +376,6 @@ def _constraint_fields(constraint: Constraint, regex_fields: Sequence[str]) -> d
             }
         }
     raise ConfigError(f"unknown constraint kind {constraint.kind!r}")
-
-
-def _completion(choice: Mapping[str, Any], top_logprobs: int | None) -> Completion:
-    message = choice.get("message") or {}
-    text = message.get("content")
-    if text is None:
-        text = choice.get("text") or ""  # some servers answer in completions shape
-    logprobs = _parse_logprobs(choice.get("logprobs")) if top_logprobs else None
-    return Completion(text=str(text), finish_reason=choice.get("finish_reason"), logprobs=logprobs)
-
-
-def _parse_logprobs(data: Any) -> tuple[TokenLogprob, ...] | None:
-    """Chat shape `{"content": [{token, logprob, top_logprobs: [...]}]}`, or the legacy
-    completions shape `{"tokens", "token_logprobs", "top_logprobs": [{tok: lp}]}`."""
-    if not isinstance(data, Mapping):
-        return None
-    content = data.get("content")
-    if isinstance(content, list):
-        return tuple(
-            TokenLogprob(
-                token=str(item["token"]),
-                logprob=float(item["logprob"]),
-                top={str(t["token"]): float(t["logprob"]) for t in item.get("top_logprobs") or ()},
-            )
-            for item in content
-        )
-    tokens, values = data.get("tokens"), data.get("token_logprobs")
-    if isinstance(tokens, list) and isinstance(values, list):
-        tops = data.get("top_logprobs") or [None] * len(tokens)
-        return tuple(
-            TokenLogprob(
-                token=str(tok),
-                logprob=float(lp) if lp is not None else float("-inf"),
-                top={str(k): float(v) for k, v in (top or {}).items()},
-            )
-            for tok, lp, top in zip(tokens, values, tops, strict=False)
-        )
-    return None
 
 
 def _error_message(raw: bytes) -> str:
