@@ -22,7 +22,14 @@ from rewardkit.judges.meta_rm import (
     records_from_result,
     write_meta_records,
 )
-from rewardkit.judges.parsing import ParsedJudgment, parse_judgment
+from rewardkit.judges.pairwise import PairJudgment, PairwiseJudge, PairwiseResult
+from rewardkit.judges.parsing import (
+    ParsedJudgment,
+    ParsedPreference,
+    parse_judgment,
+    parse_preference,
+)
+from rewardkit.judges.reward import JudgeReward
 from rewardkit.judges.templates import PLACEHOLDERS, PromptBuilder, validate_template
 from rewardkit.judges.voting import REDUCERS, select_top, vote
 
@@ -32,10 +39,15 @@ __all__ = [
     "JudgeConfig",
     "JudgeQuery",
     "JudgeResult",
+    "JudgeReward",
     "Judgment",
     "MetaRM",
     "MetaRMRecord",
+    "PairJudgment",
+    "PairwiseJudge",
+    "PairwiseResult",
     "ParsedJudgment",
+    "ParsedPreference",
     "PointwiseJudge",
     "PromptBuilder",
     "RemoteMetaRM",
@@ -44,6 +56,7 @@ __all__ = [
     "expected_scores",
     "format_meta_input",
     "parse_judgment",
+    "parse_preference",
     "read_meta_records",
     "records_from_result",
     "select_top",

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 
 __all__ = [
     "ParsedJudgment",
+    "ParsedPreference",
     "extract_sections",
     "parse_judgment",
+    "parse_preference",
     "split_reasoning",
 ]
 
@@ -131,6 +133,30 @@ def _quoted(line_before: str) -> bool:
     )
 
 
+def _line_of(text: str, start: int, end: int) -> str:
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    return text[line_start : len(text) if line_end < 0 else line_end]
+
+
+def _is_echo(
+    text: str,
+    start: int,
+    line: str,
+    echoes: Sequence[tuple[int, int]],
+    response_lines: Sequence[str],
+) -> bool:
+    """Is the candidate at `start` part of a response the judge repeated or quoted?"""
+    line_start = text.rfind("\n", 0, start) + 1
+    norm_line = _normalise_ws(line)
+    return (
+        any(a <= start < b for a, b in echoes)
+        or line.lstrip().startswith(">")
+        or _quoted(text[line_start:start])
+        or any(bool(norm_line) and norm_line in r for r in response_lines)
+    )
+
+
 def _read_scores(body: str, n: int) -> tuple[tuple[int, ...] | None, str | None, list[tuple[int, int]]]:
     """Scores from the inside of a box, with each score's offsets inside `body`."""
     items: list[tuple[str, int, int]] = []
@@ -179,16 +205,8 @@ def parse_judgment(
     last_error: str | None = None
     saw_echo = False
     for match in _BOXED.finditer(verdict_text):
-        line_start = verdict_text.rfind("\n", 0, match.start()) + 1
-        line_end = verdict_text.find("\n", match.end())
-        line = verdict_text[line_start : len(verdict_text) if line_end < 0 else line_end]
-        norm_line = _normalise_ws(line)
-        if (
-            any(a <= match.start() < b for a, b in echoes)
-            or line.lstrip().startswith(">")
-            or _quoted(verdict_text[line_start : match.start()])
-            or any(norm_line and norm_line in r for r in response_lines)
-        ):
+        line = _line_of(verdict_text, match.start(), match.end())
+        if _is_echo(verdict_text, match.start(), line, echoes, response_lines):
             saw_echo = True
             continue
         scores, error, inner = _read_scores(match.group(1), n)
@@ -208,3 +226,48 @@ def parse_judgment(
         )
     error = last_error or ("echoed_verdict" if saw_echo else "no_verdict")
     return ParsedJudgment(None, error, reasoning, principles, critique)
+
+
+_PREFERENCE = re.compile(r"\[\[\s*([12])\s*\]\]")
+_VERDICT_LINE = re.compile(r"^[\s>*#_`-]*verdict\s*[*_]*\s*[:：]", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedPreference:
+    """A pairwise verdict: the *shown* position (0 or 1) judged better, or an error code."""
+
+    winner: int | None
+    error: str | None
+    reasoning: str | None
+    critique: str | None
+
+
+def parse_preference(
+    text: str, *, responses: Sequence[str] = (), nonce: str | None = None
+) -> ParsedPreference:
+    """The last `[[1]]` / `[[2]]` outside reasoning and echoes, preferring a `Verdict:` line."""
+    reasoning, verdict_text, _, terminated = split_reasoning(text)
+    _, critique = extract_sections(verdict_text)
+    if not terminated:
+        return ParsedPreference(None, "unterminated_think", reasoning, critique)
+    echoes = _echo_spans(verdict_text, nonce)
+    response_lines = [_normalise_ws(r) for r in responses if r.strip()]
+    preferred: int | None = None
+    fallback: int | None = None
+    saw_echo = False
+    for match in _PREFERENCE.finditer(verdict_text):
+        line = _line_of(verdict_text, match.start(), match.end())
+        if _is_echo(verdict_text, match.start(), line, echoes, response_lines):
+            saw_echo = True
+            continue
+        winner = int(match.group(1)) - 1
+        if _VERDICT_LINE.match(line):
+            preferred = winner
+        else:
+            fallback = winner
+    chosen = preferred if preferred is not None else fallback
+    if chosen is None:
+        return ParsedPreference(
+            None, "echoed_verdict" if saw_echo else "no_verdict", reasoning, critique
+        )
+    return ParsedPreference(chosen, None, reasoning, critique)
