@@ -58,12 +58,12 @@ def _zero_mass(token: TokenLogprob | None) -> float:
     """Probability that the next token continues a "1" into "10"."""
     if token is None:
         return 0.0
-    return min(1.0, sum(math.exp(lp) for tok, lp in _alternatives(token).items() if tok.startswith("0")))
+    return min(
+        1.0, sum(math.exp(lp) for tok, lp in _alternatives(token).items() if tok.startswith("0"))
+    )
 
 
-def _expected_at(
-    tokens: Sequence[TokenLogprob], starts: Sequence[int], start: int
-) -> float | None:
+def _expected_at(tokens: Sequence[TokenLogprob], starts: Sequence[int], start: int) -> float | None:
     # The token holding the score's first character.
     index = max(i for i, s in enumerate(starts) if s <= start)
     token = tokens[index]

@@ -75,7 +75,9 @@ class JudgeConfig:
         if self.mode not in get_args(JudgeMode):
             raise bad(f"mode must be one of {', '.join(get_args(JudgeMode))}, got {self.mode!r}")
         if self.reducer not in get_args(ReducerName):
-            raise bad(f"reducer must be one of {', '.join(get_args(ReducerName))}, got {self.reducer!r}")
+            raise bad(
+                f"reducer must be one of {', '.join(get_args(ReducerName))}, got {self.reducer!r}"
+            )
         if self.view not in get_args(ResponseView):
             raise bad(f"view must be one of {', '.join(get_args(ResponseView))}, got {self.view!r}")
         if self.constraint_kind not in ("regex", "grammar"):

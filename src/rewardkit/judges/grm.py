@@ -129,7 +129,9 @@ class PointwiseJudge:
 
     async def _judge_chunk(
         self, query: JudgeQuery, chunk: tuple[int, ...], number: int
-    ) -> tuple[tuple[int, ...], tuple[float | None, ...], list[Judgment], list[int], list[str], str | None]:
+    ) -> tuple[
+        tuple[int, ...], tuple[float | None, ...], list[Judgment], list[int], list[str], str | None
+    ]:
         config = self.config
         key = _query_key(query)
         rng = random.Random(make_nonce("orders", config.seed, key, number))

@@ -101,10 +101,18 @@ class PairwiseJudge:
 
     async def judge(self, query: JudgeQuery) -> PairwiseResult:
         if len(query.responses) != 2:
-            raise ValueError(f"PairwiseJudge compares exactly 2 responses, got {len(query.responses)}")
+            raise ValueError(
+                f"PairwiseJudge compares exactly 2 responses, got {len(query.responses)}"
+            )
         if self.config.mode == "reference" and query.reference is None:
             return PairwiseResult(
-                query.id, (None, None), None, None, (), 0, "missing_reference: reference mode needs a reference"
+                query.id,
+                (None, None),
+                None,
+                None,
+                (),
+                0,
+                "missing_reference: reference mode needs a reference",
             )
         key = _query_key(query)
         batches = await asyncio.gather(self._ask(query, key, (0, 1)), self._ask(query, key, (1, 0)))
@@ -117,9 +125,7 @@ class PairwiseJudge:
         wins = [sum(1 for j in valid if j.winner == i) for i in (0, 1)]
         rates = (wins[0] / len(valid), wins[1] / len(valid))
         preferred = None if wins[0] == wins[1] else (0 if wins[0] > wins[1] else 1)
-        return PairwiseResult(
-            query.id, rates, preferred, _consistent(valid), judgments, len(valid)
-        )
+        return PairwiseResult(query.id, rates, preferred, _consistent(valid), judgments, len(valid))
 
     async def _ask(
         self, query: JudgeQuery, key: str, order: tuple[int, int]

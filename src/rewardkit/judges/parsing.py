@@ -157,7 +157,9 @@ def _is_echo(
     )
 
 
-def _read_scores(body: str, n: int) -> tuple[tuple[int, ...] | None, str | None, list[tuple[int, int]]]:
+def _read_scores(
+    body: str, n: int
+) -> tuple[tuple[int, ...] | None, str | None, list[tuple[int, int]]]:
     """Scores from the inside of a box, with each score's offsets inside `body`."""
     items: list[tuple[str, int, int]] = []
     pos = 0
@@ -221,9 +223,7 @@ def parse_judgment(
             fallback = (scores, spans)
     chosen = preferred or fallback
     if chosen is not None:
-        return ParsedJudgment(
-            chosen[0], None, reasoning, principles, critique, tuple(chosen[1])
-        )
+        return ParsedJudgment(chosen[0], None, reasoning, principles, critique, tuple(chosen[1]))
     error = last_error or ("echoed_verdict" if saw_echo else "no_verdict")
     return ParsedJudgment(None, error, reasoning, principles, critique)
 

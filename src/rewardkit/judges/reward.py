@@ -51,7 +51,9 @@ class _LoopThread:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="rewardkit-judge", daemon=True)
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="rewardkit-judge", daemon=True
+        )
         self.thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -145,7 +147,9 @@ class JudgeReward(Reward):
         """The judge, built on first use (after unpickling, in the worker)."""
         with self._lock:
             if self._judge is None:
-                self._judge = PointwiseJudge(self._build_backend(), self.config, self._build_meta_rm())
+                self._judge = PointwiseJudge(
+                    self._build_backend(), self.config, self._build_meta_rm()
+                )
             return self._judge
 
     def __getstate__(self) -> dict[str, Any]:
@@ -189,7 +193,11 @@ class JudgeReward(Reward):
         keys = list(groups)
         group_results = await asyncio.gather(
             *(
-                judge.judge(JudgeQuery(prompt, tuple(samples[i].response for i in groups[(prompt, ref)]), ref))
+                judge.judge(
+                    JudgeQuery(
+                        prompt, tuple(samples[i].response for i in groups[(prompt, ref)]), ref
+                    )
+                )
                 for prompt, ref in keys
             )
         )

@@ -32,7 +32,9 @@ def get_reducer(name: str) -> Reducer:
     try:
         return REDUCERS[name]
     except KeyError:
-        raise ConfigError(f"unknown reducer {name!r}; choose one of {', '.join(REDUCERS)}") from None
+        raise ConfigError(
+            f"unknown reducer {name!r}; choose one of {', '.join(REDUCERS)}"
+        ) from None
 
 
 def vote(
