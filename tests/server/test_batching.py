@@ -90,13 +90,24 @@ async def test_empty_submit_and_on_batch_hook() -> None:
     assert seen == [3]
 
 
-async def test_aclose_fails_waiting_requests() -> None:
-    batcher = MicroBatcher(Recorder(), fallback, window_s=5.0)
-    waiting = asyncio.ensure_future(batcher.submit([1]))
+async def test_aclose_finishes_inflight_and_fails_waiting() -> None:
+    batcher = MicroBatcher(Recorder(delay=0.05), fallback, window_s=5.0)
+    inflight = asyncio.ensure_future(batcher.submit([1]))  # idle: dispatched at once
+    await asyncio.sleep(0.01)
+    waiting = asyncio.ensure_future(batcher.submit([2]))  # busy: waits for the 5 s window
     await asyncio.sleep(0.01)
     await batcher.aclose()
+    assert await inflight == [2]
     with pytest.raises(RuntimeError, match="shutting down"):
         await waiting
+
+
+async def test_idle_request_does_not_wait_for_window() -> None:
+    score = Recorder()
+    batcher = MicroBatcher(score, fallback, window_s=5.0)
+    start = asyncio.get_running_loop().time()
+    assert await batcher.submit([4]) == [8]
+    assert asyncio.get_running_loop().time() - start < 1.0
 
 
 def test_rejects_bad_bounds() -> None:

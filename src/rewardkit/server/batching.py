@@ -1,19 +1,24 @@
 """Merge samples from concurrent requests into one scoring call, then split the results back.
 
-A trainer's rollout workers each post a few samples at a time; scoring each request on its
-own wastes the worker pool's fan-out and the judge backend's batching. `MicroBatcher` holds
-arriving requests for at most `window_s` (or until `max_samples` are waiting), scores them
-with one call and hands every request its own slice of the results, in order.
+A trainer's rollout workers each post a few samples at a time (OpenRLHF sends one query per
+request); scoring each request on its own pays the per-call cost (thread hops, pool IPC)
+once per request. `MicroBatcher` holds arriving requests for at most `window_s` (or until
+`max_samples` are waiting), scores them with one call and hands every request its own
+slice of the results, in order.
 
-At most `max_inflight` calls run at once; while they are all busy, new requests keep
-gathering, so batches grow under load instead of queueing one request per call. A request
-is never split: one larger than `max_samples` is scored alone.
+When nothing is being scored, a request is dispatched at once: waiting would only add
+latency, since no other request is known to be coming. The window applies while a batch is
+in flight, which is exactly when requests arrive together. At most `max_inflight` calls
+run at once; while they are all busy, new requests keep gathering, so batches grow under
+load instead of queueing one request per call. A request is never split: one larger than
+`max_samples` is scored alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -56,11 +61,12 @@ class MicroBatcher(Generic[T, R]):
         self.max_samples = max_samples
         self.window_s = window_s
         self._slots = asyncio.Semaphore(max_inflight)
-        self._pending: list[_Pending[T, R]] = []
+        self._pending: deque[_Pending[T, R]] = deque()
         self._pending_count = 0
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiting = 0  # dispatch tasks created but not yet holding a slot
+        self._inflight = 0  # dispatch tasks holding a slot
 
     async def submit(self, items: Sequence[T]) -> list[R]:
         """Score `items` together with whatever else arrives within the window."""
@@ -77,7 +83,8 @@ class MicroBatcher(Generic[T, R]):
         # Dispatch tasks already waiting for a slot will take what is pending; add one only
         # when they cannot take it all, so a burst does not spawn a task per request.
         needed = -(-self._pending_count // self.max_samples)
-        if self._pending_count >= self.max_samples or self.window_s == 0:
+        idle = self._inflight == 0 and self._waiting == 0
+        if self._pending_count >= self.max_samples or self.window_s == 0 or idle:
             if self._waiting < needed:
                 self._dispatch_now(loop)
         elif self._timer is None and self._waiting == 0:
@@ -100,7 +107,7 @@ class MicroBatcher(Generic[T, R]):
             size = len(self._pending[0].items)
             if taken and count + size > self.max_samples:
                 break
-            taken.append(self._pending.pop(0))
+            taken.append(self._pending.popleft())
             count += size
         self._pending_count -= count
         return taken
@@ -108,22 +115,29 @@ class MicroBatcher(Generic[T, R]):
     async def _dispatch(self) -> None:
         async with self._slots:
             self._waiting -= 1
-            # Taken only once a slot is free: requests that arrived meanwhile join this batch.
-            batch = [p for p in self._take() if not p.future.cancelled()]
-            if self._pending:
-                self._schedule(asyncio.get_running_loop())
-            if not batch:
-                return
-            items = [item for p in batch for item in p.items]
-            start = time.perf_counter()
+            self._inflight += 1
             try:
-                results = await self._score(items)
-                if len(results) != len(items):
-                    raise RuntimeError(f"scorer returned {len(results)} results for {len(items)} samples")
-            except Exception as exc:
-                results = self._on_error(items, exc)
-            if self._on_batch is not None:
-                self._on_batch(len(items), time.perf_counter() - start)
+                await self._dispatch_batch()
+            finally:
+                self._inflight -= 1
+
+    async def _dispatch_batch(self) -> None:
+        # Taken only once a slot is free: requests that arrived meanwhile join this batch.
+        batch = [p for p in self._take() if not p.future.cancelled()]
+        if self._pending:
+            self._schedule(asyncio.get_running_loop())
+        if not batch:
+            return
+        items = [item for p in batch for item in p.items]
+        start = time.perf_counter()
+        try:
+            results = await self._score(items)
+            if len(results) != len(items):
+                raise RuntimeError(f"scorer returned {len(results)} results for {len(items)} samples")
+        except Exception as exc:
+            results = self._on_error(items, exc)
+        if self._on_batch is not None:
+            self._on_batch(len(items), time.perf_counter() - start)
         offset = 0
         for pending in batch:
             size = len(pending.items)

@@ -78,29 +78,23 @@ _GENERIC_MARKERS: tuple[str, ...] = ("Assistant:", "assistant:")
 
 
 def _strip_leading(text: str, tokens: Sequence[str]) -> str:
-    changed = True
-    while changed:
-        changed = False
+    options = tuple(tokens)
+    while True:
         stripped = text.lstrip()
-        for token in tokens:
-            if stripped.startswith(token):
-                text = stripped[len(token) :]
-                changed = True
-                break
-    return text
+        if not stripped.startswith(options):  # one C call in the common case: no token
+            return text
+        token = next(t for t in options if stripped.startswith(t))
+        text = stripped[len(token) :]
 
 
 def _strip_trailing(text: str, tokens: Sequence[str]) -> str:
-    changed = True
-    while changed:
-        changed = False
+    options = tuple(tokens)
+    while True:
         stripped = text.rstrip()
-        for token in tokens:
-            if stripped.endswith(token):
-                text = stripped[: -len(token)]
-                changed = True
-                break
-    return text
+        if not stripped.endswith(options):
+            return text
+        token = next(t for t in options if stripped.endswith(t))
+        text = stripped[: -len(token)]
 
 
 def strip_special_tokens(text: str, tokens: Sequence[str] = SPECIAL_TOKENS) -> str:
