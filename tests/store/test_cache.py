@@ -299,3 +299,25 @@ def test_closed_cache_refuses_writes(tmp_path: Path) -> None:
     c.close()  # idempotent
     with pytest.raises(RuntimeError):
         c.put_many({"a": Completion("A")})
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        # field boundaries: moving text between role and content is a different request
+        ({"role": "user", "content": "ab"}, {"role": "usera", "content": "b"}),
+        # a string that looks like the JSON of a structured content is still a string
+        ({"role": "user", "content": '[{"text":"hi","type":"text"}]'},
+         {"role": "user", "content": [{"type": "text", "text": "hi"}]}),
+    ],
+)
+def test_keys_do_not_collide_across_field_boundaries(a: dict, b: dict) -> None:
+    assert request_digest("x:m", replace(BASE, messages=(a,))) != request_digest(
+        "x:m", replace(BASE, messages=(b,))
+    )
+
+
+def test_int_and_float_sampling_params_are_the_same_request() -> None:
+    assert request_digest("x:m", replace(BASE, temperature=1)) == request_digest(
+        "x:m", replace(BASE, temperature=1.0)
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import Iterator
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["JudgeOptions", "add_arguments", "query_from_record", "run"]
 
 _QUERY_KEYS = frozenset({"id", "prompt", "responses", "response", "reference"})
-_FLUSH_SECONDS = 0.25  # results are written (and fsynced) at most this often...
+_FLUSH_SECONDS = 0.25  # results are written (and fsynced) this often...
 _FLUSH_ROWS = 1024  # ...or as soon as this many are waiting
 
 
@@ -222,7 +223,9 @@ class _Tally:
     bad_lines: int = 0
     skipped: int = 0
     duplicates: int = 0
-    out: list[dict[str, Any]] = field(default_factory=list)
+    out: list[dict[str, Any]] = field(default_factory=list)  # finished, not yet written
+    finished: bool = False
+    write_error: OSError | None = None
 
 
 async def judge_file(options: JudgeOptions) -> int:
@@ -378,7 +381,7 @@ async def _judge_rows(
         return None
 
     async def worker() -> None:
-        while (item := next_query()) is not None:
+        while tally.write_error is None and (item := next_query()) is not None:
             query, extra = item
             result = await judge.judge(query)
             line = result.to_dict()
@@ -389,28 +392,39 @@ async def _judge_rows(
             tally.errors += line.get("error") is not None
             tally.out.append(line)
             if len(tally.out) >= _FLUSH_ROWS:
-                flush()
-
-    def flush() -> None:
-        if not tally.out:
-            return
-        batch, tally.out = tally.out, []
-        writer.write(batch)
-        if bar is not None:
-            bar.update(len(batch))
-            bar.set_postfix_str(f"errors={tally.errors + tally.bad_lines}", refresh=False)
+                wake.set()
 
     async def flusher() -> None:
+        """The only writer: every `_FLUSH_SECONDS` (or when woken), write what is waiting."""
         while True:
-            await asyncio.sleep(_FLUSH_SECONDS)
-            flush()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), _FLUSH_SECONDS)
+            wake.clear()
+            last = tally.finished
+            if tally.out:
+                batch, tally.out = tally.out, []
+                try:
+                    # In a thread: the fsync must not stall the requests in flight.
+                    await asyncio.to_thread(writer.write, batch)
+                except OSError as exc:
+                    tally.write_error = exc
+                    return
+                if bar is not None:
+                    bar.update(len(batch))
+                    bar.set_postfix_str(f"errors={tally.errors + tally.bad_lines}", refresh=False)
+            if last:
+                return
 
+    wake = asyncio.Event()
     ticker = asyncio.create_task(flusher())
     try:
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     finally:
-        ticker.cancel()
-        flush()
+        tally.finished = True
+        wake.set()
+        await ticker
+    if tally.write_error is not None:
+        raise ConfigError(f"cannot write {writer.path}: {tally.write_error}")
 
 
 def _bad_line(
