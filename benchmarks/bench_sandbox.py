@@ -1,0 +1,81 @@
+"""Sandbox overhead per execution against a bare `subprocess.run` of the same program.
+
+    python benchmarks/bench_sandbox.py [--quick] [--runs N]
+
+Both sides run the same interpreter with the same flags in the same process, alternating,
+so machine load hits both alike; the table prints medians and the ratio sandbox/bare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rewardkit.sandbox import SandboxLimits, isolation_report, run_code
+
+PROGRAMS = {
+    "print(1)": ("print(1)", ""),
+    "stdin->stdout": (
+        "import sys\nnums = [int(x) for x in sys.stdin.read().split()]\nprint(sum(nums), max(nums))\n",
+        " ".join(str(i) for i in range(2000)) + "\n",
+    ),
+    "bash echo": ("echo hello", ""),
+}
+LANGUAGE = {"print(1)": "python", "stdin->stdout": "python", "bash echo": "bash"}
+
+
+def bare(source: str, stdin: str, language: str, workdir: Path) -> float:
+    if language == "python":
+        path = workdir / "main.py"
+        argv = [sys.executable, "-I", "-B", str(path)]
+    else:
+        path = workdir / "main.sh"
+        argv = ["bash", str(path)]
+    path.write_text(source)
+    t = time.perf_counter()
+    subprocess.run(argv, input=stdin.encode(), capture_output=True, check=True, timeout=30)
+    return time.perf_counter() - t
+
+
+def sandboxed(source: str, stdin: str, language: str, limits: SandboxLimits) -> float:
+    t = time.perf_counter()
+    result = run_code(source, language=language, stdin=stdin, limits=limits)
+    elapsed = time.perf_counter() - t
+    if not result.ok:
+        raise SystemExit(f"sandboxed run failed: {result}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10 runs per program")
+    parser.add_argument("--runs", type=int, default=60)
+    args = parser.parse_args()
+    runs = 10 if args.quick else args.runs
+    report = isolation_report()
+    print(f"isolation layers: {', '.join(report.layers)}; runs per cell: {runs}")
+    limits = SandboxLimits(wall_seconds=30, cpu_seconds=30)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (source, stdin) in PROGRAMS.items():
+            language = LANGUAGE[name]
+            bare(source, stdin, language, Path(tmp))  # warm both paths
+            sandboxed(source, stdin, language, limits)
+            b, s = [], []
+            for _ in range(runs):
+                b.append(bare(source, stdin, language, Path(tmp)))
+                s.append(sandboxed(source, stdin, language, limits))
+            mb, ms = statistics.median(b), statistics.median(s)
+            rows.append((name, mb * 1000, ms * 1000, (ms - mb) * 1000, ms / mb))
+    print(f"{'program':<16}{'bare ms':>10}{'sandbox ms':>12}{'overhead ms':>13}{'ratio':>8}")
+    for name, mb, ms, over, ratio in rows:
+        print(f"{name:<16}{mb:>10.1f}{ms:>12.1f}{over:>13.1f}{ratio:>7.2f}x")
+
+
+if __name__ == "__main__":
+    main()

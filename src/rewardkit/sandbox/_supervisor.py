@@ -1,0 +1,522 @@
+"""The sandbox supervisor: a small long-lived process that forks one isolated child per run.
+
+Run as a script (``python -S -I _supervisor.py FD``), never imported by the parent: it uses
+the standard library only, so it starts in ~15 ms and forks in ~1 ms whatever the size of
+the parent (a trainer with a model in memory must not fork itself per test case, and
+`preexec_fn` is unsafe in the threaded parent). It talks over one SOCK_SEQPACKET socket:
+
+    parent -> supervisor   JSON request + fds [reply socket, stdin, stdout, stderr]
+    supervisor -> parent   {"hello": probe} once, at start
+
+For each request it forks a *handler*, which owns the run and talks on the reply socket:
+
+    handler -> parent      {"event": "started"} then {"event": "exit", ...}
+    parent -> handler      any byte, or EOF (parent gone): kill the run now
+
+The handler unshares the namespaces (net+ipc+uts, mount, pid; user when not root), makes
+every mount read-only, mounts a size-capped tmpfs on the working directory, then forks the
+program as pid 1 of the new pid namespace: when it exits or is killed, the kernel kills
+every process left in the namespace, double-forked daemons included. The child drops to a
+uid of its own (uid_base + handler pid: unique among live runs, so RLIMIT_NPROC counts this
+run only), sets rlimits, no_new_privs and a parent-death signal, and execs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import resource
+import select
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+
+SYS_MOUNT_SETATTR = 442  # same number on every architecture (new syscall table)
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+def _check(ret: int, what: str) -> None:
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    def enc(s: str | None) -> bytes | None:
+        return None if s is None else s.encode()
+
+    _check(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
+
+
+def prctl(option: int, value: int) -> None:
+    _check(_libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0), "prctl")
+
+
+def make_readonly() -> None:
+    """Every mount read-only and nosuid, recursively: one syscall where the kernel has it."""
+    attr = _MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0, 0, 0)
+    ret = _libc.syscall(
+        ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(AT_FDCWD), b"/",
+        ctypes.c_uint(AT_RECURSIVE), ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)),
+    )
+    if ret == 0:
+        return
+    # Kernels before 5.12: remount each mount point, deepest last, keeping its other flags.
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in points:
+        point = point.encode().decode("unicode_escape")  # mountinfo escapes spaces as \040
+        try:
+            flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | _flags_of(point)
+            mount(None, point, None, flags)
+        except OSError:
+            if point == "/":
+                raise
+
+
+def _flags_of(path: str) -> int:
+    st = os.statvfs(path)
+    flags = 0
+    for bit, ms in ((os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC)):
+        if st.f_flag & bit:
+            flags |= ms
+    return flags
+
+
+def expose(paths: list[str]) -> None:
+    """Make `paths` reachable for an unprivileged uid without opening their siblings.
+
+    A directory others cannot traverse (e.g. /root, mode 0700, holding a pyenv Python) is
+    covered with an empty tmpfs into which only the needed child is bind-mounted from the
+    original, so the interpreter runs while the rest of /root (keys, configs) stays hidden.
+    """
+    shadowed: dict[str, int] = {}
+    for target in paths:
+        parts = [p for p in os.path.realpath(target).split("/") if p]
+        cur = "/"
+        for name in parts:
+            nxt = os.path.join(cur, name)
+            if cur in shadowed:
+                if not os.path.lexists(nxt):
+                    _bind_child(shadowed[cur], name, nxt)
+            else:
+                try:
+                    mode = os.stat(cur).st_mode
+                except OSError:
+                    break
+                if not mode & 0o001:
+                    fd = os.open(cur, os.O_PATH | os.O_DIRECTORY)
+                    mount("tmpfs", cur, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k")
+                    shadowed[cur] = fd
+                    _bind_child(fd, name, nxt)
+            cur = nxt
+
+
+def _bind_child(dir_fd: int, name: str, dst: str) -> None:
+    src = f"/proc/self/fd/{dir_fd}/{name}"
+    if not os.path.lexists(src):
+        return
+    if os.path.isdir(src):
+        os.mkdir(dst)
+    else:
+        os.close(os.open(dst, os.O_CREAT | os.O_WRONLY, 0o644))
+    mount(src, dst, None, MS_BIND | MS_REC)
+
+
+def mount_workdir(workdir: str, size_mb: int, uid: int, gid: int) -> None:
+    """Replace the working directory by a tmpfs of `size_mb` holding a copy of its files.
+
+    Writes then cost no host disk, are capped as a whole, and vanish with the namespace.
+    """
+    files: list[tuple[str, bytes, int]] = []
+    for root, _dirs, names in os.walk(workdir):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                files.append((os.path.relpath(path, workdir), f.read(), os.stat(path).st_mode & 0o777))
+    opts = f"size={size_mb}m,nr_inodes=16384,mode=0700,uid={uid},gid={gid}"
+    mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV, opts)
+    for rel, data, mode in files:
+        path = os.path.join(workdir, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        os.chmod(path, mode | 0o444)
+
+
+def chown_tree(workdir: str, uid: int, gid: int) -> None:
+    os.chown(workdir, uid, gid)
+    for root, dirs, names in os.walk(workdir):
+        for name in dirs + names:
+            os.chown(os.path.join(root, name), uid, gid)
+
+
+def write_id_maps(uid: int, gid: int) -> None:
+    """Map our own uid/gid to themselves: the child stays unprivileged once it execs."""
+    with open("/proc/self/setgroups", "w") as f:
+        f.write("deny")
+    with open("/proc/self/uid_map", "w") as f:
+        f.write(f"{uid} {uid} 1")
+    with open("/proc/self/gid_map", "w") as f:
+        f.write(f"{gid} {gid} 1")
+
+
+RLIMITS = {
+    "cpu": resource.RLIMIT_CPU,
+    "as": resource.RLIMIT_AS,
+    "data": resource.RLIMIT_DATA,
+    "nproc": resource.RLIMIT_NPROC,
+    "fsize": resource.RLIMIT_FSIZE,
+    "nofile": resource.RLIMIT_NOFILE,
+    "core": resource.RLIMIT_CORE,
+}
+
+
+def rlimit_values(limits: dict[str, Any], memory_rlimit: str) -> dict[str, tuple[int, int]]:
+    cpu = max(1, int(limits["cpu_seconds"] + 0.999))
+    mem = limits["memory_mb"] * 1024 * 1024
+    fsize = limits["max_file_mb"] * 1024 * 1024
+    values = {
+        # hard = soft: SIGKILL at the limit (the program is pid 1, which ignores SIGXCPU)
+        "cpu": (cpu, cpu),
+        "nproc": (limits["max_processes"], limits["max_processes"]),
+        "fsize": (fsize, fsize),
+        "nofile": (limits["max_open_files"], limits["max_open_files"]),
+        "core": (0, 0),
+    }
+    if memory_rlimit in ("as", "data"):
+        values[memory_rlimit] = (mem, mem)
+    return values
+
+
+# ---------------------------------------------------------------------------- the child
+
+
+def run_child(req: dict[str, Any], stdio: list[int], uid: int, gid: int, err_w: int, alive_r: int) -> None:
+    """In the forked child: finish isolation and exec. Never returns."""
+    stage = "setup"
+    try:
+        layers = set(req["layers"])
+        os.setsid()
+        for target, fd in enumerate(stdio):
+            os.dup2(fd, target)
+        low, high = sorted((err_w, alive_r))
+        os.closerange(3, low)
+        os.closerange(low + 1, high)
+        os.closerange(high + 1, 1 << 20)
+        if "pid" in layers and "mount" in layers:
+            stage = "mount /proc"
+            # a fresh /proc shows only this run's processes, not the host's command lines
+            mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        stage = "rlimits"
+        for name, (soft, hard) in rlimit_values(req["limits"], req["memory_rlimit"]).items():
+            resource.setrlimit(RLIMITS[name], (soft, hard))
+        stage = "chdir"
+        os.chdir(req["workdir"])
+        if "uid" in layers:
+            stage = "drop uid"
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+        stage = "prctl"
+        prctl(PR_SET_NO_NEW_PRIVS, 1)
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
+        if select.select([alive_r], [], [], 0)[0]:
+            os._exit(126)  # handler died before the death signal was armed
+        os.close(alive_r)
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGXCPU, signal.SIGCHLD, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)  # Python ignores SIGPIPE; exec would keep that
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        stage = "exec"
+        os.execve(req["argv"][0], req["argv"], req["env"])
+    except BaseException as exc:
+        try:
+            os.write(err_w, f"{stage}: {exc}".encode()[:2000])
+        finally:
+            os._exit(127)
+
+
+# ---------------------------------------------------------------------------- the handler
+
+
+def handle(req: dict[str, Any], fds: list[int]) -> None:
+    reply = socket.socket(fileno=fds[0])
+    stdio = fds[1:4]
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the supervisor ignores it to auto-reap
+    try:
+        child, uid, _gid, err_r = start(req, stdio)
+    except Exception as exc:
+        reply.send(json.dumps({"event": "error", "error": f"sandbox setup failed: {exc}"}).encode())
+        return
+    reply.send(b'{"event": "started"}')
+    result = supervise(req, child, uid, reply)
+    error = os.read(err_r, 4096).decode(errors="replace") or None
+    result["error"] = error
+    _drain(reply)  # closing over unread kill requests would reset the parent's socket
+    with contextlib.suppress(OSError):  # the parent may be gone; nothing left to tell
+        reply.send(json.dumps(result).encode())
+
+
+def _drain(sock: socket.socket) -> None:
+    sock.setblocking(False)
+    try:
+        while sock.recv(64):
+            pass
+    except OSError:
+        pass
+
+
+def start(req: dict[str, Any], stdio: list[int]) -> tuple[int, int, int, int]:
+    layers = set(req["layers"])
+    workdir = req["workdir"]
+    if "uid" in layers:
+        uid = gid = req["uid_base"] + os.getpid()
+    else:
+        uid, gid = os.getuid(), os.getgid()
+    flags = 0
+    if "user" in layers:
+        flags |= CLONE_NEWUSER
+    if "net" in layers:
+        flags |= CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
+    if "mount" in layers:
+        flags |= CLONE_NEWNS
+    if "pid" in layers:
+        flags |= CLONE_NEWPID
+    if flags:
+        unshare(flags)
+    if "user" in layers:
+        write_id_maps(uid, gid)
+    if "mount" in layers:
+        mount(None, "/", None, MS_REC | MS_PRIVATE)
+        if "uid" in layers:
+            expose([*req["expose"], workdir])
+        make_readonly()
+        mount_workdir(workdir, req["limits"]["max_file_mb"], uid, gid)
+    elif "uid" in layers:
+        chown_tree(workdir, uid, gid)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    alive_r, alive_w = os.pipe2(os.O_CLOEXEC)
+    child = os.fork()
+    if child == 0:
+        os.close(err_r)
+        os.close(alive_w)
+        run_child(req, stdio, uid, gid, err_w, alive_r)
+    os.close(err_w)
+    os.close(alive_r)
+    for fd in stdio:
+        os.close(fd)
+    # alive_w stays open (and unread) for the handler's lifetime: the child's liveness check
+    os.set_inheritable(alive_w, False)
+    return child, uid, gid, err_r
+
+
+def supervise(req: dict[str, Any], child: int, uid: int, reply: socket.socket) -> dict[str, Any]:
+    """Wait for the child, the wall deadline, or a kill request, whichever comes first."""
+    layers = set(req["layers"])
+    deadline = time.monotonic() + float(req["limits"]["wall_seconds"])
+    pidfd = os.pidfd_open(child)
+    timed_out = killed = False
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            timed_out = True
+            break
+        ready = select.select([reply.fileno(), pidfd], [], [], remaining)[0]
+        if pidfd in ready:
+            break
+        if reply.fileno() in ready:
+            killed = True  # a kill request, or EOF because the parent died
+            break
+    if timed_out or killed:
+        os.kill(child, signal.SIGKILL)  # not yet reaped, so the pid is still ours
+    if "pid" not in layers:
+        # No namespace to take the descendants down with it: kill them ourselves.
+        os.waitid(os.P_PID, child, os.WEXITED | os.WNOWAIT)
+        kill_leftovers(child, uid if "uid" in layers else None)
+    _, status, usage = os.wait4(child, 0)
+    return {
+        "event": "exit",
+        "status": status,
+        "timed_out": timed_out,
+        "killed": killed and not timed_out,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "max_rss_kb": usage.ru_maxrss,
+    }
+
+
+def kill_leftovers(pgid: int, uid: int | None) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(pgid, signal.SIGKILL)
+    if uid is None:
+        return
+    # Every process of this run's private uid, even ones that left the process group.
+    killer = os.fork()
+    if killer == 0:
+        try:
+            os.setresuid(uid, uid, uid)
+            for _ in range(100):
+                os.kill(-1, signal.SIGKILL)
+        except OSError:
+            pass
+        os._exit(0)
+    os.waitpid(killer, 0)
+
+
+# ---------------------------------------------------------------------------- the probe
+
+
+def probe() -> dict[str, Any]:
+    """Which isolation layers work here: each tried in a throwaway child."""
+    root = os.geteuid() == 0
+    tests: dict[str, int] = {
+        "net": CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS,
+        "pid": CLONE_NEWPID,
+        "mount": CLONE_NEWNS,
+    }
+    prefix = 0
+    result: dict[str, Any] = {"root": root, "layers": [], "errors": {}}
+    if not root:
+        ok, err = _try(lambda: _userns_test())
+        if ok:
+            result["layers"].append("user")
+            prefix = CLONE_NEWUSER
+        else:
+            result["errors"]["user"] = err
+    for name, flag in tests.items():
+        ok, err = _try(lambda flag=flag, name=name: _layer_test(prefix, flag, name))
+        if ok:
+            result["layers"].append(name)
+        else:
+            result["errors"][name] = err
+    if root:
+        ok, err = _try(lambda: _uid_test())
+        if ok:
+            result["layers"].append("uid")
+        else:
+            result["errors"]["uid"] = err
+    else:
+        result["errors"]["uid"] = "not running as root: cannot switch to a private uid"
+    return result
+
+
+def _userns_test() -> None:
+    uid, gid = os.getuid(), os.getgid()
+    unshare(CLONE_NEWUSER)
+    write_id_maps(uid, gid)
+
+
+def _layer_test(prefix: int, flag: int, name: str) -> None:
+    if prefix:
+        uid, gid = os.getuid(), os.getgid()
+        unshare(prefix | flag)
+        write_id_maps(uid, gid)
+    else:
+        unshare(flag)
+    if name == "mount":
+        mount(None, "/", None, MS_REC | MS_PRIVATE)
+        make_readonly()
+        if os.access("/", os.W_OK) and not os.statvfs("/").f_flag & os.ST_RDONLY:
+            raise OSError("read-only remount did not take")
+    if name == "pid":
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if os.getpid() == 1 else 1)
+        if os.waitpid(pid, 0)[1] != 0:
+            raise OSError("child is not pid 1 in the new namespace")
+
+
+def _uid_test() -> None:
+    os.setgroups([])
+    os.setresgid(65534, 65534, 65534)
+    os.setresuid(65534, 65534, 65534)
+
+
+def _try(fn: Any) -> tuple[bool, str]:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            fn()
+            os._exit(0)
+        except BaseException as exc:
+            os.write(w, str(exc).encode()[:500])
+            os._exit(1)
+    os.close(w)
+    _, status = os.waitpid(pid, 0)
+    message = os.read(r, 1000).decode(errors="replace")
+    os.close(r)
+    return status == 0, message or f"exit status {status}"
+
+
+# ---------------------------------------------------------------------------- main loop
+
+
+def main() -> None:
+    ctrl = socket.socket(fileno=int(sys.argv[1]))
+    ctrl.send(json.dumps({"hello": probe()}).encode())
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # handlers are reaped by the kernel
+    while True:
+        try:
+            msg, fds, _flags, _addr = socket.recv_fds(ctrl, 1 << 20, 8)
+        except OSError:
+            break
+        if not msg:
+            for fd in fds:
+                os.close(fd)
+            break  # the parent closed the socket or died
+        pid = os.fork()
+        if pid == 0:
+            ctrl.close()
+            try:
+                handle(json.loads(msg), fds)
+            finally:
+                os._exit(0)
+        for fd in fds:
+            os.close(fd)
+
+
+if __name__ == "__main__":
+    main()
