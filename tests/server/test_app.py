@@ -273,3 +273,18 @@ async def test_batches_bounded_by_max_samples(make_scorer: MakeScorer) -> None:
     assert sum(scorer.calls) == 12
     assert max(scorer.calls) <= 4
     assert len(scorer.calls) == 3
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [("GET", "/get_reward", 405, "method_not_allowed"), ("POST", "/nope", 404, "not_found")],
+)
+def test_routing_errors_use_error_shape(
+    exact_scorer: CountingScorer, method: str, path: str, status: int, code: str
+) -> None:
+    c = client(exact_scorer)
+    resp = c.request(method, path)
+    assert resp.status_code == status
+    assert resp.json()["error"] == code
+    endpoint = path if path == "/get_reward" else "other"  # unknown paths share one label
+    assert metric(c.get("/metrics").text, "rewardkit_requests_total", endpoint=endpoint, status=str(status)) == 1
