@@ -40,7 +40,7 @@ _SEPARATORS = re.compile(r"[,;、，；]")  # full-width commas from CJK-tuned j
 _INT = re.compile(r"^[+]?\d+$")
 _FLOAT = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+)$")
 _SECTION = re.compile(
-    r"^[\s*#_]*(?P<name>specific criteria|principles?|analysis|critiques?|scores?)\s*[*_]*\s*[:：]",
+    r"^[\s*#_]*(?P<name>specific criteria|principles?|analysis|critiques?|scores?|verdict)\s*[*_]*\s*[:：]",
     re.IGNORECASE | re.MULTILINE,
 )
 _XML_SECTIONS = {

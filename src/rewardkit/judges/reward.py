@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import json
 import threading
 from collections import Counter
@@ -85,6 +86,7 @@ class JudgeReward(Reward):
     ) -> None:
         judge_fields = set(JudgeConfig.__dataclass_fields__)
         judge_options = {k: v for k, v in options.items() if k in judge_fields}
+        _reject_typos(set(options) - judge_fields, judge_fields)
         self.backend_options = {**(backend_options or {})}
         self.backend_options.update({k: v for k, v in options.items() if k not in judge_fields})
         if template_file is not None:
@@ -242,6 +244,21 @@ class JudgeReward(Reward):
                 asyncio.run(judge.backend.aclose())
         if runner is not None:
             runner.stop()
+
+
+# Backend options the judge knows by name; anything else passes to `build_backend` as is.
+_BACKEND_OPTIONS = {"base_url", "model", "concurrency", "timeout", "max_retries", "api_key"}
+_REWARD_OPTIONS = {"group_by_prompt", "normalize", "meta_rm", "template_file", "backend_options"}
+
+
+def _reject_typos(passed_on: set[str], judge_fields: set[str]) -> None:
+    """A key meant for the judge but misspelt would silently reach the backend: name it."""
+    for key in sorted(passed_on - _BACKEND_OPTIONS):
+        close = difflib.get_close_matches(
+            key, sorted(judge_fields | _REWARD_OPTIONS), n=1, cutoff=0.8
+        )
+        if close:
+            raise ConfigError(f"judge: unknown option {key!r}; did you mean {close[0]!r}?")
 
 
 def _in_running_loop() -> bool:
