@@ -94,12 +94,7 @@ class Scorer:
 
         async def run(reward: Reward, indices: list[int]) -> list[RewardResult]:
             batch = [samples[i] for i in indices]
-            if not batch:
-                return []
-            try:
-                return await reward.ascore_batch(batch)
-            except Exception:
-                return await asyncio.to_thread(_isolated_batch, reward, batch)
+            return await _aisolated_batch(reward, batch) if batch else []
 
         per_reward = await asyncio.gather(
             *(run(reward, idx) for (_, reward), idx in zip(self._rewards, routes, strict=True))
@@ -115,7 +110,7 @@ class Scorer:
                 bad = Unscored("error", f"{entry.label} returned {len(results)} results for {len(indices)} samples")
                 results = [bad] * len(indices)
             for i, result in zip(indices, results, strict=True):
-                components[i][entry.label] = check_range(result, reward.value_range)
+                components[i][entry.label] = check_range(_checked_type(result, entry.label), reward.value_range)
         weights = {entry.label: entry.weight for entry, _ in self._rewards}
         return [self._combine_one(parts, weights) for parts in components]
 
@@ -145,6 +140,32 @@ class Scorer:
         self.close()
 
 
+def _checked_type(result: object, label: str) -> RewardResult:
+    """A reward that returns a bare float (or anything else) must not vanish from the sum."""
+    if isinstance(result, Score | Unscored):
+        return result
+    return Unscored(
+        "invalid_reward", f"{label} returned {type(result).__name__}, not a Score or Unscored"
+    )
+
+
+def _error(exc: Exception) -> Unscored:
+    return Unscored("error", f"{type(exc).__name__}: {exc}")
+
+
+def _one(results: list[RewardResult]) -> RewardResult:
+    if len(results) != 1:
+        return Unscored("error", f"returned {len(results)} results for 1 sample")
+    return results[0]
+
+
+def _score_one(reward: Reward, sample: Sample) -> RewardResult:
+    # A reward may implement only the batch form; then one sample is a batch of one.
+    if type(reward).score is not Reward.score:
+        return reward.score(sample)
+    return _one(reward.score_batch([sample]))
+
+
 def _isolated_batch(reward: Reward, batch: Sequence[Sample]) -> list[RewardResult]:
     """Run a batch; if it raises, rescore one by one so only the bad sample is lost."""
     try:
@@ -153,7 +174,23 @@ def _isolated_batch(reward: Reward, batch: Sequence[Sample]) -> list[RewardResul
         results: list[RewardResult] = []
         for sample in batch:
             try:
-                results.append(reward.score(sample))
+                results.append(_score_one(reward, sample))
             except Exception as exc:
-                results.append(Unscored("error", f"{type(exc).__name__}: {exc}"))
+                results.append(_error(exc))
+        return results
+
+
+async def _aisolated_batch(reward: Reward, batch: Sequence[Sample]) -> list[RewardResult]:
+    """The async form: a judge stays on the event loop when one sample breaks its batch."""
+    try:
+        return await reward.ascore_batch(batch)
+    except Exception:
+        if type(reward).ascore_batch is Reward.ascore_batch:  # a sync rule run in a thread
+            return await asyncio.to_thread(_isolated_batch, reward, batch)
+        results: list[RewardResult] = []
+        for sample in batch:
+            try:
+                results.append(_one(await reward.ascore_batch([sample])))
+            except Exception as exc:
+                results.append(_error(exc))
         return results

@@ -61,9 +61,16 @@ class RewardEntry(BaseModel):
             if key not in fields:
                 return False
             options = allowed if isinstance(allowed, list) else [allowed]
-            if fields[key] not in options and str(fields[key]) not in map(str, options):
+            if not any(_field_matches(fields[key], option) for option in options):
                 return False
         return True
+
+
+def _field_matches(value: Any, option: str | int | bool) -> bool:
+    """`when:` equality, loose on type ("3" matches 3) but never True == 1."""
+    if isinstance(value, bool) or isinstance(option, bool):
+        return str(value).lower() == str(option).lower()
+    return value == option or str(value) == str(option)
 
 
 class RewardSpec(BaseModel):
