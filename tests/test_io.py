@@ -1,0 +1,171 @@
+"""Input rows (JSONL, Parquet, datasets folders) and the resumable result writer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rewardkit.errors import InputError
+from rewardkit.io import InputRow, ResultWriter, iter_rows, row_id, sample_from_record
+
+
+def test_jsonl_rows_with_line_numbers_and_errors(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text(
+        '{"id": "a", "response": "x"}\n'
+        "\n"  # blank lines are skipped but still numbered
+        '{"response": "y"\n'
+        '"just a string"\n'
+        '{"id": 5, "response": "z"}\n'
+        "   \n"
+        '{"response": "no trailing newline"}',
+        encoding="utf-8",
+    )
+    rows = list(iter_rows(path))
+    assert [r.line for r in rows] == [1, 3, 4, 5, 7]
+    assert rows[0] == InputRow(1, {"id": "a", "response": "x"})
+    assert rows[1].record is None and rows[1].error is not None and rows[1].error.startswith("line 3: invalid JSON")
+    assert rows[2].error == "line 4: expected a JSON object, got str"
+    assert [r.id for r in rows] == ["a", "3", "4", "5", "7"]
+    assert rows[4].record == {"response": "no trailing newline"}
+
+
+def test_invalid_utf8_does_not_stop_reading(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"response": "caf\xe9"}\n{"response": "ok"}\n')
+    rows = list(iter_rows(path))
+    assert len(rows) == 2 and rows[1].record == {"response": "ok"}
+    assert rows[0].record is not None and rows[0].record["response"].startswith("caf")
+
+
+def test_missing_input(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="input not found"):
+        list(iter_rows(tmp_path / "nope.jsonl"))
+
+
+@pytest.mark.parametrize(
+    ("record", "line", "expected"),
+    [
+        ({"id": "x"}, 3, "x"),
+        ({"id": 7}, 3, "7"),
+        ({"id": None}, 3, "3"),
+        ({}, 3, "3"),
+        (None, 9, "9"),
+    ],
+)
+def test_row_id(record: dict[str, Any] | None, line: int, expected: str) -> None:
+    assert row_id(record, line) == expected
+
+
+def test_sample_from_record_keeps_extra_fields() -> None:
+    record = {
+        "id": 4,
+        "prompt": "p",
+        "response": "r",
+        "reference": {"tests": [{"input": "1", "output": "2"}]},
+        "task": "code",
+        "data_source": "mbpp",
+    }
+    sample = sample_from_record(record, 4)
+    assert sample.id == "4"
+    assert sample.reference == {"tests": [{"input": "1", "output": "2"}]}
+    assert dict(sample.fields) == {"task": "code", "data_source": "mbpp"}
+
+
+def test_chat_prompt_keeps_the_last_user_turn() -> None:
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "second"},
+    ]
+    assert sample_from_record({"prompt": messages, "response": "r"}, 1).prompt == "second"
+    assert sample_from_record({"response": "r"}, 1).prompt == ""
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"prompt": "p"}, "line 2: missing field 'response'"),
+        ({"response": None}, "line 2: missing field 'response'"),
+        ({"response": 3}, "line 2: 'response' must be a string, got int"),
+        ({"prompt": 3, "response": "r"}, "line 2: 'prompt' must be a string or chat messages"),
+    ],
+)
+def test_sample_errors_name_the_line(record: dict[str, Any], message: str) -> None:
+    with pytest.raises(InputError) as info:
+        sample_from_record(record, 2)
+    assert str(info.value) == message
+
+
+def test_parquet_rows(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": ["a", None], "response": ["x", "y"], "level": [1, 2]}), path)
+    rows = list(iter_rows(path))
+    assert [(r.line, r.id, r.record) for r in rows] == [
+        (1, "a", {"id": "a", "response": "x", "level": 1}),
+        (2, "2", {"id": None, "response": "y", "level": 2}),
+    ]
+
+
+def test_dataset_folder_rows(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    data = {"prompt": ["p1", "p2"], "response": ["r1", "r2"]}
+    datasets.Dataset.from_dict(data).save_to_disk(str(tmp_path / "one"))
+    rows = list(iter_rows(tmp_path / "one"))
+    assert [r.record for r in rows] == [{"prompt": "p1", "response": "r1"}, {"prompt": "p2", "response": "r2"}]
+    datasets.DatasetDict({"only": datasets.Dataset.from_dict(data)}).save_to_disk(str(tmp_path / "dict1"))
+    assert len(list(iter_rows(tmp_path / "dict1"))) == 2
+    splits = {"train": datasets.Dataset.from_dict(data), "test": datasets.Dataset.from_dict(data)}
+    datasets.DatasetDict(splits).save_to_disk(str(tmp_path / "dict2"))
+    with pytest.raises(InputError, match=r"holds splits .*point at one split's folder"):
+        list(iter_rows(tmp_path / "dict2"))
+
+
+def test_writer_appends_and_flushes(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "out.jsonl"  # parent folders are created
+    with ResultWriter(path) as writer:
+        writer.write([{"id": "a", "reward": 1.0}, {"id": 2, "reward": None}])
+        # Flushed at once: a reader sees the lines before close.
+        assert [json.loads(x)["id"] for x in path.read_text().splitlines()] == ["a", 2]
+        assert writer.done == {"a", "2"}
+    with ResultWriter(path) as again:
+        assert again.done == {"a", "2"}
+        again.write([{"id": "b", "reward": 0.0, "details": {"set": {1}, "path": Path("/x")}, "text": "naïve 中文"}])
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 3
+    last = json.loads(lines[-1])
+    assert last["details"] == {"set": "{1}", "path": "/x"}  # odd values degrade to text
+    assert "中文" in lines[-1]  # written as UTF-8, not \\u escapes
+
+
+@pytest.mark.parametrize(
+    ("content", "kept_ids"),
+    [
+        ('{"id": "a"}\n{"id": "b"}\n{"id": "c", "rew', ["a", "b"]),  # a crash mid-line
+        ('{"id": "a"}\n{"id": "b"}', ["a"]),  # even complete JSON without its newline
+        ('{"id": "a', []),  # the only line is partial
+        ('{"id": "a"}\n', ["a"]),
+        ("", []),
+    ],
+)
+def test_writer_trims_a_truncated_last_line_on_resume(tmp_path: Path, content: str, kept_ids: list[str]) -> None:
+    path = tmp_path / "out.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with ResultWriter(path) as writer:
+        assert writer.done == set(kept_ids)
+        writer.write([{"id": "new"}])
+    ids = [json.loads(line)["id"] for line in path.read_text().splitlines()]
+    assert ids == [*kept_ids, "new"]
+
+
+def test_writer_ignores_junk_lines_when_resuming(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    path.write_text('{"id": "a"}\nnot json\n{"no_id": 1}\n[1]\n{"id": 3}\n', encoding="utf-8")
+    with ResultWriter(path) as writer:
+        assert writer.done == {"a", "3"}
