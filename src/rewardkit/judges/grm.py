@@ -14,7 +14,6 @@ import asyncio
 import itertools
 import math
 import random
-from collections.abc import Sequence
 from dataclasses import replace
 
 from rewardkit.backends.base import Backend, Completion, GenerateRequest
@@ -22,7 +21,7 @@ from rewardkit.errors import BackendError, ConfigError
 from rewardkit.judges.constrain import build_constraint, expected_scores
 from rewardkit.judges.data import JudgeConfig, JudgeQuery, JudgeResult, Judgment
 from rewardkit.judges.meta_rm import MetaRM
-from rewardkit.judges.parsing import parse_judgment
+from rewardkit.judges.parsing import ParsedJudgment, parse_judgment
 from rewardkit.judges.templates import PromptBuilder, make_nonce, response_view
 from rewardkit.judges.voting import select_top, vote
 
@@ -221,12 +220,20 @@ class PointwiseJudge:
             failed = Judgment("", None, None, None, order, None, "backend_error")
             return [failed] * count, message
         views = [response_view(text, self.prompts.view) for text in shown]
-        return [self._parse(c, order, views, nonce) for c in completions], None
+        # Low-temperature judges often repeat themselves: parse each distinct text once.
+        memo: dict[str, ParsedJudgment] = {}
+        judgments = []
+        for completion in completions:
+            parsed = memo.get(completion.text)
+            if parsed is None:
+                parsed = parse_judgment(completion.text, len(order), responses=views, nonce=nonce)
+                memo[completion.text] = parsed
+            judgments.append(self._judgment(completion, parsed, order))
+        return judgments, None
 
-    def _parse(
-        self, completion: Completion, order: tuple[int, ...], views: Sequence[str], nonce: str
+    def _judgment(
+        self, completion: Completion, parsed: ParsedJudgment, order: tuple[int, ...]
     ) -> Judgment:
-        parsed = parse_judgment(completion.text, len(order), responses=views, nonce=nonce)
         scores = expected = None
         if parsed.scores is not None:
             # Shown position p held input index order[p]; report by ascending input index.
