@@ -14,9 +14,10 @@ For each request it forks a *handler*, which owns the run and talks on the reply
     parent -> handler      any byte, or EOF (parent gone): kill the run now
 
 The handler unshares the namespaces (net+ipc+uts, mount, pid; user when not root), makes
-every mount read-only, mounts a size-capped tmpfs on the working directory, then forks the
-program as pid 1 of the new pid namespace: when it exits or is killed, the kernel kills
-every process left in the namespace, double-forked daemons included. The child drops to a
+every mount read-only, mounts a size-capped tmpfs on the working directory, then forks a
+small init (pid 1 of the new pid namespace) which forks the program: when the program
+exits, init exits, and the kernel kills every process left in the namespace, double-forked
+daemons included; the deadline kills init to the same effect. The program drops to a
 uid of its own (uid_base + handler pid: unique among live runs, so RLIMIT_NPROC counts this
 run only), sets rlimits, no_new_privs and a parent-death signal, and execs.
 """
@@ -219,8 +220,8 @@ def rlimit_values(limits: dict[str, Any], memory_rlimit: str) -> dict[str, tuple
     mem = limits["memory_mb"] * 1024 * 1024
     fsize = limits["max_file_mb"] * 1024 * 1024
     values = {
-        # hard = soft: SIGKILL at the limit (the program is pid 1, which ignores SIGXCPU)
-        "cpu": (cpu, cpu),
+        # SIGXCPU at the soft limit (catchable), SIGKILL a second later
+        "cpu": (cpu, cpu + 1),
         "nproc": (limits["max_processes"], limits["max_processes"]),
         "fsize": (fsize, fsize),
         "nofile": (limits["max_open_files"], limits["max_open_files"]),
@@ -286,14 +287,16 @@ def handle(req: dict[str, Any], fds: list[int]) -> None:
     stdio = fds[1:4]
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the supervisor ignores it to auto-reap
     try:
-        child, uid, _gid, err_r = start(req, stdio)
+        child, err_r, status_r = start(req, stdio)
     except Exception as exc:
         reply.send(json.dumps({"event": "error", "error": f"sandbox setup failed: {exc}"}).encode())
         return
     reply.send(b'{"event": "started"}')
-    result = supervise(req, child, uid, reply)
-    error = os.read(err_r, 4096).decode(errors="replace") or None
-    result["error"] = error
+    result = supervise(req, child, reply)
+    program_status = os.read(status_r, 64)
+    if program_status:  # pid 1 reported how the program ended
+        result["status"] = int(program_status)
+    result["error"] = os.read(err_r, 4096).decode(errors="replace") or None
     _drain(reply)  # closing over unread kill requests would reset the parent's socket
     with contextlib.suppress(OSError):  # the parent may be gone; nothing left to tell
         reply.send(json.dumps(result).encode())
@@ -308,7 +311,7 @@ def _drain(sock: socket.socket) -> None:
         pass
 
 
-def start(req: dict[str, Any], stdio: list[int]) -> tuple[int, int, int, int]:
+def start(req: dict[str, Any], stdio: list[int]) -> tuple[int, int, int]:
     layers = set(req["layers"])
     workdir = req["workdir"]
     if "uid" in layers:
@@ -338,23 +341,53 @@ def start(req: dict[str, Any], stdio: list[int]) -> tuple[int, int, int, int]:
         chown_tree(workdir, uid, gid)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     alive_r, alive_w = os.pipe2(os.O_CLOEXEC)
+    status_r, status_w = os.pipe2(os.O_CLOEXEC)
     child = os.fork()
     if child == 0:
         os.close(err_r)
         os.close(alive_w)
+        os.close(status_r)
+        if "pid" in layers:
+            run_init(req, stdio, uid, gid, err_w, alive_r, status_w)
         run_child(req, stdio, uid, gid, err_w, alive_r)
     os.close(err_w)
     os.close(alive_r)
+    os.close(status_w)
     for fd in stdio:
         os.close(fd)
     # alive_w stays open (and unread) for the handler's lifetime: the child's liveness check
-    os.set_inheritable(alive_w, False)
-    return child, uid, gid, err_r
+    return child, err_r, status_r
 
 
-def supervise(req: dict[str, Any], child: int, uid: int, reply: socket.socket) -> dict[str, Any]:
+def run_init(
+    req: dict[str, Any], stdio: list[int], uid: int, gid: int, err_w: int, alive_r: int, status_w: int
+) -> None:
+    """Pid 1 of the namespace: start the program, reap orphans, report the program's status.
+
+    The program itself is not pid 1, so signals behave as usual for it (pid 1 ignores
+    default-action signals, even its own SIGSEGV or SIGXCPU). When this process exits, or is
+    killed on the deadline, the kernel kills everything left in the namespace.
+    """
+    try:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        program = os.fork()
+        if program == 0:
+            run_child(req, stdio, uid, gid, err_w, alive_r)
+        for fd in (*stdio, err_w, alive_r):
+            os.close(fd)  # the pipes must reach EOF when the program's side closes them
+        while True:
+            pid, status = os.waitpid(-1, 0)
+            if pid == program:
+                os.write(status_w, str(status).encode())
+                os._exit(0)
+    except BaseException:
+        os._exit(125)
+
+
+def supervise(req: dict[str, Any], child: int, reply: socket.socket) -> dict[str, Any]:
     """Wait for the child, the wall deadline, or a kill request, whichever comes first."""
     layers = set(req["layers"])
+    uid = req["uid_base"] + os.getpid() if "uid" in layers else None
     deadline = time.monotonic() + float(req["limits"]["wall_seconds"])
     pidfd = os.pidfd_open(child)
     timed_out = killed = False
@@ -374,7 +407,7 @@ def supervise(req: dict[str, Any], child: int, uid: int, reply: socket.socket) -
     if "pid" not in layers:
         # No namespace to take the descendants down with it: kill them ourselves.
         os.waitid(os.P_PID, child, os.WEXITED | os.WNOWAIT)
-        kill_leftovers(child, uid if "uid" in layers else None)
+        kill_leftovers(child, uid)
     _, status, usage = os.wait4(child, 0)
     return {
         "event": "exit",
