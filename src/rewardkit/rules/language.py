@@ -39,11 +39,12 @@ is the prompt's language, and a prompt whose language cannot be told is
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from rewardkit.errors import ConfigError
@@ -250,14 +251,55 @@ def _latin_evidence(word: str) -> frozenset[str]:
     return found
 
 
-@dataclass
+_Item = tuple[str, str, tuple[tuple[str, float], ...]]
+_NEUTRAL: tuple[_Item, ...] = (("neutral", "", ()),)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _token_items(raw: str) -> tuple[_Item, ...]:
+    """What one whitespace token contributes: (kind, lower-cased word, Latin evidence).
+
+    kind is "latin", "neutral", "han", "kana" or a script language ("ko", "ru", ...).
+    Cached: chains of thought repeat the same tokens over and over.
+    """
+    if len(raw) == 1 and _CJK_CHAR.match(raw):
+        if _KANA_CHAR.match(raw):
+            return (("kana", raw, ()),)
+        return (("ko" if _HANGUL_CHAR.match(raw) else "han", raw, ()),)
+    if _CODE_LIKE.search(raw):
+        return _NEUTRAL
+    words = _WORD.findall(raw)
+    if not words:
+        return _NEUTRAL if any(ch.isdigit() for ch in raw) else ()  # a number, or symbols
+    items: list[_Item] = []
+    for word in words:
+        script = _script(word[0])
+        if script == "latin":
+            if (len(word) == 1 and word.isascii()) or (len(word) > 1 and word.isupper()):
+                items.append(_NEUTRAL[0])  # a variable (x, n) or an acronym (GCD); not è or à
+                continue
+            lower = word.lower()
+            langs = _latin_evidence(lower)
+            items.append(("latin", lower, tuple((lang, 1 / len(langs)) for lang in sorted(langs))))
+        elif script == "el" and len(word) == 1:
+            items.append(_NEUTRAL[0])  # α, π: math, not Greek
+        else:
+            items.append((script, word, ()))
+    return tuple(items)
+
+
 class _Sentence:
-    latin: list[str] = field(default_factory=list)
-    evidence: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
-    han: int = 0
-    kana: int = 0
-    zh_marked: bool = False
-    counts: Counter[str] = field(default_factory=Counter)  # script-decided words
+    """Tallies of one sentence; a plain slotted class, one is made per sentence."""
+
+    __slots__ = ("counts", "evidence", "han", "kana", "latin", "zh_marked")
+
+    def __init__(self) -> None:
+        self.latin: list[str] = []
+        self.evidence: dict[str, float] = {}
+        self.han = 0
+        self.kana = 0
+        self.zh_marked = False
+        self.counts: dict[str, int] = {}  # script-decided words
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,37 +342,23 @@ def count_languages(text: str, prefer: str | None = None) -> LanguageCounts:
     for chunk in _SENTENCE_END.split(text):
         sentence = _Sentence()
         for raw in chunk.split():
-            if len(raw) == 1 and _CJK_CHAR.match(raw):
-                if _KANA_CHAR.match(raw):
-                    sentence.kana += 1
-                    sentence.counts["ja"] += 1
-                elif _HANGUL_CHAR.match(raw):
-                    sentence.counts["ko"] += 1
-                else:
+            for kind, word, weights in _token_items(raw):
+                if kind == "latin":
+                    sentence.latin.append(word)
+                    for lang, weight in weights:
+                        sentence.evidence[lang] = sentence.evidence.get(lang, 0.0) + weight
+                elif kind == "neutral":
+                    neutral += 1
+                elif kind == "han":
                     sentence.han += 1
-                    sentence.zh_marked = sentence.zh_marked or raw in _ZH_MARKERS
-                continue
-            if _CODE_LIKE.search(raw):
-                neutral += 1
-                continue
-            words = _WORD.findall(raw)
-            if not words and any(ch.isdigit() for ch in raw):
-                neutral += 1  # a number
-            for word in words:
-                script = _script(word[0])
-                if script == "latin":
-                    if (len(word) == 1 and word.isascii()) or (len(word) > 1 and word.isupper()):
-                        neutral += 1  # a variable (x, n) or an acronym (GCD); not è or à
-                        continue
-                    lower = word.lower()
-                    sentence.latin.append(lower)
-                    for lang in (hint := _latin_evidence(lower)):
-                        sentence.evidence[lang] += 1 / len(hint)
-                elif script == "el" and len(word) == 1:
-                    neutral += 1  # α, π: math, not Greek
+                    sentence.zh_marked = sentence.zh_marked or word in _ZH_MARKERS
                 else:
-                    sentence.counts[script] += 1
-        sentences.append(sentence)
+                    if kind == "kana":
+                        sentence.kana += 1
+                        kind = "ja"
+                    sentence.counts[kind] = sentence.counts.get(kind, 0) + 1
+        if sentence.latin or sentence.han or sentence.counts:
+            sentences.append(sentence)
 
     kana_sentences = sum(1 for s in sentences if s.kana)
     han_only_sentences = sum(1 for s in sentences if s.han and not s.kana and not s.zh_marked)
