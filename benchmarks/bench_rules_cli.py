@@ -13,6 +13,7 @@ Rows, all measured in this one run on the same synthetic responses:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import sys
@@ -48,7 +49,8 @@ def make_response(rng: random.Random, words: int) -> str:
 
 
 def per_sample(fn: Callable[[], object], n: int, repeat: int) -> float:
-    """Best-of-`repeat` seconds per sample."""
+    """Best-of-`repeat` seconds per sample, after one untimed warm-up run."""
+    fn()
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
@@ -92,7 +94,7 @@ def main() -> None:
         spec = {"rewards": [{"reward": "language_consistency", "args": {"target": "en"}}, {"reward": "think_format"}]}
         with Scorer(spec) as scorer:
             engine = per_sample(lambda: scorer.score(short), n, repeat)
-        runs = iter(range(repeat))
+        runs = itertools.count()
 
         def run_cli() -> None:
             out = Path(tmp) / f"out{next(runs)}.jsonl"  # a fresh output: no resume skipping
