@@ -1,0 +1,497 @@
+r"""Code correctness: run the response's last code block against the reference's tests.
+
+    code_reward("...```python\nprint(input()[::-1])\n```", {"tests": [{"input": "ab", "output": "ba"}]})
+    -> Score(1.0, "correct", {"passed": 1, "total": 1, ...})
+
+**Extraction.** Only the answer part is searched: the text after the last `</think>` (a
+response that opens `<think>` and never closes it has no answer). The program is the *last*
+fenced block tagged with the language (```python, ```py, ...) or, when there is none, the
+last untagged block. Blocks tagged with anything else (```text, ```json) are not code.
+No block: `Score(0.0, "no_code")`.
+
+**Tests** come in the reference (a dict, or the same as a JSON string):
+
+* `{"tests": [{"input": "1 2\n", "output": "3\n"}, ...]}` — stdin/stdout pairs; the APPS
+  layout `{"inputs": [...], "outputs": [...]}` is accepted too. Each pair is a separate run.
+* `{"asserts": "assert f(1) == 2\n..."}` (Python only) — the statements run after the
+  program in the same process. The verdict is still the parent's: a harness prints a
+  per-run random nonce only after the last assert, the parent checks for it, and the
+  program never sees the nonce (read from a file the harness deletes before the program
+  starts). `sys.exit(0)`, `os._exit(0)`, a trace hook skipping the asserts, or printing
+  something nonce-like all fail. Limit: code that deliberately digs through the harness's
+  frames could find the nonce; where that matters, use stdin/stdout tests, which the parent
+  compares itself.
+* optional `"language"` overrides the reward's language for that sample.
+
+Missing, empty or malformed tests are `Unscored("bad_reference")`: the data is wrong.
+
+**Comparison.** Outputs match when they are equal after stripping trailing whitespace from
+every line and dropping trailing blank lines (so "3\n" == "3" == "3  \n\n", but "3" !=
+" 3"). With `float_tolerance`, lines are compared token by token and two numeric tokens
+match within that relative/absolute tolerance. A run that exits non-zero, is killed, times
+out or floods its output fails whatever it printed.
+
+**Reward.** `mode="all"` (default): 1.0 when every test passes, else 0.0 (stops at the
+first failure); `mode="fraction"`: the fraction passed. The reason is "correct" or the kind
+of the first failure: wrong_answer, runtime_error, timeout, output_limit. A sandbox that
+could not run the program is `Unscored("sandbox_error")`; a host that cannot isolate code
+raises `IsolationUnavailableError` (see `rewardkit.sandbox.isolation`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import secrets
+import signal
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rewardkit.errors import ConfigError, SandboxError
+from rewardkit.reward import Reward
+from rewardkit.sandbox import ExecResult, SandboxLimits, run_code
+from rewardkit.sandbox.isolation import allow_unisolated_from_env
+from rewardkit.sandbox.languages import LANGUAGES, Language, get_language, language_for_fence
+from rewardkit.types import RewardResult, Sample, Score, Unscored
+
+__all__ = [
+    "CodeReward",
+    "CodeTests",
+    "TestOutcome",
+    "code_reward",
+    "extract_code",
+    "find_code_blocks",
+    "outputs_match",
+    "parse_tests",
+    "run_tests",
+]
+
+Mode = Literal["all", "fraction"]
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+_FENCE = re.compile(r"^[ \t]*```[ \t]*([^\s`]*)[^\n]*\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILINE)
+_NONCE_FILE = ".rewardkit_nonce"
+# Failure details keep only the end of stderr: the traceback's last lines say what broke.
+_TAIL_CHARS = 1000
+
+
+# ---------------------------------------------------------------------------- extraction
+
+
+def answer_part(text: str) -> str | None:
+    """The text after the last `</think>`; None if a `<think>` is never closed."""
+    close = text.rfind(THINK_CLOSE)
+    if close >= 0:
+        return text[close + len(THINK_CLOSE) :]
+    return None if THINK_OPEN in text else text
+
+
+def find_code_blocks(text: str) -> list[tuple[str, str]]:
+    """Every closed ``` fence as (lower-cased tag, code), in order."""
+    return [(m.group(1).lower(), m.group(2)) for m in _FENCE.finditer(text)]
+
+
+def extract_code(text: str, language: str = "python") -> str | None:
+    """The program to run: the last block tagged `language`, else the last untagged one."""
+    answer = answer_part(text)
+    if answer is None:
+        return None
+    lang = get_language(language)
+    tagged, untagged = None, None
+    for tag, code in find_code_blocks(answer):
+        if not tag:
+            untagged = code
+        elif language_for_fence(tag) is lang:
+            tagged = code
+    chosen = tagged if tagged is not None else untagged
+    return chosen if chosen is not None and chosen.strip() else None
+
+
+# ---------------------------------------------------------------------------- references
+
+
+class IOTest(BaseModel):
+    """One stdin/stdout test."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: str = Field(default="", description="Text fed to the program's stdin.")
+    output: str = Field(description="Expected stdout (compared as the module docstring says).")
+
+
+class CodeTests(BaseModel):
+    """The tests a code reference carries: stdin/stdout pairs or Python asserts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tests: list[IOTest] | None = Field(default=None, description="stdin/stdout pairs.")
+    inputs: list[str] | None = Field(default=None, description="APPS layout: stdin of each test.")
+    outputs: list[str] | None = Field(default=None, description="APPS layout: expected stdout.")
+    asserts: str | list[str] | None = Field(
+        default=None, description="Python assert statements run after the program."
+    )
+    language: str | None = Field(default=None, description="Overrides the reward's language.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CodeTests:
+        if (self.inputs is None) != (self.outputs is None):
+            raise ValueError("`inputs` and `outputs` go together")
+        if self.inputs is not None and self.outputs is not None:
+            if len(self.inputs) != len(self.outputs):
+                raise ValueError(f"{len(self.inputs)} inputs but {len(self.outputs)} outputs")
+            if self.tests is not None:
+                raise ValueError("give either `tests` or `inputs`/`outputs`, not both")
+            self.tests = [IOTest(input=i, output=o) for i, o in zip(self.inputs, self.outputs, strict=True)]
+            self.inputs = self.outputs = None
+        if isinstance(self.asserts, list):
+            self.asserts = "\n".join(self.asserts)
+        has_io = bool(self.tests)
+        has_asserts = bool(self.asserts and self.asserts.strip())
+        if has_io == has_asserts:
+            raise ValueError(
+                "a code reference needs non-empty `tests` (stdin/stdout pairs) or `asserts`, "
+                "and not both"
+            )
+        if self.language is not None and self.language not in LANGUAGES:
+            raise ValueError(f"unknown language {self.language!r}; choose one of {list(LANGUAGES)}")
+        return self
+
+    @property
+    def assert_source(self) -> str:
+        """The asserts as one Python source ("" for stdin/stdout tests)."""
+        if isinstance(self.asserts, list):
+            return "\n".join(self.asserts)
+        return self.asserts or ""
+
+
+def parse_tests(reference: Any) -> CodeTests | str:
+    """The reference's tests, or a message saying what is wrong with it."""
+    if isinstance(reference, CodeTests):
+        return reference
+    if isinstance(reference, str | bytes):
+        try:
+            reference = json.loads(reference)
+        except ValueError as exc:
+            return f"reference is a string but not JSON: {exc}"
+    if not isinstance(reference, Mapping):
+        return f"reference must be a mapping with `tests` or `asserts`, got {type(reference).__name__}"
+    try:
+        return CodeTests.model_validate(dict(reference))
+    except ValidationError as exc:
+        return "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'reference'}: {err['msg']}" for err in exc.errors()
+        )
+
+
+# ---------------------------------------------------------------------------- comparison
+
+
+def _lines(text: str) -> list[str]:
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def _float(token: str) -> float | None:
+    try:
+        value = float(token)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def outputs_match(actual: str, expected: str, float_tolerance: float | None = None) -> bool:
+    """Equal after per-line trailing-whitespace strip and dropping trailing blank lines."""
+    got, want = _lines(actual), _lines(expected)
+    if float_tolerance is None:
+        return got == want
+    if len(got) != len(want):
+        return False
+    for g_line, w_line in zip(got, want, strict=True):
+        g_tokens, w_tokens = g_line.split(), w_line.split()
+        if len(g_tokens) != len(w_tokens):
+            return False
+        for g, w in zip(g_tokens, w_tokens, strict=True):
+            if g == w:
+                continue
+            gf, wf = _float(g), _float(w)
+            if gf is None or wf is None:
+                return False
+            if not math.isclose(gf, wf, rel_tol=float_tolerance, abs_tol=float_tolerance):
+                return False
+    return True
+
+
+# ---------------------------------------------------------------------------- running
+
+
+@dataclass(frozen=True, slots=True)
+class TestOutcome:
+    """How a program did on a reference's tests."""
+
+    passed: int
+    total: int
+    #: per test run, in order: "passed" or a failure kind
+    statuses: list[str] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    isolation: tuple[str, ...] = ()
+    sandbox_error: str | None = None
+
+    @property
+    def first_failure(self) -> str | None:
+        return next((s for s in self.statuses if s != "passed"), None)
+
+
+def _failure_kind(result: ExecResult, limits: SandboxLimits) -> str | None:
+    """None if the run ended cleanly; else why it failed. Exit code 0 is necessary, never sufficient."""
+    if result.timed_out:
+        return "timeout"
+    if result.output_truncated:
+        return "output_limit"
+    if result.signal in (signal.SIGKILL, signal.SIGXCPU):
+        cpu = result.details.get("cpu_seconds") or 0.0
+        if cpu >= limits.cpu_seconds * 0.9:
+            return "timeout"  # the CPU rlimit killed it
+    if result.signal is not None or result.exit_code != 0:
+        return "runtime_error"
+    return None
+
+
+def _failure_record(index: int, kind: str, result: ExecResult) -> dict[str, Any]:
+    return {
+        "test": index,
+        "status": kind,
+        "exit": result.status,
+        "stderr_tail": result.stderr[-_TAIL_CHARS:],
+    }
+
+
+_HARNESS = f"""\
+import builtins as _builtins, os as _os, sys as _sys
+
+
+def _rewardkit_harness(exec=exec, compile=compile, open=open, settrace=_sys.settrace,
+                       setprofile=_sys.setprofile, write=_os.write, unlink=_os.unlink,
+                       builtins_snapshot=dict(_builtins.__dict__)):
+    # Everything the harness calls after the program ran is bound here, before it runs:
+    # replacing builtins.exec or sys.settrace cannot skip the asserts.
+    # The nonce leaves the filesystem before the program starts, so it cannot print it.
+    with open({_NONCE_FILE!r}, "rb") as f:
+        nonce = f.read()
+    unlink({_NONCE_FILE!r})
+    with open("solution.py", encoding="utf-8") as f:
+        solution = compile(f.read(), "solution.py", "exec")
+    with open("tests.py", encoding="utf-8") as f:
+        tests = compile(f.read(), "tests.py", "exec")
+    namespace = {{"__name__": "__main__", "__builtins__": _builtins}}
+    exec(solution, namespace)
+    # a trace or profile hook left by the program could jump over the asserts, and
+    # patched builtins (len, print, ...) could make them lie
+    settrace(None)
+    setprofile(None)
+    _builtins.__dict__.clear()
+    _builtins.__dict__.update(builtins_snapshot)
+    exec(tests, namespace)
+    try:
+        _sys.stdout.flush()
+    except Exception:
+        pass
+    write(1, b"\\n" + nonce + b"\\n")
+
+
+_rewardkit_harness()
+"""
+
+
+def _run_asserts(code: str, asserts: str, limits: SandboxLimits, allow: bool) -> tuple[ExecResult, bool]:
+    nonce = secrets.token_hex(16)
+    files = {"solution.py": code, "tests.py": asserts, _NONCE_FILE: nonce}
+    result = run_code(_HARNESS, language="python", limits=limits, files=files, allow_unisolated=allow)
+    lines = result.stdout.rstrip("\n").split("\n")
+    return result, bool(lines) and lines[-1] == nonce
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def run_tests(
+    code: str,
+    tests: CodeTests,
+    *,
+    language: str = "python",
+    limits: SandboxLimits | None = None,
+    mode: Mode = "all",
+    float_tolerance: float | None = None,
+    allow_unisolated: bool = False,
+) -> TestOutcome:
+    """Run `code` on every test (stopping at the first failure in mode "all")."""
+    limits = limits or SandboxLimits()
+    lang: Language = get_language(tests.language or language)
+    if tests.asserts:
+        if lang.name != "python":
+            return TestOutcome(0, 1, sandbox_error=f"asserts are Python; this sample's language is {lang.name}")
+        result, ok = _run_asserts(code, tests.assert_source, limits, allow_unisolated)
+        if result.error is not None:
+            return TestOutcome(0, 1, ["error"], isolation=result.isolation, sandbox_error=result.error)
+        kind = _failure_kind(result, limits) or (None if ok else "asserts_not_reached")
+        if kind == "runtime_error" and _last_line(result.stderr).startswith("AssertionError"):
+            kind = "wrong_answer"
+        if kind is None:
+            return TestOutcome(1, 1, ["passed"], isolation=result.isolation)
+        return TestOutcome(0, 1, [kind], [_failure_record(0, kind, result)], result.isolation)
+
+    io_tests = tests.tests or []
+    statuses: list[str] = []
+    failures: list[dict[str, Any]] = []
+    isolation: tuple[str, ...] = ()
+    for i, test in enumerate(io_tests):
+        result = run_code(code, language=lang.name, stdin=test.input, limits=limits, allow_unisolated=allow_unisolated)
+        isolation = result.isolation
+        if result.error is not None:
+            return TestOutcome(0, len(io_tests), [*statuses, "error"], failures, isolation, result.error)
+        kind = _failure_kind(result, limits)
+        if kind is None and not outputs_match(result.stdout, test.output, float_tolerance):
+            kind = "wrong_answer"
+        if kind is None:
+            statuses.append("passed")
+            continue
+        statuses.append(kind)
+        record = _failure_record(i, kind, result)
+        if kind == "wrong_answer":
+            record["stdout_head"] = result.stdout[:_TAIL_CHARS]
+        failures.append(record)
+        if mode == "all":
+            break
+    passed = statuses.count("passed")
+    return TestOutcome(passed, len(io_tests), statuses, failures, isolation)
+
+
+def code_reward(
+    response: str,
+    reference: Any,
+    *,
+    language: str = "python",
+    limits: SandboxLimits | None = None,
+    mode: Mode = "all",
+    float_tolerance: float | None = None,
+    allow_unisolated: bool = False,
+) -> RewardResult:
+    """Score one response against a code reference (see the module docstring)."""
+    tests = parse_tests(reference)
+    if isinstance(tests, str):
+        return Unscored("bad_reference", tests)
+    lang = tests.language or language
+    code = extract_code(response, lang)
+    if code is None:
+        return Score(0.0, "no_code", {"language": lang})
+    try:
+        outcome = run_tests(
+            code, tests, language=lang, limits=limits, mode=mode,
+            float_tolerance=float_tolerance, allow_unisolated=allow_unisolated,
+        )
+    except SandboxError as exc:
+        if type(exc) is not SandboxError:
+            raise  # IsolationUnavailableError: a host problem the user must see
+        return Unscored("sandbox_error", str(exc), raw=code)
+    if outcome.sandbox_error is not None:
+        reason = "bad_reference" if tests.asserts and "asserts are Python" in outcome.sandbox_error else "sandbox_error"
+        return Unscored(reason, outcome.sandbox_error, raw=code)
+    details: dict[str, Any] = {
+        "passed": outcome.passed,
+        "total": outcome.total,
+        "mode": mode,
+        "language": lang,
+        "isolation": list(outcome.isolation),
+    }
+    if outcome.failures:
+        details["failures"] = outcome.failures
+    if mode == "all" and len(outcome.statuses) < outcome.total:
+        details["stopped_early"] = True
+    all_passed = outcome.passed == outcome.total
+    value = (1.0 if all_passed else 0.0) if mode == "all" else outcome.passed / outcome.total
+    return Score(value, "correct" if all_passed else (outcome.first_failure or "wrong_answer"), details)
+
+
+# ---------------------------------------------------------------------------- the reward
+
+
+class CodeReward(Reward):
+    """Runs the response's code against the reference's tests in the sandbox; 0..1.
+
+    Options: `mode` ("all" | "fraction"), `timeout` (wall seconds per test run; the CPU
+    limit is the same), `memory_mb`, `language` (default for samples whose reference does
+    not name one), `float_tolerance`, `allow_unisolated` (run even where the network
+    cannot be cut off; also enabled by REWARDKIT_ALLOW_UNISOLATED=1), `max_parallel`
+    (concurrent programs in `score_batch`; default: the CPU count), `max_processes`,
+    `max_output_bytes`.
+    """
+
+    name: ClassVar[str] = "code"
+    value_range: ClassVar[tuple[float, float] | None] = (0.0, 1.0)
+
+    def __init__(
+        self,
+        mode: Mode = "all",
+        timeout: float = 5.0,
+        memory_mb: int = 1024,
+        language: str = "python",
+        float_tolerance: float | None = None,
+        allow_unisolated: bool = False,
+        max_parallel: int | None = None,
+        max_processes: int = 64,
+        max_output_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
+        if mode not in get_args(Mode):
+            raise ConfigError(f"code: mode must be one of {list(get_args(Mode))}, got {mode!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ConfigError(f"code: timeout must be a positive number of seconds, got {timeout!r}")
+        if float_tolerance is not None and (not isinstance(float_tolerance, int | float) or float_tolerance < 0):
+            raise ConfigError(f"code: float_tolerance must be a non-negative number, got {float_tolerance!r}")
+        get_language(language)  # raises ConfigError naming the choices
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        if max_parallel is None:
+            max_parallel = cpus
+        if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1:
+            raise ConfigError(f"code: max_parallel must be a positive integer, got {max_parallel!r}")
+        self.mode: Mode = mode
+        self.language = language
+        self.float_tolerance = float_tolerance
+        self.allow_unisolated = allow_unisolated
+        self.max_parallel = max_parallel
+        # SandboxLimits validates the rest and raises ConfigError naming the field
+        self.limits = SandboxLimits(
+            cpu_seconds=float(timeout),
+            wall_seconds=float(timeout),
+            memory_mb=memory_mb,
+            max_processes=max_processes,
+            max_output_bytes=max_output_bytes,
+        )
+
+    def _allow(self) -> bool:
+        return self.allow_unisolated or allow_unisolated_from_env()
+
+    def score(self, sample: Sample) -> RewardResult:
+        return code_reward(
+            sample.response,
+            sample.reference,
+            language=self.language,
+            limits=self.limits,
+            mode=self.mode,
+            float_tolerance=self.float_tolerance,
+            allow_unisolated=self._allow(),
+        )
+
+    def score_batch(self, samples: Sequence[Sample]) -> list[RewardResult]:
+        """Samples in parallel, at most `max_parallel` programs at a time (one subprocess each)."""
+        if len(samples) <= 1 or self.max_parallel == 1:
+            return [self.score(s) for s in samples]
+        with ThreadPoolExecutor(min(self.max_parallel, len(samples)), thread_name_prefix="rewardkit-code") as pool:
+            return list(pool.map(self.score, samples))
