@@ -9,8 +9,10 @@ samples (GSM8K-like generated problems, half right, half wrong), against a real
     python benchmarks/bench_server.py --quick    # 8 clients x 5 requests x 32 samples
 
 Overhead per sample = 1/server_rate - 1/in_process_rate (HTTP, JSON, validation, batching).
-The load generator shares the machine's cores with the server, so on a small box the
-server rows also pay for the clients.
+The baseline (ratio 1.00) scores the same batches in-process one at a time, as a trainer
+scoring its own batches would; a second in-process row uses the clients' concurrency. The
+load generator shares the machine's cores with the server, so on a small box the server
+rows also pay for the clients.
 """
 
 from __future__ import annotations
@@ -154,7 +156,7 @@ async def bench_server(
                     return len(data["rewards"] if "rewards" in data else data["results"])
 
             for path, bodies in (("/get_reward", openrlhf), ("/v1/rewards", native)):
-                await run_clients(2, 2, bodies, lambda b, p=path: post(p, b), 10)  # warm-up
+                await run_clients(args.clients, 1, bodies, lambda b, p=path: post(p, b), 30)  # warm-up
                 n, secs, lat = await run_clients(
                     args.clients, args.requests, bodies, lambda b, p=path: post(p, b), args.max_seconds
                 )
@@ -168,7 +170,7 @@ async def bench_server(
     return results
 
 
-async def bench_in_process(args: argparse.Namespace, rows: list[dict[str, Any]]) -> Result:
+async def bench_in_process(args: argparse.Namespace, rows: list[dict[str, Any]]) -> list[Result]:
     samples = [Sample(r["prompt"], r["response"], r["reference"]) for r in rows]
     batches = [samples[i : i + args.samples] for i in range(0, len(samples), args.samples)]
     with Scorer.for_reward(args.reward) as scorer:
@@ -176,9 +178,14 @@ async def bench_in_process(args: argparse.Namespace, rows: list[dict[str, Any]])
         async def call(batch: list[Sample]) -> int:
             return len(await scorer.ascore(batch))
 
-        await run_clients(2, 2, batches, call, 10)  # warm-up: worker pools start
+        await run_clients(args.clients, 1, batches, call, 30)  # warm-up: worker pools start
+        # The baseline: what a trainer does when it scores its own batches, one at a time.
+        requests = args.clients * args.requests
+        n, secs, lat = await run_clients(1, requests, batches, call, args.max_seconds)
+        sequential = Result("in-process, one batch at a time", n, secs, lat)
         n, secs, lat = await run_clients(args.clients, args.requests, batches, call, args.max_seconds)
-    return Result("in-process Scorer.ascore", n, secs, lat)
+        concurrent = Result(f"in-process, {args.clients} concurrent", n, secs, lat)
+    return [sequential, concurrent]
 
 
 def main() -> None:
@@ -195,7 +202,7 @@ def main() -> None:
     rows = make_samples(args.clients * args.requests * args.samples)
 
     async def everything() -> list[Result]:
-        results = [await bench_in_process(args, rows)]
+        results = await bench_in_process(args, rows)
         results += await bench_server(args, rows, window_ms=5.0)
         if not args.quick:
             results += await bench_server(args, rows, window_ms=0.0)
@@ -216,8 +223,8 @@ def main() -> None:
             f"{r.name:<38} {r.rate:>10.0f} {r.pct(0.5):>8.1f} {r.pct(0.99):>8.1f} "
             f"{overhead:>19.0f} {r.rate / base.rate:>6.2f}"
         )
-    print("ratio = samples/s relative to in-process; latency is per request of "
-          f"{args.samples} samples (per ascore call in-process)")
+    print(f"ratio and overhead relative to the first row; latency is per request of {args.samples} "
+          "samples (per Scorer.ascore call in-process)")
 
 
 if __name__ == "__main__":
