@@ -15,28 +15,8 @@ import httpx
 import pytest
 
 from rewardkit.cli.main import main
-from rewardkit.cli.serve import parse_kv
 from rewardkit.errors import ConfigError
 from rewardkit.server.config import ServerConfig, is_loopback
-
-
-@pytest.mark.parametrize(
-    ("items", "expected"),
-    [
-        (["timeout=2.5"], {"timeout": 2.5}),
-        (["model=qwen", "n=3", "flag=true"], {"model": "qwen", "n": 3, "flag": True}),
-        (["tags=[1, 2]", "url=http://x:1/v1"], {"tags": [1, 2], "url": "http://x:1/v1"}),
-        (["empty="], {"empty": ""}),
-    ],
-)
-def test_parse_kv(items: list[str], expected: dict[str, Any]) -> None:
-    assert parse_kv(items) == expected
-
-
-@pytest.mark.parametrize("bad", ["novalue", "=3"])
-def test_parse_kv_rejects(bad: str) -> None:
-    with pytest.raises(ConfigError, match="KEY=VALUE"):
-        parse_kv([bad])
 
 
 @pytest.mark.parametrize(
@@ -85,6 +65,7 @@ def test_serve_token_from_env_no_warning(
 
 def test_serve_default_host_is_loopback(fake_uvicorn: list[dict[str, Any]]) -> None:
     assert main(["serve", "--reward", "think_format", "--arg", "opened=true"]) == 0
+    assert fake_uvicorn[0]["app"].state.service.scorer.spec.rewards[0].args == {"opened": True}
     assert fake_uvicorn[0]["host"] == "127.0.0.1"
     assert fake_uvicorn[0]["port"] == 5000
 
@@ -95,6 +76,8 @@ def test_serve_default_host_is_loopback(fake_uvicorn: list[dict[str, Any]]) -> N
         (["serve", "--spec", "/nonexistent/spec.yaml"], "spec file not found"),
         (["serve", "--reward", "no_such_reward"], "unknown reward"),
         (["serve", "--reward", "think_format", "--arg", "bogus=1"], "bad options"),
+        (["serve", "--reward", "think_format", "--arg", "novalue"], "KEY=VALUE"),
+        (["serve", "--spec", "x.yaml", "--arg", "a=1"], "--arg applies to --reward"),
         (["serve", "--reward", "think_format", "--port", "70000"], "--port"),
         (["serve", "--reward", "think_format", "--max-batch", "0"], "max_batch"),
     ],

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from typing import Any
 
 from rewardkit.errors import ConfigError, MissingDependencyError
 
@@ -22,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="K=V",
-        help="option for --reward (repeatable); V is parsed as JSON when it can be, else text",
+        help="option for --reward; V is read as YAML (10, 0.5, true, text), as in `rewardkit score`. Repeatable.",
     )
     parser.add_argument(
         "--host",
@@ -67,25 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--access-log", action="store_true", help="log every request")
 
 
-def parse_kv(items: list[str]) -> dict[str, Any]:
-    """`["k=v", ...]` as options; values are JSON when they parse (2.0, true, [1]), else text."""
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--arg expects KEY=VALUE, got {item!r}")
-        try:
-            options[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            options[key.strip()] = raw
-    return options
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
     except ImportError as exc:
         raise MissingDependencyError("uvicorn", "server", "rewardkit serve") from exc
+    from rewardkit.cli.score import parse_reward_args
     from rewardkit.scoring import Scorer
     from rewardkit.server.app import create_app
     from rewardkit.server.config import ServerConfig, is_loopback
@@ -107,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         max_inflight_batches=args.max_inflight,
         fill_value=args.fill_value,
     )
-    spec = args.spec if args.spec else RewardSpec.single(args.reward, **parse_kv(args.arg))
+    spec = args.spec if args.spec else RewardSpec.single(args.reward, **parse_reward_args(args.arg))
     if not is_loopback(args.host) and token is None:
         print(
             f"rewardkit serve: warning: binding {args.host} without a token lets anyone who can "
