@@ -20,8 +20,9 @@ of its chunk goes to a fresh worker.
 
 Start methods (`benchmarks/bench_math.py` measures them):
 
-- "forkserver" (default): the pool's own fork server, a fresh single-threaded interpreter
-  that imports and runs `preload` once, then forks every worker from that warm state. A
+- "forkserver" (default): rewardkit's own fork server (one per process, shared by all
+  pools), a fresh single-threaded interpreter that imports and runs `preload` once, then
+  forks every worker from that warm state. A
   replacement after a kill costs a fork (milliseconds), not a re-import and a re-warm
   (~1 s for Math-Verify's parser caches). Forking a single-threaded process is safe, and
   the server never re-imports the caller's `__main__`. `fn` must be importable (a module
@@ -316,6 +317,7 @@ class _ForkServer:
             theirs.close()
         self.conn = Connection(ours.detach())
         self.lock = threading.Lock()
+        self.pid_of_owner = os.getpid()  # a forked child must start its own
 
     def fork(self, preload: tuple[str, ...]) -> _ForkedWorker:
         from multiprocessing.reduction import send_handle
@@ -349,6 +351,20 @@ class _ForkServer:
             self.process.wait()
 
 
+_server: _ForkServer | None = None
+_server_lock = threading.Lock()
+
+
+def _fork_server() -> _ForkServer:
+    """The process's fork server, shared by every "forkserver" pool: a second pool (the
+    server's, a reward with its own `workers`) forks from an already warm template."""
+    global _server
+    with _server_lock:
+        if _server is None or _server.pid_of_owner != os.getpid() or not _server.alive():
+            _server = _ForkServer()
+        return _server
+
+
 def _default_workers() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -367,6 +383,9 @@ _POOLS: weakref.WeakSet[DeadlinePool] = weakref.WeakSet()
 def _close_all_pools() -> None:
     for pool in list(_POOLS):
         pool.close()
+    with _server_lock:
+        if _server is not None and _server.pid_of_owner == os.getpid():
+            _server.close()
 
 
 class DeadlinePool:
@@ -407,8 +426,6 @@ class DeadlinePool:
         self._idle: list[_Worker] = []  # warm workers, used LIFO so hot ones stay hot
         self._empty = self.workers  # slots with no process yet (lazy start, or killed)
         self._live: set[_Worker] = set()  # every started worker, idle or busy, for close()
-        self._server: _ForkServer | None = None
-        self._server_lock = threading.Lock()
         self._closed = False
         self._pid = os.getpid()
 
@@ -436,11 +453,7 @@ class DeadlinePool:
         """Start a process; it may still be booting. Runs outside the pool lock."""
         worker: _Worker
         if self.start_method == "forkserver":
-            with self._server_lock:
-                if self._server is None or not self._server.alive():
-                    self._server = _ForkServer()
-                server = self._server
-            worker = server.fork(self.preload)
+            worker = _fork_server().fork(self.preload)
         else:
             worker = _ProcessWorker(multiprocessing.get_context(self.start_method), self.preload)
         with self._cond:
@@ -604,10 +617,6 @@ class DeadlinePool:
             self._idle.clear()
         for worker in workers:
             worker.kill()
-        with self._server_lock:
-            server, self._server = self._server, None
-        if server is not None:
-            server.close()
 
     def __enter__(self) -> DeadlinePool:
         return self

@@ -85,10 +85,10 @@ _LEADING_WORDS_RE = re.compile(
     r"^(?:[A-Za-z][A-Za-z']*[ \t]+)+(?=[-+(\[\d.]|\\(?:frac|dfrac|tfrac|sqrt|pi)\b)"
 )
 _TRAILING_UNIT_RE = re.compile(
-    r"^(?P<value>[-+]?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?(?:\s*\\?%)?)\s+(?P<unit>[A-Za-z][A-Za-z .'/^\d-]*)$"
+    r"^(?P<value>[-+]?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?(?:\s*\\?%)?)\s+(?P<unit>[A-Za-z][A-Za-z .'/-]*(?:\^\{?\d\}?)?)$"
 )
-# Words that look like units but are mathematics.
-_MATH_WORDS = {"pi", "sqrt", "log", "ln", "sin", "cos", "tan", "exp", "mod", "i", "e"}
+# Words that may follow a number but are not units: mathematics, or a second answer.
+_NOT_UNITS = {"pi", "sqrt", "log", "ln", "sin", "cos", "tan", "exp", "mod", "i", "e", "or", "and"}
 _CURRENCY_RE = re.compile(r"\\\$|\$|US\$|USD|€|£|¥|\\euro")
 
 
@@ -174,7 +174,7 @@ def _clean(text: str) -> str:
     text = text.strip().rstrip(".,;:!?").strip()
     text = _LEADING_WORDS_RE.sub("", text)
     match = _TRAILING_UNIT_RE.match(text)
-    if match and match["unit"].split()[0].lower() not in _MATH_WORDS:
+    if match and match["unit"].split()[0].lower() not in _NOT_UNITS:
         text = match["value"]
     text = re.sub(r"(?<!\\)%", r"\\%", text)
     return " ".join(text.split())
@@ -225,12 +225,10 @@ def _find_answer(text: str) -> _Found | None:
         start, end, raw, source = max(candidates)
         if len(raw) > MAX_ANSWER_CHARS:
             return _Found(raw, source, (raw,))
-        if source == "boxed":
-            alternatives = _boxed_chain(text, boxes) + _split_or(raw)
-        else:
-            alternatives = _split_or(raw)
-        alternatives += _or_tail(text, end)
-        answer = _clean(raw)
+        own = _split_or(raw)  # "18 or so" -> ["18"]; "12 or 13" -> ["12", "13"]
+        answer = own[0] if len(own) == 1 else _clean(raw)
+        chain = _boxed_chain(text, boxes) if source == "boxed" else []
+        alternatives = chain + own + _or_tail(text, end)
         if len(alternatives) <= 1:
             return _Found(answer, source, (answer,))
         return _Found(answer, source, tuple(alternatives))
