@@ -220,7 +220,7 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None) -> FastAPI:
         n = sum(s.size for s in body.samples)
         if n > config.max_batch:
             return _too_many(n, config.max_batch)
-        samples = [sample for item in body.samples for sample in item.to_samples()]
+        samples = [s for i, item in enumerate(body.samples, 1) for s in item.to_samples(i)]
         reports = iter(await service.score(samples, "/v1/rewards"))
         results: list[dict[str, Any]] = []
         for item in body.samples:

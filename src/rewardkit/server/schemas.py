@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rewardkit.io import sample_from_record
 from rewardkit.types import Sample
 
 __all__ = [
@@ -93,22 +94,12 @@ class NativeSample(BaseModel):
     def size(self) -> int:
         return 1 if self.responses is None else len(self.responses)
 
-    def to_samples(self) -> list[Sample]:
-        prompt = self.prompt if isinstance(self.prompt, str) else _last_user_turn(self.prompt)
-        fields = dict(self.model_extra or {})
-        sample_id = None if self.id is None else str(self.id)
+    def to_samples(self, number: int) -> list[Sample]:
+        """One `Sample` per response; `number` (1-based) stands in for a missing id."""
+        record = {**(self.model_extra or {}), "prompt": self.prompt, "reference": self.reference, "id": self.id}
         texts = [self.response] if self.responses is None else self.responses
-        return [
-            Sample(prompt=prompt, response=str(text), reference=self.reference, id=sample_id, fields=fields)
-            for text in texts
-        ]
-
-
-def _last_user_turn(messages: list[dict[str, Any]]) -> str:
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            return str(message.get("content", ""))
-    return ""
+        # The same conversion as input files get: chat prompts, fields for routing.
+        return [sample_from_record({**record, "response": text}, number) for text in texts]
 
 
 class RewardsRequest(BaseModel):
