@@ -286,13 +286,16 @@ def handle(req: dict[str, Any], fds: list[int]) -> None:
     reply = socket.socket(fileno=fds[0])
     stdio = fds[1:4]
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the supervisor ignores it to auto-reap
+    t0 = time.perf_counter()
     try:
         child, err_r, status_r = start(req, stdio)
     except Exception as exc:
         reply.send(json.dumps({"event": "error", "error": f"sandbox setup failed: {exc}"}).encode())
         return
+    setup = time.perf_counter() - t0
     reply.send(b'{"event": "started"}')
     result = supervise(req, child, reply)
+    result["setup_seconds"] = setup
     program_status = os.read(status_r, 64)
     if program_status:  # pid 1 reported how the program ended
         result["status"] = int(program_status)

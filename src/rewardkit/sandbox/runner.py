@@ -256,6 +256,8 @@ def _execute(request: dict[str, object], stdin: bytes, limits: SandboxLimits, la
         details={
             "cpu_seconds": exit_msg.get("cpu_seconds"),
             "max_rss_kb": exit_msg.get("max_rss_kb"),
+            # namespaces, mounts and init, measured in the handler (the sandbox's own cost)
+            "setup_seconds": exit_msg.get("setup_seconds"),
         },
     )
 
