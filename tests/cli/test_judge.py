@@ -363,3 +363,168 @@ def test_resume_after_sigkill_does_not_ask_again(tmp_path: Path) -> None:
     assert all(count == 1 for count in asked_after.values())
     assert sum(asked_after.values()) <= n - len(done_before)
     assert "already done" in rerun.stderr
+
+
+# -- progress, meta RM, local backends --------------------------------------------------------
+
+
+def test_progress_bar_reports_on_stderr(
+    tmp_path: Path, server: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = write_queries(tmp_path / "in.jsonl", 5)
+    code = main(["judge", str(src), "-o", str(tmp_path / "o.jsonl"), "--model", "j",
+                 "--base-url", server.base_url])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "5/5" in err and "q/s" in err and "errors=0" in err
+
+
+@pytest.fixture
+def meta_rm_server() -> Iterator[tuple[str, list[int]]]:
+    """A remote meta RM on loopback that rates a judgment by its first score (higher is better)."""
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    calls: list[int] = []
+
+    async def rate(request: web.Request) -> web.Response:
+        inputs = (await request.json())["inputs"]
+        calls.append(len(inputs))
+        scores = []
+        for text in inputs:
+            match = re.search(r"boxed\{(\d+)", text.rsplit("Scores:", 1)[-1])
+            scores.append(float(match.group(1)) if match else 0.0)
+        return web.json_response({"scores": scores})
+
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        app = web.Application()
+        app.router.add_post("/rate", rate)
+        runner = web.AppRunner(app, access_log=None)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        loop.run_until_complete(site.start())
+        box["port"] = runner.addresses[0][1]
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ready.wait(10)
+    yield f"http://127.0.0.1:{box['port']}/rate", calls
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+def test_remote_meta_rm_keeps_the_top_judgments(
+    tmp_path: Path, server: FakeOpenAI, meta_rm_server: tuple[str, list[int]]
+) -> None:
+    url, calls = meta_rm_server
+    src = write_queries(tmp_path / "in.jsonl", 4)
+    out = tmp_path / "out.jsonl"
+    code = judge_cli(tmp_path, server, str(src), "-o", str(out), "--model", "j", "--samples", "4",
+                     "--meta-rm", url, "--keep", "2")
+    assert code == 0
+    assert calls and sum(calls) == 4 * 4  # every valid judgment was rated
+    for line in read_lines(out):
+        assert len(line["voters"]) == 2 and line["valid"] == 4
+        rated = [j["meta_score"] for j in line["judgments"]]
+        assert all(r is not None for r in rated)
+        kept = sorted(rated[i] for i in line["voters"])
+        assert kept == sorted(rated)[-2:]  # the two best-rated voted
+        # the reward is the sum over the voters only
+        for position, reward in enumerate(line["rewards"]):
+            assert reward == sum(line["judgments"][i]["scores"][position] for i in line["voters"])
+
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _tiny_llama(path: Path) -> Path:
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    corpus = ["Scores: \\boxed{7, 3}. Response 1 is better.", "Specific Criteria: clarity."] * 20
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<pad>", "<s>", "<|im_end|>", "<|im_start|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>",
+                                        eos_token="<|im_end|>", pad_token="<pad>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
+                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                         max_position_embeddings=8192, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.mark.slow
+def test_transformers_backend_form(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A local random model: it cannot judge, so every query ends with an explicit error."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    model = _tiny_llama(tmp_path / "tiny")
+    src = write_queries(tmp_path / "in.jsonl", 2)
+    out = tmp_path / "out.jsonl"
+    args = [str(src), "-o", str(out), "--backend", "transformers", "--model", str(model),
+            "--max-tokens", "4", "--no-progress", "--cache", str(tmp_path / "c.sqlite")]
+    code = main(["judge", *args])
+    lines = read_lines(out)
+    assert code == 1 and len(lines) == 2
+    for line in lines:
+        assert line["rewards"] == [None, None] and line["error"] == "no_valid_judgment"
+        assert line["judgments"][0]["error"]  # the raw text is kept with a reason code
+    capsys.readouterr()
+    # the same model through the cache: no generation at all the second time
+    main(["judge", *args[:2], str(tmp_path / "again.jsonl"), *args[3:]])
+    assert "cache 2 hits / 0 misses" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_llama_cpp_backend_form(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp")
+    from rewardkit.backends.models import resolve_gguf
+
+    try:
+        resolve_gguf("smollm2-135m")
+    except Exception as exc:  # the packaged model is optional
+        pytest.skip(f"smollm2-135m not available: {exc}")
+    src = write_queries(tmp_path / "in.jsonl", 1)
+    out = tmp_path / "out.jsonl"
+    template = tmp_path / "short.txt"  # a short prompt: CPU time is scarce in CI
+    template.write_text("Rate answers to {query}\n{responses}\nEnd with Scores: \\boxed{{...}}\n")
+    code = main(["judge", str(src), "-o", str(out), "--backend", "llama_cpp", "--model",
+                 "smollm2-135m", "--max-tokens", "16", "--no-progress", "--no-cache",
+                 "--template", str(template)])
+    lines = read_lines(out)
+    assert code in (0, 1) and [x["id"] for x in lines] == ["q0"]
+    for line in lines:  # a 135M model may or may not produce a verdict: scored or explicit error
+        assert len(line["rewards"]) == 2
+        assert line["error"] is not None or all(isinstance(r, float) for r in line["rewards"])
+        assert line["judgments"][0]["text"] is not None
+
+
+def test_missing_local_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = write_queries(tmp_path / "in.jsonl", 1)
+    code = main(["judge", str(src), "-o", str(tmp_path / "o.jsonl"), "--backend", "llama_cpp",
+                 "--model", str(tmp_path / "missing.gguf"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("rewardkit judge: error:")

@@ -321,3 +321,31 @@ def test_int_and_float_sampling_params_are_the_same_request() -> None:
     assert request_digest("x:m", replace(BASE, temperature=1)) == request_digest(
         "x:m", replace(BASE, temperature=1.0)
     )
+
+
+class _LocalModel:
+    """Stands in for a local-model backend: named by a folder, like TransformersBackend."""
+
+    def __init__(self, path: Path) -> None:
+        self.model_id = str(path)
+        self.model = path.name
+
+    async def generate(self, request: GenerateRequest) -> list[Completion]:
+        return [Completion("x")] * request.n
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_local_models_are_named_by_their_resolved_path(tmp_path: Path) -> None:
+    a, b = tmp_path / "step-100" / "model", tmp_path / "step-200" / "model"
+    a.mkdir(parents=True)
+    b.mkdir(parents=True)
+    ida, idb = backend_identity(_LocalModel(a)), backend_identity(_LocalModel(b))
+    assert ida != idb and ida.endswith(str(a.resolve()))
+    # the same folder reached by another path is the same model
+    assert backend_identity(_LocalModel(tmp_path / "step-100" / ".." / "step-100" / "model")) == ida
+    # a hub id that is not a local path is kept as given
+    assert backend_identity(_LocalModel(Path("Qwen/Qwen2.5-0.5B-Instruct"))).endswith(
+        "Qwen/Qwen2.5-0.5B-Instruct"
+    )

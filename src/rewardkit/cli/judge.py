@@ -236,43 +236,67 @@ async def judge_file(options: JudgeOptions) -> int:
         raise ConfigError(f"-o {options.output} is a directory; give a file path")
     if options.cache is not None and options.cache.resolve() == options.output.resolve():
         raise ConfigError("--cache must not be the output file")
-    judge, backend, cache = _build(options)
-    writer = ResultWriter(options.output)
+    parts = _build(options)
+    cache = parts.cache
+    try:
+        writer = ResultWriter(options.output)
+    except OSError as exc:
+        await parts.aclose()
+        raise ConfigError(f"cannot write {options.output}: {exc.strerror or exc}") from None
     started = time.perf_counter()
-    tally = _Tally(skipped=0)
+    tally = _Tally()
     bar = _progress_bar(options, writer)
     try:
-        await _judge_rows(judge, iter_rows(options.input), writer, tally, options.concurrency, bar)
+        await _judge_rows(
+            parts.judge, iter_rows(options.input), writer, tally, options.concurrency, bar
+        )
     finally:
         if bar is not None:
             bar.close()
         writer.close()
-        try:
-            await backend.aclose()
-        finally:
-            if cache is not None:
-                cache.close()
+        await parts.aclose()
     elapsed = time.perf_counter() - started
     done = tally.judged + tally.bad_lines
-    parts = [f"{tally.judged} judged", f"{tally.errors} with errors"]
+    summary = [f"{tally.judged} judged", f"{tally.errors} with errors"]
     if tally.bad_lines:
-        parts.append(f"{tally.bad_lines} bad input lines")
+        summary.append(f"{tally.bad_lines} bad input lines")
     if tally.skipped:
-        parts.append(f"{tally.skipped} already done")
+        summary.append(f"{tally.skipped} already done")
     if tally.duplicates:
-        parts.append(f"{tally.duplicates} duplicate ids skipped")
+        summary.append(f"{tally.duplicates} duplicate ids skipped")
     if cache is not None:
-        parts.append(f"cache {cache.hits} hits / {cache.misses} misses")
+        summary.append(f"cache {cache.hits} hits / {cache.misses} misses")
     rate = done / elapsed if elapsed > 0 else 0.0
     print(
-        f"rewardkit judge: {', '.join(parts)} in {elapsed:.1f}s ({rate:.0f} queries/s) -> {options.output}",
+        f"rewardkit judge: {', '.join(summary)} in {elapsed:.1f}s ({rate:.0f} queries/s) -> {options.output}",
         file=sys.stderr,
     )
     return 1 if tally.errors or tally.bad_lines else 0
 
 
-def _build(options: JudgeOptions) -> tuple[PointwiseJudge, Backend, JudgeCache | None]:
-    from rewardkit.judges import JudgeConfig, PointwiseJudge
+@dataclass
+class _Parts:
+    """What one run builds, and closes at the end."""
+
+    judge: PointwiseJudge
+    backend: Backend
+    cache: JudgeCache | None
+    meta_rm: Any
+
+    async def aclose(self) -> None:
+        try:
+            await self.backend.aclose()
+            if hasattr(self.meta_rm, "aclose"):
+                await self.meta_rm.aclose()
+        finally:
+            if self.cache is not None:
+                self.cache.close()
+
+
+def _build(options: JudgeOptions) -> _Parts:
+    """Judge config and template first (cheap checks), then the models, then the cache."""
+    from rewardkit.backends import build_backend
+    from rewardkit.judges import JudgeConfig, PointwiseJudge, PromptBuilder
 
     config = JudgeConfig(
         mode=options.mode,
@@ -283,13 +307,13 @@ def _build(options: JudgeOptions) -> tuple[PointwiseJudge, Backend, JudgeCache |
         principles=options.principles,
         template=options.template,
     )
+    PromptBuilder.create(config.mode, template=config.template, principles=config.principles)
     meta_rm = _meta_rm(options.meta_rm) if options.meta_rm else None
     backend: Backend
     if options.backend == "http":
-        from rewardkit.backends.http import HTTPBackend
-
-        backend = HTTPBackend(
-            base_url=list(options.base_url) if len(options.base_url) > 1 else options.base_url[0],
+        backend = build_backend(
+            "http",
+            base_url=list(options.base_url),
             model=options.model,
             concurrency=options.concurrency,
             timeout=options.timeout,
@@ -297,8 +321,6 @@ def _build(options: JudgeOptions) -> tuple[PointwiseJudge, Backend, JudgeCache |
             api_key=options.api_key,
         )
     else:
-        from rewardkit.backends import build_backend
-
         backend = build_backend(options.backend, model=options.model)
     cache = None
     if options.cache is not None:
@@ -306,7 +328,7 @@ def _build(options: JudgeOptions) -> tuple[PointwiseJudge, Backend, JudgeCache |
 
         cache = JudgeCache(options.cache)
         backend = CachedBackend(backend, cache)
-    return PointwiseJudge(backend, config, meta_rm=meta_rm), backend, cache
+    return _Parts(PointwiseJudge(backend, config, meta_rm=meta_rm), backend, cache, meta_rm)
 
 
 def _meta_rm(where: str) -> Any:

@@ -45,8 +45,14 @@ def backend_identity(backend: Backend) -> str:
     """`kind:model` for a backend: what, besides the request, decides its output.
 
     A backend may name its kind with a `kind` attribute; otherwise its class name stands in.
+    A local model (a `model_path` or `model_id` attribute) is named by its resolved path,
+    since two checkpoints often share a folder name ("step-100/model", "step-200/model").
     """
     kind = getattr(backend, "kind", None) or type(backend).__name__
+    local = getattr(backend, "model_path", None) or getattr(backend, "model_id", None)
+    if local is not None:
+        path = Path(local).expanduser()
+        return f"{kind}:{path.resolve() if path.exists() else local}"
     return f"{kind}:{backend.model}"
 
 
