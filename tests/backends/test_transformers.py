@@ -19,6 +19,9 @@ from rewardkit.errors import ConfigError, MissingDependencyError
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+# Importing torch and transformers alone takes seconds on a busy machine.
+pytestmark = pytest.mark.slow
+
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"

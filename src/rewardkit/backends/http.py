@@ -96,6 +96,9 @@ class HTTPBackend:
     answers 400 naming it; "send" never drops; "off" never sends. `regex_fields` chooses
     how a regex is sent (vLLM's `structured_outputs` and/or the legacy `guided_regex`).
     The API key comes from `api_key` or the `api_key_env` variable and is never logged.
+
+    `concurrency` bounds requests in flight per event loop (each loop has its own session
+    and semaphore; a process normally runs one).
     """
 
     def __init__(
