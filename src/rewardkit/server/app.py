@@ -221,21 +221,17 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None) -> FastAPI:
         if n > config.max_batch:
             return _too_many(n, config.max_batch)
         samples = [s for i, item in enumerate(body.samples, 1) for s in item.to_samples(i)]
-        reports = iter(await service.score(samples, "/v1/rewards"))
+        reports = await service.score(samples, "/v1/rewards")
+        scored = sum(1 for r in reports if r.scored)
+        remaining = iter(reports)
         results: list[dict[str, Any]] = []
         for item in body.samples:
             if item.responses is None:
-                results.append({"id": item.id, **_result(next(reports))})
+                results.append({"id": item.id, **_result(next(remaining))})
             else:
                 results.append(
-                    {"id": item.id, "responses": [_result(next(reports)) for _ in item.responses]}
+                    {"id": item.id, "responses": [_result(next(remaining)) for _ in item.responses]}
                 )
-        scored = sum(
-            1
-            for r in results
-            for part in r.get("responses", [r])
-            if part["reward"] is not None
-        )
         return JSONResponse({"results": results, "scored": scored, "unscored": n - scored})
 
     @app.get("/health", response_model=HealthResponse)
