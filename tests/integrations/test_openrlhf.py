@@ -12,16 +12,23 @@ from rewardkit.integrations import openrlhf
 
 
 @pytest.mark.parametrize(
-    ("query", "prompt", "response"),
+    ("query", "prompt", "words"),
     [
-        ("<user>2+2?<assistant>4", "<user>2+2?<assistant>", "4"),
-        (" <user>2+2?<assistant> 4", "<user>2+2?<assistant>", " 4"),  # a stray leading space
-        ("4 and 4", "", "4 and 4"),
-        ("totally different", "<user>x", "totally different"),
+        ("Q: 2+2?\nA: 4 four", "Q: 2+2?\nA:", 2.0),  # the prompt is a prefix
+        (  # decoded with special tokens, as OpenRLHF does: BOS before, EOS after
+            "<s><|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nhello there<|im_end|></s>",
+            "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",
+            2.0,
+        ),
+        ("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\none two three", "re-tokenised", 3.0),
     ],
 )
-def test_response_from_query(query: str, prompt: str, response: str) -> None:
-    assert openrlhf.response_from_query(query, prompt) == response
+def test_response_is_cut_from_the_query(
+    monkeypatch: pytest.MonkeyPatch, query: str, prompt: str, words: float
+) -> None:
+    monkeypatch.delenv("REWARDKIT_SPEC", raising=False)
+    monkeypatch.setenv("REWARDKIT_REWARD", "h2_length")
+    assert list(openrlhf.reward_func([query], [prompt], None)["rewards"]) == [words]
 
 
 def _load_as_openrlhf_does() -> Any:
@@ -69,3 +76,14 @@ def test_length_mismatch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REWARDKIT_REWARD", "h2_length")
     with pytest.raises(ConfigError, match="must match"):
         openrlhf.reward_func(["a", "b"], ["a"], None)
+
+
+def test_every_spec_label_is_logged_in_every_batch(tmp_path: Any) -> None:
+    spec = {"rewards": [{"reward": "h2_length"}, {"reward": "h2_contains", "when": {"task": "x"}}]}
+    from rewardkit.spec import load_spec
+
+    # no sample has a `task` field, so h2_contains applies to none of them
+    payload = openrlhf.score_queries(load_spec(spec), ["p a", "p b c"], ["p", "p"], None)
+    assert payload["rewards"] == [1.0, 2.0]
+    assert payload["extra_logs"]["rewardkit/h2_contains"] == [0.0, 0.0]
+    assert payload["extra_logs"]["rewardkit/h2_length"] == [1.0, 2.0]

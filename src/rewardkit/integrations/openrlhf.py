@@ -12,8 +12,10 @@ for advantages), `scores` (tensor, used by `--dynamic_filtering`) and `extra_log
 (per-sample tensors, logged to wandb).
 
 OpenRLHF needs a number per sample: an unscored sample gets reward 0.0 and is flagged 1.0
-in `extra_logs["rewardkit/unscored"]`. `response_from_query` is the one place that strips
-the prompt off a query; the HTTP server's OpenRLHF endpoint should use it too.
+in `extra_logs["rewardkit/unscored"]`. The response is cut out of each query by
+`rewardkit.server.openrlhf.extract_response` (prompt prefix, else the last assistant marker
+of a known chat template, special tokens stripped), the same rule `rewardkit serve` uses for
+OpenRLHF's HTTP mode, and the result has the same shape as the server's answer.
 """
 
 from __future__ import annotations
@@ -24,25 +26,11 @@ from typing import Any
 
 from rewardkit.errors import ConfigError
 from rewardkit.integrations._common import resolve_spec, score_batch, spec_is_async, spec_key
+from rewardkit.server.openrlhf import extract_response, openrlhf_payload
 from rewardkit.spec import RewardSpec
-from rewardkit.types import Sample, Score
+from rewardkit.types import Sample
 
-__all__ = ["response_from_query", "reward_func", "score_queries"]
-
-
-def response_from_query(query: str, prompt: str | None) -> str:
-    """The response part of an OpenRLHF query (prompt + response).
-
-    The prompt normally is an exact prefix. When detokenisation changed the join (a space
-    or special token added before the prompt), the first occurrence of the prompt still
-    marks it; with no prompt found the whole query is the response.
-    """
-    if not prompt:
-        return query
-    if query.startswith(prompt):
-        return query[len(prompt) :]
-    at = query.find(prompt)
-    return query[at + len(prompt) :] if at >= 0 else query
+__all__ = ["reward_func", "score_queries"]
 
 
 _ENV_SPEC: tuple[tuple[str | None, str | None], tuple[RewardSpec, str, bool]] | None = None
@@ -69,8 +57,12 @@ def score_queries(
     queries: Sequence[str],
     prompts: Sequence[str],
     labels: Sequence[Any] | None = None,
-) -> tuple[list[float], list[bool], dict[str, list[float]]]:
-    """Rewards (0.0 when unscored), unscored flags and per-label scores for a batch."""
+) -> dict[str, Any]:
+    """OpenRLHF's answer as plain lists: `rewards`, `scores`, per-sample `extra_logs`.
+
+    Every spec label gets its `extra_logs` entry in every batch, even when routing left it
+    out of this one: OpenRLHF concatenates the logs of all batches key by key.
+    """
     n = len(queries)
     if len(prompts) != n or (labels is not None and len(labels) != n):
         raise ConfigError(f"OpenRLHF passed {n} queries, {len(prompts)} prompts and "
@@ -78,22 +70,15 @@ def score_queries(
     samples = [
         Sample(
             prompt=prompts[i],
-            response=response_from_query(queries[i], prompts[i]),
+            response=extract_response(queries[i], prompts[i]),
             reference=None if labels is None else labels[i],
         )
         for i in range(n)
     ]
-    reports = score_batch(spec, spec_key(spec), samples, spec_is_async(spec))
-    rewards = [0.0 if r.reward is None else r.reward for r in reports]
-    unscored = [r.reward is None for r in reports]
-    per_label = {
-        entry.label: [
-            c.value if isinstance(c := r.components.get(entry.label), Score) else 0.0
-            for r in reports
-        ]
-        for entry in spec.rewards
-    }
-    return rewards, unscored, per_label
+    payload = openrlhf_payload(score_batch(spec, spec_key(spec), samples, spec_is_async(spec)))
+    for entry in spec.rewards:
+        payload["extra_logs"].setdefault(f"rewardkit/{entry.label}", [0.0] * n)
+    return payload
 
 
 def reward_func(
@@ -105,27 +90,17 @@ def reward_func(
     """OpenRLHF's reward function: `{"rewards", "scores", "extra_logs"}` of float tensors."""
     del kwargs  # newer OpenRLHF versions may pass more; the spec needs none of it
     spec, _, _ = _env_spec()
-    rewards, unscored, per_label = score_queries(spec, queries, prompts, labels)
+    payload = score_queries(spec, queries, prompts, labels)
     try:
         import torch
     except ImportError:  # OpenRLHF always has torch; plain lists keep this usable elsewhere
-        return {
-            "rewards": rewards,
-            "scores": rewards,
-            "extra_logs": {
-                "rewardkit/unscored": [float(u) for u in unscored],
-                **{f"rewardkit/{k}": v for k, v in per_label.items()},
-            },
-        }
-    tensor = torch.tensor(rewards, dtype=torch.float32)
+        return payload
+
+    def tensor(values: list[float]) -> Any:
+        return torch.tensor(values, dtype=torch.float32)
+
     return {
-        "rewards": tensor,
-        "scores": tensor.clone(),
-        "extra_logs": {
-            "rewardkit/unscored": torch.tensor([float(u) for u in unscored], dtype=torch.float32),
-            **{
-                f"rewardkit/{k}": torch.tensor(v, dtype=torch.float32)
-                for k, v in per_label.items()
-            },
-        },
+        "rewards": tensor(payload["rewards"]),
+        "scores": tensor(payload["scores"]),
+        "extra_logs": {key: tensor(v) for key, v in payload["extra_logs"].items()},
     }
