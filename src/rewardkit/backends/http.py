@@ -241,9 +241,8 @@ class HTTPBackend:
         retries = 0
         while True:
             payload = _dumps(self._body(request, n, seed))
-            index = self._pick(state)
             try:
-                return await self._attempt(state, index, payload, request.top_logprobs)
+                return await self._attempt(state, payload, request.top_logprobs)
             except _FieldRejected as rejected:
                 # A server that does not know a constraint field: drop it and go on
                 # unconstrained (the judge's parser still validates the text).
@@ -273,10 +272,12 @@ class HTTPBackend:
         return min(range(count), key=lambda i: (state.in_flight[i], (i - start) % count))
 
     async def _attempt(
-        self, state: _LoopState, index: int, payload: bytes, top_logprobs: int | None
+        self, state: _LoopState, payload: bytes, top_logprobs: int | None
     ) -> list[Completion]:
-        url = self.endpoints[index]
         async with state.semaphore:
+            # Pick once a slot is free: a choice made while queued would be stale.
+            index = self._pick(state)
+            url = self.endpoints[index]
             state.in_flight[index] += 1
             self.attempts += 1
             try:
