@@ -140,6 +140,7 @@ def test_no_code_is_a_zero_not_unscored():
         ({"mode": "most"}, "mode"),
         ({"timeout": 0}, "timeout"),
         ({"timeout": True}, "timeout"),
+        ({"wall_timeout": -2}, "wall_timeout"),
         ({"language": "cobol"}, "cobol"),
         ({"max_parallel": 0}, "max_parallel"),
         ({"float_tolerance": -1}, "float_tolerance"),
@@ -157,6 +158,7 @@ def test_registered_and_picklable():
     assert isinstance(reward, CodeReward) and reward.name == "code" and reward.value_range == (0.0, 1.0)
     clone = pickle.loads(pickle.dumps(reward))
     assert (clone.mode, clone.limits, clone.max_parallel) == ("fraction", reward.limits, 3)
+    assert (clone.limits.cpu_seconds, clone.limits.wall_seconds) == (2.0, 5.0)
 
 
 def test_sandbox_failure_is_unscored(monkeypatch):
@@ -192,7 +194,7 @@ IO_CASES = [
     ("fraction", "s = input()\nprint(s[::-1] if len(s) != 2 else s)", {"mode": "fraction"}, 2 / 3, "wrong_answer", 2),
     ("all stops early", "s = input()\nprint(s[::-1] if len(s) != 2 else s)", {}, 0.0, "wrong_answer", 1),
     ("timeout", "while True:\n    pass", {"timeout": 1}, 0.0, "timeout", 0),
-    ("sleep timeout", "import time\ntime.sleep(30)", {"timeout": 1}, 0.0, "timeout", 0),
+    ("sleep timeout", "import time\ntime.sleep(30)", {"timeout": 1, "wall_timeout": 1}, 0.0, "timeout", 0),
     ("output flood", "while True:\n    print('x' * 1000)", {"max_output_bytes": 10000}, 0.0, "output_limit", 0),
 ]
 

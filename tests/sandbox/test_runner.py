@@ -276,3 +276,14 @@ def test_limits_are_validated(kwargs):
 )
 def test_exec_result_status(result, status, ok):
     assert (result.status, result.ok) == (status, ok)
+
+
+def test_public_api():
+    import rewardkit.sandbox as sandbox
+
+    assert set(sandbox.__all__) == {
+        "ALLOW_UNISOLATED_ENV", "LANGUAGES", "ExecResult", "IsolationReport", "Language",
+        "SandboxLimits", "available_languages", "get_language", "isolation_report", "run_code",
+        "run_process", "scrubbed_env", "select_layers",
+    }
+    assert all(hasattr(sandbox, name) for name in sandbox.__all__)

@@ -426,8 +426,9 @@ def code_reward(
 class CodeReward(Reward):
     """Runs the response's code against the reference's tests in the sandbox; 0..1.
 
-    Options: `mode` ("all" | "fraction"), `timeout` (wall seconds per test run; the CPU
-    limit is the same), `memory_mb`, `language` (default for samples whose reference does
+    Options: `mode` ("all" | "fraction"), `timeout` (CPU seconds per test run),
+    `wall_timeout` (wall-clock deadline per run; default 2 x timeout + 1 s, so a loaded
+    machine does not fail correct programs while a sleeping one is still stopped), `memory_mb`, `language` (default for samples whose reference does
     not name one), `float_tolerance`, `allow_unisolated` (run even where the network
     cannot be cut off; also enabled by REWARDKIT_ALLOW_UNISOLATED=1), `max_parallel`
     (concurrent programs in `score_batch`; default: the CPU count), `max_processes`,
@@ -441,6 +442,7 @@ class CodeReward(Reward):
         self,
         mode: Mode = "all",
         timeout: float = 5.0,
+        wall_timeout: float | None = None,
         memory_mb: int = 1024,
         language: str = "python",
         float_tolerance: float | None = None,
@@ -455,6 +457,10 @@ class CodeReward(Reward):
             raise ConfigError(f"code: timeout must be a positive number of seconds, got {timeout!r}")
         if float_tolerance is not None and (not isinstance(float_tolerance, int | float) or float_tolerance < 0):
             raise ConfigError(f"code: float_tolerance must be a non-negative number, got {float_tolerance!r}")
+        if wall_timeout is None:
+            wall_timeout = 2 * timeout + 1
+        if isinstance(wall_timeout, bool) or not isinstance(wall_timeout, int | float) or wall_timeout <= 0:
+            raise ConfigError(f"code: wall_timeout must be a positive number of seconds, got {wall_timeout!r}")
         get_language(language)  # raises ConfigError naming the choices
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         if max_parallel is None:
@@ -469,7 +475,7 @@ class CodeReward(Reward):
         # SandboxLimits validates the rest and raises ConfigError naming the field
         self.limits = SandboxLimits(
             cpu_seconds=float(timeout),
-            wall_seconds=float(timeout),
+            wall_seconds=float(wall_timeout),
             memory_mb=memory_mb,
             max_processes=max_processes,
             max_output_bytes=max_output_bytes,
