@@ -54,6 +54,7 @@ from rewardkit.types import RewardResult, Sample, Score, Unscored
 
 __all__ = [
     "LATIN_LANGUAGES",
+    "SCRIPT_LANGUAGES",
     "SUPPORTED_LANGUAGES",
     "LanguageConsistencyReward",
     "LanguageCounts",
