@@ -120,3 +120,19 @@ async def test_llama_server_via_http_backend_tops_up_n() -> None:
     assert server.process.poll() is not None  # closed with the block
     assert len(out) == 2 and all(c.text.strip() for c in out)
     assert backend.server_ignores_n  # measured: llama-cpp-python's server returns one choice
+
+
+@pytest.mark.skipif(not HAVE_LLAMA, reason="needs llama-cpp-python")
+@pytest.mark.slow
+async def test_unloadable_model_is_a_backend_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from rewardkit.backends.llama_cpp import LlamaCppBackend, start_llama_server
+    from rewardkit.errors import BackendError
+
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 60)
+    backend = LlamaCppBackend(bad, n_ctx=128)
+    with pytest.raises(BackendError, match="could not load"):
+        await backend.generate(ask())
+    await backend.aclose()
+    with pytest.raises(BackendError, match="exited with code"):
+        start_llama_server(bad, startup_timeout=60)
