@@ -27,8 +27,9 @@ R1 defines it as "the proportion of target language words in the CoT". Here:
   given the benefit of the doubt). Ties go to the target.
 
 Why a built-in table rather than a package: `wordfreq` ships its data offline but is a
-57 MB wheel; language-id models (lingua, fastText) are larger still and classify whole
-texts, not words. R1's reward needs word-level counts for a handful of languages, which a
+57 MB wheel (71 MB installed with its dependencies; measured here 0.4 s to import and
+0.9 s more for the first lookups in two languages); language-id models (lingua,
+fastText) are larger still and classify whole texts, not words. R1's reward needs word-level counts for a handful of languages, which a
 few hundred function words give with no dependency and microseconds per response.
 
 The value is `target words / counted words` in [0, 1], with the counts in `details`. A CoT
