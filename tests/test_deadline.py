@@ -11,8 +11,10 @@ import operator
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -191,6 +193,24 @@ def test_map_isolates_an_unpicklable_item(pool: DeadlinePool) -> None:
     outcomes = pool.map(abs, [1, -2, lambda: 0, 4], timeout=5, chunksize=4)
     assert [o.value for o in outcomes] == [1, 2, None, 4]
     assert outcomes[2].error is not None
+
+
+def test_a_call_the_worker_cannot_load_fails_every_item_at_once(pool: DeadlinePool) -> None:
+    # A function of a module that exists only in this process: it pickles here, but the
+    # worker cannot import it. Every item fails with that error, none waits for a deadline.
+    module = types.ModuleType("rewardkit_test_parent_only")
+    exec("def double(x):\n    return 2 * x\n", module.__dict__)
+    sys.modules[module.__name__] = module
+    try:
+        start = time.monotonic()
+        outcomes = pool.map(module.double, range(6), timeout=5, chunksize=3)
+        assert time.monotonic() - start < SLACK
+        assert all(isinstance(o.error, ModuleNotFoundError) for o in outcomes)
+        with pytest.raises(ModuleNotFoundError):
+            pool.run(module.double, 1)
+        assert pool.map(abs, [-1], timeout=5) == [Outcome(value=1)]
+    finally:
+        del sys.modules[module.__name__]
 
 
 def test_map_of_nothing_is_empty(pool: DeadlinePool) -> None:

@@ -143,18 +143,19 @@ def _exit_when_orphaned(parent: int) -> None:
             os._exit(1)
 
 
-def _encode_error(exc: BaseException) -> bytes:
-    """Pickle an exception with the worker's traceback attached as a note; fall back to a
-    RuntimeError when the exception cannot make the trip."""
+def _encode_error(exc: BaseException, status: bool | None = False) -> bytes:
+    """Pickle `(status, exception)` with the worker's traceback attached as a note; fall
+    back to a RuntimeError when the exception cannot make the trip. Status False: one item
+    failed; None: the whole request failed to load (the parent fails every item of it)."""
     note = "in deadline worker pid {}:\n{}".format(
         os.getpid(), "".join(traceback.format_exception(exc)).rstrip()
     )
     with contextlib.suppress(Exception):
         exc.add_note(note)
-        data = pickle.dumps((False, exc), _PROTOCOL)
+        data = pickle.dumps((status, exc), _PROTOCOL)
         pickle.loads(data)  # an exception whose __init__ rejects its own args fails here
         return data
-    return pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}\n{note}")), _PROTOCOL)
+    return pickle.dumps((status, RuntimeError(f"{type(exc).__name__}: {exc}\n{note}")), _PROTOCOL)
 
 
 def _worker_main(conn: Connection, preload: Sequence[str], done: set[str]) -> None:
@@ -174,7 +175,7 @@ def _worker_main(conn: Connection, preload: Sequence[str], done: set[str]) -> No
             _run_preload(entries, done)
         except BaseException as exc:
             conn.send_bytes(_ACK)
-            conn.send_bytes(_encode_error(exc))  # the parent fails the whole request with it
+            conn.send_bytes(_encode_error(exc, status=None))
             continue
         conn.send_bytes(_ACK)
         for args in batch:
@@ -618,6 +619,11 @@ class DeadlinePool:
         for worker in workers:
             worker.kill()
 
+    def __del__(self) -> None:
+        # A pool dropped without close(): stop its workers now rather than at exit.
+        with contextlib.suppress(Exception):
+            self.close()
+
     def __enter__(self) -> DeadlinePool:
         return self
 
@@ -760,10 +766,14 @@ class _MapRun:
             if data == _ACK:
                 task[2] = 0
             else:
-                ok, value = pickle.loads(data)
-                index = chunk[task[2]]
-                self.results[index] = Outcome(value=value) if ok else Outcome(error=value)
-                task[2] += 1
+                status, value = pickle.loads(data)
+                if status is None:  # the request did not load: no item of it can run
+                    for index in chunk[task[2] :]:
+                        self.results[index] = Outcome(error=value)
+                    task[2] = len(chunk)
+                else:
+                    self.results[chunk[task[2]]] = Outcome(value=value) if status else Outcome(error=value)
+                    task[2] += 1
             task[3] = None if self.timeout is None else now + self.timeout
             if task[2] >= len(chunk):
                 del self.busy[conn]
