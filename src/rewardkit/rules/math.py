@@ -38,7 +38,7 @@ import functools
 import logging
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,7 +195,8 @@ def _counts(alternative: str) -> bool:
     return any(ch.isdigit() or ch == "\\" for ch in alternative)
 
 
-def _split_or(text: str, clean: Any = _clean) -> list[str]:
+def _split_or(text: str, clean: Callable[[str], str] = _clean) -> list[str]:
+    """The values `text` offers, split at "or"; those that are not values are dropped."""
     parts = [clean(p) for p in _OR_RE.split(text)] if _OR_RE.search(text) else [clean(text)]
     return [p for p in parts if p and _counts(p)]
 
@@ -262,10 +263,9 @@ def _or_tail(text: str, end: int) -> list[str]:
 
 def _fallback(text: str) -> _Found | None:
     """No answer marker: the value on the last line that has any letter or digit."""
-    lines = [line for line in text.splitlines() if any(ch.isalnum() for ch in line)]
-    if not lines:
+    line = next((ln for ln in reversed(text.splitlines()) if any(ch.isalnum() for ch in ln)), None)
+    if line is None:
         return None
-    line = lines[-1]
     if len(line) > MAX_ANSWER_CHARS:
         return _Found(line, "last_number", (line,))
     value = _last_value(line)
