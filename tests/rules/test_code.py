@@ -294,3 +294,27 @@ def test_score_batch_runs_in_parallel_and_keeps_order():
     assert got == expected
     assert results[7] == Score(0.0, "no_code", {"language": "python"})
     assert isinstance(results[8], Unscored) and results[8].reason == "bad_reference"
+
+
+@isolated
+@pytest.mark.parametrize("how", ["env", "option"])
+def test_opt_in_runs_with_weaker_isolation_and_says_so(monkeypatch, how):
+    report = IsolationReport(layers=("mount", "pid", "uid"), errors={"net": "EPERM"}, root=True)
+    monkeypatch.setattr(iso, "isolation_report", lambda: report)
+    monkeypatch.delenv(iso.ALLOW_UNISOLATED_ENV, raising=False)
+    if how == "env":
+        monkeypatch.setenv(iso.ALLOW_UNISOLATED_ENV, "1")
+    reward = CodeReward(allow_unisolated=how == "option")
+    result = reward.score(Sample("p", fence("print(input()[::-1])"), REVERSE_TESTS))
+    assert isinstance(result, Score) and result.value == 1.0
+    assert result.details["isolation"] == ["mount", "pid", "uid"]
+
+
+@isolated
+def test_failure_details_stay_small():
+    ref = {"tests": [{"input": str(i), "output": "never"} for i in range(6)]}
+    result = CodeReward(mode="fraction").score(Sample("p", fence("print(input())"), ref))
+    assert isinstance(result, Score) and result.value == 0.0
+    assert (result.details["passed"], result.details["total"]) == (0, 6)
+    assert [f["test"] for f in result.details["failures"]] == [0, 1, 2]
+    assert result.details["failures"][0]["stdout_head"] == "0\n"

@@ -56,7 +56,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from rewardkit.errors import ConfigError, SandboxError
 from rewardkit.reward import Reward
 from rewardkit.sandbox import ExecResult, SandboxLimits, run_code
-from rewardkit.sandbox.isolation import allow_unisolated_from_env
 from rewardkit.sandbox.languages import LANGUAGES, Language, get_language, language_for_fence
 from rewardkit.types import RewardResult, Sample, Score, Unscored
 
@@ -78,6 +77,8 @@ _FENCE = re.compile(r"^[ \t]*```[ \t]*([^\s`]*)[^\n]*\n(.*?)^[ \t]*```", re.DOTA
 _NONCE_FILE = ".rewardkit_nonce"
 # Failure details keep only the end of stderr: the traceback's last lines say what broke.
 _TAIL_CHARS = 1000
+# ... and only the first few failures: details travel with every sample's result.
+_MAX_FAILURES = 3
 
 
 # ---------------------------------------------------------------------------- extraction
@@ -254,10 +255,13 @@ def _failure_kind(result: ExecResult, limits: SandboxLimits) -> str | None:
         return "timeout"
     if result.output_truncated:
         return "output_limit"
-    if result.signal in (signal.SIGKILL, signal.SIGXCPU):
+    if result.signal == signal.SIGXCPU:
+        return "timeout"  # the kernel's signal for the CPU rlimit
+    if result.signal == signal.SIGKILL:
+        # the hard CPU rlimit, a second later (rusage undercounts CPU time a little)
         cpu = result.details.get("cpu_seconds") or 0.0
-        if cpu >= limits.cpu_seconds * 0.9:
-            return "timeout"  # the CPU rlimit killed it
+        if cpu >= limits.cpu_seconds * 0.8:
+            return "timeout"
     if result.signal is not None or result.exit_code != 0:
         return "runtime_error"
     return None
@@ -309,7 +313,7 @@ _rewardkit_harness()
 """
 
 
-def _run_asserts(code: str, asserts: str, limits: SandboxLimits, allow: bool) -> tuple[ExecResult, bool]:
+def _run_asserts(code: str, asserts: str, limits: SandboxLimits, allow: bool | None) -> tuple[ExecResult, bool]:
     nonce = secrets.token_hex(16)
     files = {"solution.py": code, "tests.py": asserts, _NONCE_FILE: nonce}
     result = run_code(_HARNESS, language="python", limits=limits, files=files, allow_unisolated=allow)
@@ -330,9 +334,12 @@ def run_tests(
     limits: SandboxLimits | None = None,
     mode: Mode = "all",
     float_tolerance: float | None = None,
-    allow_unisolated: bool = False,
+    allow_unisolated: bool | None = None,
 ) -> TestOutcome:
-    """Run `code` on every test (stopping at the first failure in mode "all")."""
+    """Run `code` on every test (stopping at the first failure in mode "all").
+
+    `allow_unisolated`: None defers to REWARDKIT_ALLOW_UNISOLATED (see the sandbox).
+    """
     limits = limits or SandboxLimits()
     lang: Language = get_language(tests.language or language)
     if tests.asserts:
@@ -364,10 +371,11 @@ def run_tests(
             statuses.append("passed")
             continue
         statuses.append(kind)
-        record = _failure_record(i, kind, result)
-        if kind == "wrong_answer":
-            record["stdout_head"] = result.stdout[:_TAIL_CHARS]
-        failures.append(record)
+        if len(failures) < _MAX_FAILURES:
+            record = _failure_record(i, kind, result)
+            if kind == "wrong_answer":
+                record["stdout_head"] = result.stdout[:_TAIL_CHARS]
+            failures.append(record)
         if mode == "all":
             break
     passed = statuses.count("passed")
@@ -382,7 +390,7 @@ def code_reward(
     limits: SandboxLimits | None = None,
     mode: Mode = "all",
     float_tolerance: float | None = None,
-    allow_unisolated: bool = False,
+    allow_unisolated: bool | None = None,
 ) -> RewardResult:
     """Score one response against a code reference (see the module docstring)."""
     tests = parse_tests(reference)
@@ -481,8 +489,9 @@ class CodeReward(Reward):
             max_output_bytes=max_output_bytes,
         )
 
-    def _allow(self) -> bool:
-        return self.allow_unisolated or allow_unisolated_from_env()
+    def _allow(self) -> bool | None:
+        # None lets the sandbox consult REWARDKIT_ALLOW_UNISOLATED at run time
+        return True if self.allow_unisolated else None
 
     def score(self, sample: Sample) -> RewardResult:
         return code_reward(
