@@ -124,6 +124,14 @@ def test_resource_limits(src, limits, expect):
 
 
 @needs_isolation
+def test_numpy_imports_within_a_small_process_limit():
+    pytest.importorskip("numpy")
+    # BLAS would start a thread per core; the scrubbed env pins it to one
+    r = run_code("import numpy as np\nprint(int(np.arange(10).sum()))\n", limits=SandboxLimits(max_processes=4))
+    assert r.ok and r.stdout == "45\n", r
+
+
+@needs_isolation
 def test_concurrent_runs_are_independent():
     results: list[ExecResult] = [None] * 6  # type: ignore[list-item]
 

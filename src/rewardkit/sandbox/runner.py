@@ -42,6 +42,11 @@ def scrubbed_env(workdir: str, extra: Mapping[str, str] | None = None) -> dict[s
         "TMPDIR": workdir,
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
+        # BLAS/OpenMP start a thread per core: on a 128-core node that alone would exceed
+        # max_processes (threads count) and crash `import numpy`.
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
     }
     env.update(extra or {})
     return env
