@@ -185,7 +185,8 @@ def parse_tests(reference: Any) -> CodeTests | str:
         return CodeTests.model_validate(dict(reference))
     except ValidationError as exc:
         return "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'reference'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or 'reference'}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
         )
 
 
