@@ -74,8 +74,19 @@ def main() -> None:
                 s.append(elapsed)
                 setup.append(set_up)
             mb, ms = statistics.median(b), statistics.median(s)
-            rows.append((name, mb * 1000, ms * 1000, (ms - mb) * 1000, statistics.median(setup) * 1000, ms / mb))
-    print(f"{'program':<16}{'bare ms':>10}{'sandbox ms':>12}{'overhead ms':>13}{'of it setup':>13}{'ratio':>8}")
+            rows.append(
+                (
+                    name,
+                    mb * 1000,
+                    ms * 1000,
+                    (ms - mb) * 1000,
+                    statistics.median(setup) * 1000,
+                    ms / mb,
+                )
+            )
+    print(
+        f"{'program':<16}{'bare ms':>10}{'sandbox ms':>12}{'overhead ms':>13}{'of it setup':>13}{'ratio':>8}"
+    )
     for name, mb, ms, over, set_up, ratio in rows:
         print(f"{name:<16}{mb:>10.1f}{ms:>12.1f}{over:>13.1f}{set_up:>13.1f}{ratio:>7.2f}x")
 

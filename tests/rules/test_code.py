@@ -32,7 +32,11 @@ EXTRACTION = [
     ("last tagged block wins", f"First:\n{fence('a = 1')}\nBetter:\n{fence('a = 2')}\n", "a = 2\n"),
     ("tagged beats a later untagged", f"{fence('a = 1')}\n{fence('out', '')}", "a = 1\n"),
     ("untagged when nothing is tagged", f"{fence('x', '')}\nthen\n{fence('y', '')}", "y\n"),
-    ("other tags are not code", f"{fence('a = 1')}\n{fence('{}', 'json')}\n{fence('3', 'text')}", "a = 1\n"),
+    (
+        "other tags are not code",
+        f"{fence('a = 1')}\n{fence('{}', 'json')}\n{fence('3', 'text')}",
+        "a = 1\n",
+    ),
     ("alias py", fence("print(1)", "py"), "print(1)\n"),
     ("tag case and info string", "```Python title=x\nprint(2)\n```", "print(2)\n"),
     ("code after think only", f"<think>{fence('bad')}</think>{fence('good')}", "good\n"),
@@ -45,7 +49,9 @@ EXTRACTION = [
 ]
 
 
-@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in EXTRACTION], ids=[c[0] for c in EXTRACTION])
+@pytest.mark.parametrize(
+    ("text", "expected"), [c[1:] for c in EXTRACTION], ids=[c[0] for c in EXTRACTION]
+)
 def test_extract_code(text, expected):
     assert extract_code(text) == expected
 
@@ -89,7 +95,11 @@ GOOD_REFS = [
     (json.dumps({"tests": [{"input": "1", "output": "2"}, {"output": "x"}]}), 2, ""),
     ({"inputs": ["a", "b"], "outputs": ["A", "B"]}, 2, ""),
     ({"asserts": "assert f(1) == 2"}, 0, "assert f(1) == 2"),
-    ({"asserts": ["assert f(1) == 2", "assert f(2) == 3"]}, 0, "assert f(1) == 2\nassert f(2) == 3"),
+    (
+        {"asserts": ["assert f(1) == 2", "assert f(2) == 3"]},
+        0,
+        "assert f(1) == 2\nassert f(2) == 3",
+    ),
 ]
 
 
@@ -128,7 +138,9 @@ def test_bad_references_are_unscored_with_a_reason(ref, message):
 
 
 def test_no_code_is_a_zero_not_unscored():
-    assert code_reward("I would loop over it.", {"asserts": "assert True"}) == Score(0.0, "no_code", {"language": "python"})
+    assert code_reward("I would loop over it.", {"asserts": "assert True"}) == Score(
+        0.0, "no_code", {"language": "python"}
+    )
 
 
 # ---------------------------------------------------------------------------- options
@@ -155,14 +167,20 @@ def test_bad_options_are_config_errors(kwargs, message):
 
 def test_registered_and_picklable():
     reward = build_reward("code", mode="fraction", timeout=2, max_parallel=3)
-    assert isinstance(reward, CodeReward) and reward.name == "code" and reward.value_range == (0.0, 1.0)
+    assert (
+        isinstance(reward, CodeReward)
+        and reward.name == "code"
+        and reward.value_range == (0.0, 1.0)
+    )
     clone = pickle.loads(pickle.dumps(reward))
     assert (clone.mode, clone.limits, clone.max_parallel) == ("fraction", reward.limits, 3)
     assert (clone.limits.cpu_seconds, clone.limits.wall_seconds) == (2.0, 5.0)
 
 
 def test_sandbox_failure_is_unscored(monkeypatch):
-    monkeypatch.setattr(code_mod, "run_code", lambda *a, **k: ExecResult("", "", None, error="exec: no python"))
+    monkeypatch.setattr(
+        code_mod, "run_code", lambda *a, **k: ExecResult("", "", None, error="exec: no python")
+    )
     result = code_reward(fence("print(1)"), {"tests": [{"output": "1"}]})
     assert isinstance(result, Unscored) and result.reason == "sandbox_error"
     assert "no python" in result.message and result.raw == "print(1)\n"
@@ -184,23 +202,68 @@ isolated = pytest.mark.skipif(
     reason="host cannot isolate code",
 )
 
-REVERSE_TESTS = {"tests": [{"input": "abc\n", "output": "cba\n"}, {"input": "xy\n", "output": "yx"}, {"input": "\n", "output": ""}]}
+REVERSE_TESTS = {
+    "tests": [
+        {"input": "abc\n", "output": "cba\n"},
+        {"input": "xy\n", "output": "yx"},
+        {"input": "\n", "output": ""},
+    ]
+}
 
 IO_CASES = [
     ("correct", "print(input()[::-1])", {}, 1.0, "correct", 3),
     ("wrong", "print(input())", {}, 0.0, "wrong_answer", 0),
-    ("right output, bad exit", "import sys\nprint(input()[::-1])\nsys.exit(1)", {}, 0.0, "runtime_error", 0),
+    (
+        "right output, bad exit",
+        "import sys\nprint(input()[::-1])\nsys.exit(1)",
+        {},
+        0.0,
+        "runtime_error",
+        0,
+    ),
     ("crash", "print(1/0)", {}, 0.0, "runtime_error", 0),
-    ("fraction", "s = input()\nprint(s[::-1] if len(s) != 2 else s)", {"mode": "fraction"}, 2 / 3, "wrong_answer", 2),
-    ("all stops early", "s = input()\nprint(s[::-1] if len(s) != 2 else s)", {}, 0.0, "wrong_answer", 1),
+    (
+        "fraction",
+        "s = input()\nprint(s[::-1] if len(s) != 2 else s)",
+        {"mode": "fraction"},
+        2 / 3,
+        "wrong_answer",
+        2,
+    ),
+    (
+        "all stops early",
+        "s = input()\nprint(s[::-1] if len(s) != 2 else s)",
+        {},
+        0.0,
+        "wrong_answer",
+        1,
+    ),
     ("timeout", "while True:\n    pass", {"timeout": 1}, 0.0, "timeout", 0),
-    ("sleep timeout", "import time\ntime.sleep(30)", {"timeout": 1, "wall_timeout": 1}, 0.0, "timeout", 0),
-    ("output flood", "while True:\n    print('x' * 1000)", {"max_output_bytes": 10000}, 0.0, "output_limit", 0),
+    (
+        "sleep timeout",
+        "import time\ntime.sleep(30)",
+        {"timeout": 1, "wall_timeout": 1},
+        0.0,
+        "timeout",
+        0,
+    ),
+    (
+        "output flood",
+        "while True:\n    print('x' * 1000)",
+        {"max_output_bytes": 10000},
+        0.0,
+        "output_limit",
+        0,
+    ),
 ]
 
 
 @isolated
-@pytest.mark.parametrize(("src", "options", "value", "reason", "passed"), [c[1:] for c in IO_CASES], ids=[c[0] for c in IO_CASES])
+@pytest.mark.parametrize(
+    ("src", "options", "value", "reason", "passed"),
+    [c[1:] for c in IO_CASES],
+    ids=[c[0] for c in IO_CASES],
+)
 def test_stdin_stdout_tests(src, options, value, reason, passed):
     result = CodeReward(**options).score(Sample("p", fence(src), REVERSE_TESTS))
     assert isinstance(result, Score)
@@ -224,20 +287,49 @@ def test_reference_as_json_string_and_language_override():
     ref = json.dumps({"tests": [{"input": "ab\n", "output": "got ab\n"}], "language": "bash"})
     text = f"{fence('print(1)')}\n{fence('read x; echo got $x', 'bash')}"
     result = code_reward(text, ref)
-    assert isinstance(result, Score) and result.value == 1.0 and result.details["language"] == "bash"
+    assert (
+        isinstance(result, Score) and result.value == 1.0 and result.details["language"] == "bash"
+    )
 
 
-ASSERTS = {"asserts": "assert add(1, 2) == 3\nassert add(-1, 1) == 0\nassert len(str(add(10, 5))) == 2"}
+ASSERTS = {
+    "asserts": "assert add(1, 2) == 3\nassert add(-1, 1) == 0\nassert len(str(add(10, 5))) == 2"
+}
 
 ASSERT_CASES = [
     ("correct", "def add(a, b):\n    return a + b", 1.0, "correct"),
     ("wrong", "def add(a, b):\n    return a - b", 0.0, "wrong_answer"),
     ("syntax error", "def add(a, b)\n    return a + b", 0.0, "runtime_error"),
-    ("sys.exit(0) before the asserts", "import sys\ndef add(a, b):\n    return 0\nsys.exit(0)", 0.0, "asserts_not_reached"),
-    ("os._exit(0) before the asserts", "import os\ndef add(a, b):\n    return 0\nos._exit(0)", 0.0, "asserts_not_reached"),
-    ("exit at interpreter shutdown", "import atexit, os\natexit.register(lambda: os._exit(0))\ndef add(a, b):\n    return 0", 0.0, "asserts_not_reached"),
-    ("prints a fake nonce", "import sys\nprint('0' * 32)\nsys.exit(0)\ndef add(a, b):\n    return 0", 0.0, "asserts_not_reached"),
-    ("reads the nonce file", "print(open('.rewardkit_nonce').read())\ndef add(a, b):\n    return 0", 0.0, "runtime_error"),
+    (
+        "sys.exit(0) before the asserts",
+        "import sys\ndef add(a, b):\n    return 0\nsys.exit(0)",
+        0.0,
+        "asserts_not_reached",
+    ),
+    (
+        "os._exit(0) before the asserts",
+        "import os\ndef add(a, b):\n    return 0\nos._exit(0)",
+        0.0,
+        "asserts_not_reached",
+    ),
+    (
+        "exit at interpreter shutdown",
+        "import atexit, os\natexit.register(lambda: os._exit(0))\ndef add(a, b):\n    return 0",
+        0.0,
+        "asserts_not_reached",
+    ),
+    (
+        "prints a fake nonce",
+        "import sys\nprint('0' * 32)\nsys.exit(0)\ndef add(a, b):\n    return 0",
+        0.0,
+        "asserts_not_reached",
+    ),
+    (
+        "reads the nonce file",
+        "print(open('.rewardkit_nonce').read())\ndef add(a, b):\n    return 0",
+        0.0,
+        "runtime_error",
+    ),
     (
         "patches exec to skip the asserts",
         "import builtins\nbuiltins.exec = lambda *a, **k: None\ndef add(a, b):\n    return 0",
@@ -267,7 +359,9 @@ ASSERT_CASES = [
 
 
 @isolated
-@pytest.mark.parametrize(("src", "value", "reason"), [c[1:] for c in ASSERT_CASES], ids=[c[0] for c in ASSERT_CASES])
+@pytest.mark.parametrize(
+    ("src", "value", "reason"), [c[1:] for c in ASSERT_CASES], ids=[c[0] for c in ASSERT_CASES]
+)
 def test_assert_tests(src, value, reason):
     result = CodeReward().score(Sample("p", fence(src), ASSERTS))
     assert isinstance(result, Score)
@@ -284,7 +378,12 @@ def test_asserts_need_python():
 def test_score_batch_runs_in_parallel_and_keeps_order():
     reward = CodeReward(max_parallel=3)
     samples = [
-        Sample("p", fence(f"print(input()[::-1]){' + 1' if i % 3 == 1 else ''}"), REVERSE_TESTS, id=str(i))
+        Sample(
+            "p",
+            fence(f"print(input()[::-1]){' + 1' if i % 3 == 1 else ''}"),
+            REVERSE_TESTS,
+            id=str(i),
+        )
         for i in range(7)
     ] + [Sample("p", "no code here", REVERSE_TESTS), Sample("p", fence("print(1)"), {"tests": []})]
     results = reward.score_batch(samples)

@@ -32,7 +32,9 @@ def test_infinite_loop_is_stopped_by_cpu_limit():
 
 
 def test_sleep_is_stopped_by_wall_clock():
-    r = run_code("import time\ntime.sleep(60)\n", limits=SandboxLimits(cpu_seconds=1, wall_seconds=1))
+    r = run_code(
+        "import time\ntime.sleep(60)\n", limits=SandboxLimits(cpu_seconds=1, wall_seconds=1)
+    )
     assert r.timed_out and r.status == "timeout"
     assert r.wall_time < 3
 
@@ -110,7 +112,13 @@ def test_network_is_unreachable_even_on_loopback():
 
 def test_writes_outside_the_workdir_fail_and_inside_succeed(tmp_path):
     name = f"rewardkit-escape-{uuid.uuid4().hex}"
-    targets = [f"/tmp/{name}", str(REPO / name), f"/dev/shm/{name}", f"/var/tmp/{name}", "/etc/passwd"]
+    targets = [
+        f"/tmp/{name}",
+        str(REPO / name),
+        f"/dev/shm/{name}",
+        f"/var/tmp/{name}",
+        "/etc/passwd",
+    ]
     src = code(
         f"""
         import os
@@ -161,6 +169,7 @@ def test_orphaned_daemon_never_runs_after_return(layers, processes_of_uid):
     The daemon writes into a host directory (no mount namespace here, so its writes are
     visible); the control run, with no wait, proves the write would land if it ran.
     """
+
     def run(delay: float):
         # not tmp_path: its parent is 0700 and this run has no mount namespace to expose it
         workdir = Path(tempfile.mkdtemp(prefix="rewardkit-test-"))

@@ -36,7 +36,13 @@ def test_stdin_to_stdout_and_isolation_reported():
 @needs_isolation
 def test_exit_code_and_stderr_are_reported():
     r = run_code("import sys\nprint('out')\nprint('err', file=sys.stderr)\nsys.exit(3)\n")
-    assert (r.stdout, r.stderr, r.exit_code, r.ok, r.status) == ("out\n", "err\n", 3, False, "exit_3")
+    assert (r.stdout, r.stderr, r.exit_code, r.ok, r.status) == (
+        "out\n",
+        "err\n",
+        3,
+        False,
+        "exit_3",
+    )
 
 
 @needs_isolation
@@ -63,7 +69,9 @@ def test_large_stdin_that_is_never_read_does_not_block():
 @needs_isolation
 def test_environment_is_scrubbed(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-do-not-leak")
-    r = run_code("import os\nprint(sorted(os.environ.items()))\nprint(os.getcwd() == os.environ['HOME'])\n")
+    r = run_code(
+        "import os\nprint(sorted(os.environ.items()))\nprint(os.getcwd() == os.environ['HOME'])\n"
+    )
     assert "sk-do-not-leak" not in r.stdout
     assert "OPENAI_API_KEY" not in r.stdout
     assert r.stdout.splitlines()[-1] == "True"
@@ -85,15 +93,21 @@ def test_sees_only_its_own_processes_and_a_private_uid():
     reason="only meaningful where /root is closed to others",
 )
 def test_closed_directories_show_only_what_the_interpreter_needs():
-    r = run_code("import os\ntry:\n    print(sorted(os.listdir('/root')))\nexcept OSError as e:\n    print('denied')\n")
+    r = run_code(
+        "import os\ntry:\n    print(sorted(os.listdir('/root')))\nexcept OSError as e:\n    print('denied')\n"
+    )
     assert r.ok
     listing = r.stdout.strip()
-    assert listing == "denied" or all(name in {".pyenv", ".local", ".cache"} for name in eval(listing))
+    assert listing == "denied" or all(
+        name in {".pyenv", ".local", ".cache"} for name in eval(listing)
+    )
 
 
 @needs_isolation
 def test_workdir_is_writable_and_removed_afterwards():
-    r = run_code("import os\nopen('f.txt', 'w').write('abc')\nprint(os.getcwd())\nprint(open('f.txt').read())\n")
+    r = run_code(
+        "import os\nopen('f.txt', 'w').write('abc')\nprint(os.getcwd())\nprint(open('f.txt').read())\n"
+    )
     workdir, content = r.stdout.split()
     assert content == "abc"
     assert not os.path.exists(workdir)
@@ -106,7 +120,11 @@ def test_workdir_is_writable_and_removed_afterwards():
         # file size: the write is refused (SIGXFSZ kills, or EFBIG when ignored)
         ("open('big', 'wb').write(b'x' * (3 << 20))\n", SandboxLimits(max_file_mb=1), "fail"),
         # open files: the 40th open fails
-        ("fs = [open('f%d' % i, 'w') for i in range(40)]\n", SandboxLimits(max_open_files=32), "fail"),
+        (
+            "fs = [open('f%d' % i, 'w') for i in range(40)]\n",
+            SandboxLimits(max_open_files=32),
+            "fail",
+        ),
         # threads count as processes
         (
             "import threading, time\nts=[threading.Thread(target=time.sleep, args=(1,)) for _ in range(20)]\n"
@@ -127,7 +145,10 @@ def test_resource_limits(src, limits, expect):
 def test_numpy_imports_within_a_small_process_limit():
     pytest.importorskip("numpy")
     # BLAS would start a thread per core; the scrubbed env pins it to one
-    r = run_code("import numpy as np\nprint(int(np.arange(10).sum()))\n", limits=SandboxLimits(max_processes=4))
+    r = run_code(
+        "import numpy as np\nprint(int(np.arange(10).sum()))\n",
+        limits=SandboxLimits(max_processes=4),
+    )
     assert r.ok and r.stdout == "45\n", r
 
 
@@ -180,8 +201,13 @@ def test_missing_executable_is_an_error_result(tmp_path):
     ("language", "src", "stdin", "out"),
     [
         ("python", "print(input().upper())", "ab\n", "AB\n"),
-        ("bash", "read x; echo \"got $x\"", "ab\n", "got ab\n"),
-        ("javascript", "process.stdin.on('data', d => console.log(String(d).trim().length))", "abc\n", "3\n"),
+        ("bash", 'read x; echo "got $x"', "ab\n", "got ab\n"),
+        (
+            "javascript",
+            "process.stdin.on('data', d => console.log(String(d).trim().length))",
+            "abc\n",
+            "3\n",
+        ),
     ],
 )
 def test_languages(language, src, stdin, out):
@@ -203,7 +229,9 @@ def test_unknown_language_is_a_config_error():
 
 @pytest.fixture
 def host_without_network_isolation(monkeypatch):
-    report = IsolationReport(layers=("mount", "pid", "uid"), errors={"net": "Operation not permitted"}, root=True)
+    report = IsolationReport(
+        layers=("mount", "pid", "uid"), errors={"net": "Operation not permitted"}, root=True
+    )
     monkeypatch.setattr(iso, "isolation_report", lambda: report)
     monkeypatch.delenv(ALLOW_UNISOLATED_ENV, raising=False)
     return report
@@ -290,8 +318,18 @@ def test_public_api():
     import rewardkit.sandbox as sandbox
 
     assert set(sandbox.__all__) == {
-        "ALLOW_UNISOLATED_ENV", "LANGUAGES", "ExecResult", "IsolationReport", "Language",
-        "SandboxLimits", "available_languages", "get_language", "isolation_report", "run_code",
-        "run_process", "scrubbed_env", "select_layers",
+        "ALLOW_UNISOLATED_ENV",
+        "LANGUAGES",
+        "ExecResult",
+        "IsolationReport",
+        "Language",
+        "SandboxLimits",
+        "available_languages",
+        "get_language",
+        "isolation_report",
+        "run_code",
+        "run_process",
+        "scrubbed_env",
+        "select_layers",
     }
     assert all(hasattr(sandbox, name) for name in sandbox.__all__)

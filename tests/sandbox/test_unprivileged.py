@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-SUPERVISOR = Path(__file__).resolve().parents[2] / "src" / "rewardkit" / "sandbox" / "_supervisor.py"
+SUPERVISOR = (
+    Path(__file__).resolve().parents[2] / "src" / "rewardkit" / "sandbox" / "_supervisor.py"
+)
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 CLIENT = textwrap.dedent(
@@ -83,9 +85,25 @@ PROGRAM = textwrap.dedent(
 )
 def test_unprivileged_user_gets_namespaces_and_limits():
     proc = subprocess.run(
-        ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
-         SYSTEM_PYTHON, "-I", "-c", CLIENT, str(SUPERVISOR), PROGRAM],
-        capture_output=True, text=True, timeout=60, cwd="/", env={"PATH": "/usr/bin:/bin"},
+        [
+            "setpriv",
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            SYSTEM_PYTHON,
+            "-I",
+            "-c",
+            CLIENT,
+            str(SUPERVISOR),
+            PROGRAM,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+        env={"PATH": "/usr/bin:/bin"},
     )
     if proc.returncode != 0 and "user" in proc.stderr:
         pytest.skip(f"unprivileged user namespaces unavailable: {proc.stderr[-300:]}")

@@ -147,7 +147,9 @@ class CodeTests(BaseModel):
                 raise ValueError(f"{len(self.inputs)} inputs but {len(self.outputs)} outputs")
             if self.tests is not None:
                 raise ValueError("give either `tests` or `inputs`/`outputs`, not both")
-            self.tests = [IOTest(input=i, output=o) for i, o in zip(self.inputs, self.outputs, strict=True)]
+            self.tests = [
+                IOTest(input=i, output=o) for i, o in zip(self.inputs, self.outputs, strict=True)
+            ]
             self.inputs = self.outputs = None
         if isinstance(self.asserts, list):
             self.asserts = "\n".join(self.asserts)
@@ -180,7 +182,9 @@ def parse_tests(reference: Any) -> CodeTests | str:
         except ValueError as exc:
             return f"reference is a string but not JSON: {exc}"
     if not isinstance(reference, Mapping):
-        return f"reference must be a mapping with `tests` or `asserts`, got {type(reference).__name__}"
+        return (
+            f"reference must be a mapping with `tests` or `asserts`, got {type(reference).__name__}"
+        )
     try:
         return CodeTests.model_validate(dict(reference))
     except ValidationError as exc:
@@ -314,10 +318,14 @@ _rewardkit_harness()
 """
 
 
-def _run_asserts(code: str, asserts: str, limits: SandboxLimits, allow: bool | None) -> tuple[ExecResult, bool]:
+def _run_asserts(
+    code: str, asserts: str, limits: SandboxLimits, allow: bool | None
+) -> tuple[ExecResult, bool]:
     nonce = secrets.token_hex(16)
     files = {"solution.py": code, "tests.py": asserts, _NONCE_FILE: nonce}
-    result = run_code(_HARNESS, language="python", limits=limits, files=files, allow_unisolated=allow)
+    result = run_code(
+        _HARNESS, language="python", limits=limits, files=files, allow_unisolated=allow
+    )
     lines = result.stdout.rstrip("\n").split("\n")
     return result, bool(lines) and lines[-1] == nonce
 
@@ -345,10 +353,14 @@ def run_tests(
     lang: Language = get_language(tests.language or language)
     if tests.asserts:
         if lang.name != "python":
-            return TestOutcome(0, 1, sandbox_error=f"asserts are Python; this sample's language is {lang.name}")
+            return TestOutcome(
+                0, 1, sandbox_error=f"asserts are Python; this sample's language is {lang.name}"
+            )
         result, ok = _run_asserts(code, tests.assert_source, limits, allow_unisolated)
         if result.error is not None:
-            return TestOutcome(0, 1, ["error"], isolation=result.isolation, sandbox_error=result.error)
+            return TestOutcome(
+                0, 1, ["error"], isolation=result.isolation, sandbox_error=result.error
+            )
         kind = _failure_kind(result, limits) or (None if ok else "asserts_not_reached")
         if kind == "runtime_error" and _last_line(result.stderr).startswith("AssertionError"):
             kind = "wrong_answer"
@@ -361,10 +373,18 @@ def run_tests(
     failures: list[dict[str, Any]] = []
     isolation: tuple[str, ...] = ()
     for i, test in enumerate(io_tests):
-        result = run_code(code, language=lang.name, stdin=test.input, limits=limits, allow_unisolated=allow_unisolated)
+        result = run_code(
+            code,
+            language=lang.name,
+            stdin=test.input,
+            limits=limits,
+            allow_unisolated=allow_unisolated,
+        )
         isolation = result.isolation
         if result.error is not None:
-            return TestOutcome(0, len(io_tests), [*statuses, "error"], failures, isolation, result.error)
+            return TestOutcome(
+                0, len(io_tests), [*statuses, "error"], failures, isolation, result.error
+            )
         kind = _failure_kind(result, limits)
         if kind is None and not outputs_match(result.stdout, test.output, float_tolerance):
             kind = "wrong_answer"
@@ -403,15 +423,24 @@ def code_reward(
         return Score(0.0, "no_code", {"language": lang})
     try:
         outcome = run_tests(
-            code, tests, language=lang, limits=limits, mode=mode,
-            float_tolerance=float_tolerance, allow_unisolated=allow_unisolated,
+            code,
+            tests,
+            language=lang,
+            limits=limits,
+            mode=mode,
+            float_tolerance=float_tolerance,
+            allow_unisolated=allow_unisolated,
         )
     except SandboxError as exc:
         if type(exc) is not SandboxError:
             raise  # IsolationUnavailableError: a host problem the user must see
         return Unscored("sandbox_error", str(exc), raw=code)
     if outcome.sandbox_error is not None:
-        reason = "bad_reference" if tests.asserts and "asserts are Python" in outcome.sandbox_error else "sandbox_error"
+        reason = (
+            "bad_reference"
+            if tests.asserts and "asserts are Python" in outcome.sandbox_error
+            else "sandbox_error"
+        )
         return Unscored(reason, outcome.sandbox_error, raw=code)
     details: dict[str, Any] = {
         "passed": outcome.passed,
@@ -426,7 +455,9 @@ def code_reward(
         details["stopped_early"] = True
     all_passed = outcome.passed == outcome.total
     value = (1.0 if all_passed else 0.0) if mode == "all" else outcome.passed / outcome.total
-    return Score(value, "correct" if all_passed else (outcome.first_failure or "wrong_answer"), details)
+    return Score(
+        value, "correct" if all_passed else (outcome.first_failure or "wrong_answer"), details
+    )
 
 
 # ---------------------------------------------------------------------------- the reward
@@ -463,19 +494,37 @@ class CodeReward(Reward):
         if mode not in get_args(Mode):
             raise ConfigError(f"code: mode must be one of {list(get_args(Mode))}, got {mode!r}")
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise ConfigError(f"code: timeout must be a positive number of seconds, got {timeout!r}")
-        if float_tolerance is not None and (not isinstance(float_tolerance, int | float) or float_tolerance < 0):
-            raise ConfigError(f"code: float_tolerance must be a non-negative number, got {float_tolerance!r}")
+            raise ConfigError(
+                f"code: timeout must be a positive number of seconds, got {timeout!r}"
+            )
+        if float_tolerance is not None and (
+            not isinstance(float_tolerance, int | float) or float_tolerance < 0
+        ):
+            raise ConfigError(
+                f"code: float_tolerance must be a non-negative number, got {float_tolerance!r}"
+            )
         if wall_timeout is None:
             wall_timeout = 2 * timeout + 1
-        if isinstance(wall_timeout, bool) or not isinstance(wall_timeout, int | float) or wall_timeout <= 0:
-            raise ConfigError(f"code: wall_timeout must be a positive number of seconds, got {wall_timeout!r}")
+        if (
+            isinstance(wall_timeout, bool)
+            or not isinstance(wall_timeout, int | float)
+            or wall_timeout <= 0
+        ):
+            raise ConfigError(
+                f"code: wall_timeout must be a positive number of seconds, got {wall_timeout!r}"
+            )
         get_language(language)  # raises ConfigError naming the choices
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cpus = (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1
+        )
         if max_parallel is None:
             max_parallel = cpus
         if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1:
-            raise ConfigError(f"code: max_parallel must be a positive integer, got {max_parallel!r}")
+            raise ConfigError(
+                f"code: max_parallel must be a positive integer, got {max_parallel!r}"
+            )
         self.mode: Mode = mode
         self.language = language
         self.float_tolerance = float_tolerance
@@ -509,5 +558,7 @@ class CodeReward(Reward):
         """Samples in parallel, at most `max_parallel` programs at a time (one subprocess each)."""
         if len(samples) <= 1 or self.max_parallel == 1:
             return [self.score(s) for s in samples]
-        with ThreadPoolExecutor(min(self.max_parallel, len(samples)), thread_name_prefix="rewardkit-code") as pool:
+        with ThreadPoolExecutor(
+            min(self.max_parallel, len(samples)), thread_name_prefix="rewardkit-code"
+        ) as pool:
             return list(pool.map(self.score, samples))

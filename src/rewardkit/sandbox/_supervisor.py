@@ -84,11 +84,16 @@ def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare")
 
 
-def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+def mount(
+    source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None
+) -> None:
     def enc(s: str | None) -> bytes | None:
         return None if s is None else s.encode()
 
-    _check(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
+    _check(
+        _libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
+        f"mount {target}",
+    )
 
 
 def prctl(option: int, value: int) -> None:
@@ -99,8 +104,12 @@ def make_readonly() -> None:
     """Every mount read-only and nosuid, recursively: one syscall where the kernel has it."""
     attr = _MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0, 0, 0)
     ret = _libc.syscall(
-        ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(AT_FDCWD), b"/",
-        ctypes.c_uint(AT_RECURSIVE), ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)),
+        ctypes.c_long(SYS_MOUNT_SETATTR),
+        ctypes.c_int(AT_FDCWD),
+        b"/",
+        ctypes.c_uint(AT_RECURSIVE),
+        ctypes.byref(attr),
+        ctypes.c_size_t(ctypes.sizeof(attr)),
     )
     if ret == 0:
         return
@@ -176,7 +185,9 @@ def mount_workdir(workdir: str, size_mb: int, uid: int, gid: int) -> None:
         for name in names:
             path = os.path.join(root, name)
             with open(path, "rb") as f:
-                files.append((os.path.relpath(path, workdir), f.read(), os.stat(path).st_mode & 0o777))
+                files.append(
+                    (os.path.relpath(path, workdir), f.read(), os.stat(path).st_mode & 0o777)
+                )
     opts = f"size={size_mb}m,nr_inodes=16384,mode=0700,uid={uid},gid={gid}"
     mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV, opts)
     for rel, data, mode in files:
@@ -235,7 +246,9 @@ def rlimit_values(limits: dict[str, Any], memory_rlimit: str) -> dict[str, tuple
 # ---------------------------------------------------------------------------- the child
 
 
-def run_child(req: dict[str, Any], stdio: list[int], uid: int, gid: int, err_w: int, alive_r: int) -> None:
+def run_child(
+    req: dict[str, Any], stdio: list[int], uid: int, gid: int, err_w: int, alive_r: int
+) -> None:
     """In the forked child: finish isolation and exec. Never returns."""
     stage = "setup"
     try:
@@ -363,7 +376,13 @@ def start(req: dict[str, Any], stdio: list[int]) -> tuple[int, int, int]:
 
 
 def run_init(
-    req: dict[str, Any], stdio: list[int], uid: int, gid: int, err_w: int, alive_r: int, status_w: int
+    req: dict[str, Any],
+    stdio: list[int],
+    uid: int,
+    gid: int,
+    err_w: int,
+    alive_r: int,
+    status_w: int,
 ) -> None:
     """Pid 1 of the namespace: start the program, reap orphans, report the program's status.
 

@@ -90,22 +90,29 @@ def select_layers(
     if layers is not None:
         unknown = set(layers) - set(LAYERS)
         if unknown:
-            raise ConfigError(f"unknown isolation layers {sorted(unknown)}; choose from {list(LAYERS)}")
+            raise ConfigError(
+                f"unknown isolation layers {sorted(unknown)}; choose from {list(LAYERS)}"
+            )
         unavailable = set(layers) - set(report.layers)
         if unavailable:
             raise IsolationUnavailableError(
                 f"isolation layers {sorted(unavailable)} are not available here: "
-                + "; ".join(f"{k}: {report.errors.get(k, 'unavailable')}" for k in sorted(unavailable))
+                + "; ".join(
+                    f"{k}: {report.errors.get(k, 'unavailable')}" for k in sorted(unavailable)
+                )
             )
         if "user" in report.layers and "user" not in layers:
             layers = ["user", *layers]  # without root the others need the user namespace
-        report = IsolationReport(tuple(x for x in LAYERS if x in layers), report.errors, report.root)
+        report = IsolationReport(
+            tuple(x for x in LAYERS if x in layers), report.errors, report.root
+        )
     missing = report.missing()
     if missing:
         allowed = allow_unisolated if allow_unisolated is not None else allow_unisolated_from_env()
         if not allowed:
             raise IsolationUnavailableError(
-                "refusing to run untrusted code without " + "; ".join(missing)
+                "refusing to run untrusted code without "
+                + "; ".join(missing)
                 + ". Run as root or enable unprivileged user namespaces "
                 "(sysctl kernel.unprivileged_userns_clone=1), or accept the risk with "
                 f"allow_unisolated=True / {ALLOW_UNISOLATED_ENV}=1"
@@ -148,7 +155,9 @@ class _Supervisor:
             raise SandboxError("the sandbox supervisor exited during its probe")
         self.sock.settimeout(None)
         self.report = IsolationReport(
-            layers=tuple(x for x in LAYERS if x in hello["layers"]), errors=dict(hello["errors"]), root=bool(hello["root"])
+            layers=tuple(x for x in LAYERS if x in hello["layers"]),
+            errors=dict(hello["errors"]),
+            root=bool(hello["root"]),
         )
 
     def alive(self) -> bool:

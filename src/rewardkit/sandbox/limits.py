@@ -36,12 +36,20 @@ class SandboxLimits:
             value = getattr(self, name)
             if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"SandboxLimits.{name} must be a positive number, got {value!r}")
-        for name in ("memory_mb", "max_processes", "max_file_mb", "max_open_files", "max_output_bytes"):
+        for name in (
+            "memory_mb",
+            "max_processes",
+            "max_file_mb",
+            "max_open_files",
+            "max_output_bytes",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"SandboxLimits.{name} must be a positive integer, got {value!r}")
         if self.max_open_files < 8:
-            raise ConfigError("SandboxLimits.max_open_files must be at least 8 (stdio and the runtime need some)")
+            raise ConfigError(
+                "SandboxLimits.max_open_files must be at least 8 (stdio and the runtime need some)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -137,7 +137,9 @@ def _expose_paths(exe: str, extra: Sequence[str]) -> list[str]:
     return sorted({os.path.realpath(p) for p in paths})
 
 
-def _execute(request: dict[str, object], stdin: bytes, limits: SandboxLimits, layers: tuple[str, ...]) -> ExecResult:
+def _execute(
+    request: dict[str, object], stdin: bytes, limits: SandboxLimits, layers: tuple[str, ...]
+) -> ExecResult:
     started = time.monotonic()
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
@@ -194,7 +196,9 @@ def _execute(request: dict[str, object], stdin: bytes, limits: SandboxLimits, la
                 if exit_msg is None and now >= hard_deadline + _GRACE_SECONDS:
                     raise SandboxError("the sandbox supervisor stopped answering; run abandoned")
                 kill()
-            wait = min(hard_deadline + (_GRACE_SECONDS if killed else 0), drain_deadline or 1e18) - now
+            wait = (
+                min(hard_deadline + (_GRACE_SECONDS if killed else 0), drain_deadline or 1e18) - now
+            )
             for key, _ in sel.select(timeout=max(0.0, min(wait, 1.0))):
                 fd = key.fd
                 if fd == in_w:
@@ -215,7 +219,9 @@ def _execute(request: dict[str, object], stdin: bytes, limits: SandboxLimits, la
                     if not msg:
                         sel.unregister(reply)
                         if exit_msg is None:
-                            raise SandboxError("the sandbox handler died before reporting an exit status")
+                            raise SandboxError(
+                                "the sandbox handler died before reporting an exit status"
+                            )
                         continue
                     event = _decode(msg)
                     if event.get("event") == "exit":
