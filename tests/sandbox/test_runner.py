@@ -333,3 +333,9 @@ def test_public_api():
         "select_layers",
     }
     assert all(hasattr(sandbox, name) for name in sandbox.__all__)
+
+
+def test_non_linux_hosts_are_refused_even_with_opt_in(monkeypatch):
+    monkeypatch.setattr(iso.sys, "platform", "darwin")
+    with pytest.raises(IsolationUnavailableError, match="needs Linux"):
+        select_layers(allow_unisolated=True)

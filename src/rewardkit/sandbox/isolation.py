@@ -86,6 +86,12 @@ def select_layers(
     `layers` asks for a subset of the available ones (e.g. to test a fallback); by default
     every layer the host offers is used.
     """
+    if not sys.platform.startswith("linux"):
+        # pidfd, pipe2, namespaces and prctl: the supervisor cannot even run unisolated
+        raise IsolationUnavailableError(
+            f"the rewardkit sandbox needs Linux (this is {sys.platform}); run code rewards on a "
+            "Linux host or in a Linux container"
+        )
     report = isolation_report()
     if layers is not None:
         unknown = set(layers) - set(LAYERS)
