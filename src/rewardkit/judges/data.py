@@ -60,7 +60,8 @@ class JudgeConfig:
     max_responses: int = 8
     #: Ask the backend to force the `Scores: \boxed{...}` shape (where it can).
     constrain: bool = True
-    constraint_kind: Literal["regex", "grammar"] = "regex"
+    #: "auto": GBNF for in-process llama.cpp (which cannot enforce a regex), else regex.
+    constraint_kind: Literal["auto", "regex", "grammar"] = "auto"
     #: Expected score from the score tokens' logprobs (finer than the sampled integer).
     use_logprobs: bool = False
     top_logprobs: int = 20
@@ -80,8 +81,10 @@ class JudgeConfig:
             )
         if self.view not in get_args(ResponseView):
             raise bad(f"view must be one of {', '.join(get_args(ResponseView))}, got {self.view!r}")
-        if self.constraint_kind not in ("regex", "grammar"):
-            raise bad(f"constraint_kind must be 'regex' or 'grammar', got {self.constraint_kind!r}")
+        if self.constraint_kind not in ("auto", "regex", "grammar"):
+            raise bad(
+                f"constraint_kind must be 'auto', 'regex' or 'grammar', got {self.constraint_kind!r}"
+            )
         for name in ("samples", "max_tokens", "max_responses", "top_logprobs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

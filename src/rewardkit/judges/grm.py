@@ -15,6 +15,7 @@ import itertools
 import math
 import random
 from dataclasses import replace
+from typing import Literal
 
 from rewardkit.backends.base import Backend, Completion, GenerateRequest
 from rewardkit.errors import BackendError, ConfigError
@@ -58,6 +59,19 @@ def plan_orders(m: int, k: int, shuffle: bool, rng: random.Random) -> list[tuple
     return [tuple(rng.sample(range(m), m)) for _ in range(k)]
 
 
+def _constraint_kind(
+    backend: object, kind: Literal["auto", "regex", "grammar"]
+) -> Literal["regex", "grammar"]:
+    """Resolve "auto": in-process llama.cpp enforces GBNF but not regex; servers (vLLM,
+    SGLang, llama-server) take the regex. Wrappers (the cache) expose `.backend`."""
+    if kind != "auto":
+        return kind
+    inner, hops = backend, 0
+    while hasattr(inner, "backend") and hops < 4:
+        inner, hops = inner.backend, hops + 1
+    return "grammar" if type(inner).__name__ == "LlamaCppBackend" else "regex"
+
+
 def _query_key(query: JudgeQuery) -> str:
     # With an id the plan is fixed by (seed, id); without one, by the content.
     if query.id is not None:
@@ -83,6 +97,7 @@ class PointwiseJudge:
         self.meta_rm = meta_rm
         if self.config.keep is not None and meta_rm is None:
             raise ConfigError("judge config sets `keep` (meta-RM top k) but no meta RM was given")
+        self.constraint_kind = _constraint_kind(backend, self.config.constraint_kind)
         self.prompts = PromptBuilder.create(
             self.config.mode,
             template=self.config.template,
@@ -208,7 +223,7 @@ class PointwiseJudge:
             # Distinct per order, so a cache keyed on the request never merges two orders'
             # samples and k votes stay k independent draws.
             seed=int(make_nonce("seed", config.seed, key, order), 16) % (2**31),
-            constraint=build_constraint(len(order), config.constraint_kind)
+            constraint=build_constraint(len(order), self.constraint_kind)
             if config.constrain
             else None,
             top_logprobs=config.top_logprobs if config.use_logprobs else None,
@@ -228,6 +243,11 @@ class PointwiseJudge:
             if parsed is None:
                 parsed = parse_judgment(completion.text, len(order), responses=views, nonce=nonce)
                 memo[completion.text] = parsed
+            if parsed.error in ("no_verdict", "unterminated_think") and (
+                completion.finish_reason == "length"
+            ):
+                # Cut off by max_tokens before the verdict: say so, it is fixable.
+                parsed = replace(parsed, error="truncated")
             judgments.append(self._judgment(completion, parsed, order))
         return judgments, None
 

@@ -14,7 +14,7 @@ from typing import Any
 from rewardkit.backends.base import Backend, Constraint, GenerateRequest
 from rewardkit.errors import ConfigError
 from rewardkit.judges.data import JudgeConfig, JudgeQuery
-from rewardkit.judges.grm import _REQUEST_FAILURES, _query_key
+from rewardkit.judges.grm import _REQUEST_FAILURES, _constraint_kind, _query_key
 from rewardkit.judges.parsing import parse_preference
 from rewardkit.judges.templates import (
     PromptBuilder,
@@ -27,6 +27,7 @@ from rewardkit.judges.templates import (
 __all__ = ["PairJudgment", "PairwiseJudge", "PairwiseResult"]
 
 _VERDICT_REGEX = r"[\s\S]*Verdict: \[\[[12]\]\]"
+_VERDICT_GRAMMAR = 'root ::= body "Verdict: [[" [12] "]]"\nbody ::= [^\\x00]*'
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,9 @@ class PairwiseJudge:
         preferred = None if wins[0] == wins[1] else (0 if wins[0] > wins[1] else 1)
         return PairwiseResult(query.id, rates, preferred, _consistent(valid), judgments, len(valid))
 
+    def _constraint(self) -> Constraint:
+        return _verdict_constraint(_constraint_kind(self.backend, self.config.constraint_kind))
+
     async def _ask(
         self, query: JudgeQuery, key: str, order: tuple[int, int]
     ) -> tuple[list[PairJudgment], str | None]:
@@ -143,7 +147,7 @@ class PairwiseJudge:
             temperature=config.temperature,
             max_tokens=config.max_tokens,
             seed=int(make_nonce("pair-seed", config.seed, key, order), 16) % (2**31),
-            constraint=Constraint("regex", _VERDICT_REGEX) if config.constrain else None,
+            constraint=self._constraint() if config.constrain else None,
         )
         try:
             completions = await self.backend.generate(request)
@@ -161,6 +165,12 @@ class PairwiseJudge:
                 )
             )
         return out, None
+
+
+def _verdict_constraint(kind: str) -> Constraint:
+    if kind == "grammar":
+        return Constraint("grammar", _VERDICT_GRAMMAR)
+    return Constraint("regex", _VERDICT_REGEX)
 
 
 def _consistent(valid: list[PairJudgment]) -> bool | None:
