@@ -339,3 +339,18 @@ def test_non_linux_hosts_are_refused_even_with_opt_in(monkeypatch):
     monkeypatch.setattr(iso.sys, "platform", "darwin")
     with pytest.raises(IsolationUnavailableError, match="needs Linux"):
         select_layers(allow_unisolated=True)
+
+
+def test_no_layers_at_all_still_bounds_time_and_kills_the_group():
+    """What a locked-down container with the opt-in gets: rlimits, deadline, process group."""
+    r = run_code("print(1)", layers=(), allow_unisolated=True)
+    assert r.ok and r.stdout == "1\n" and r.isolation == ()
+    r = run_code(
+        "import time\ntime.sleep(30)\n",
+        layers=(),
+        allow_unisolated=True,
+        limits=SandboxLimits(wall_seconds=1),
+    )
+    assert r.timed_out and r.wall_time < 5
+    with pytest.raises(IsolationUnavailableError, match="refusing"):
+        run_code("print(1)", layers=(), allow_unisolated=False)
