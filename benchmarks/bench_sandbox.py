@@ -16,7 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from rewardkit.rules.code import CodeReward
 from rewardkit.sandbox import SandboxLimits, isolation_report, run_code
+from rewardkit.types import Sample
 
 PROGRAMS = {
     "print(1)": ("print(1)", ""),
@@ -89,6 +91,28 @@ def main() -> None:
     )
     for name, mb, ms, over, set_up, ratio in rows:
         print(f"{name:<16}{mb:>10.1f}{ms:>12.1f}{over:>13.1f}{set_up:>13.1f}{ratio:>7.2f}x")
+
+    batch(8 if args.quick else 32)
+
+
+def batch(n: int) -> None:
+    """CodeReward.score_batch: one program at a time against the default pool, same samples."""
+    tests = {"tests": [{"input": f"{i} {i + 1}\n", "output": f"{2 * i + 1}\n"} for i in range(3)]}
+    response = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"
+    samples = [Sample("p", response, tests) for _ in range(n)]
+    serial, pooled = CodeReward(max_parallel=1), CodeReward()
+    serial.score_batch(samples[:2])  # warm the supervisor
+    t = time.perf_counter()
+    results = serial.score_batch(samples)
+    one = time.perf_counter() - t
+    t = time.perf_counter()
+    results += pooled.score_batch(samples)
+    many = time.perf_counter() - t
+    assert all(getattr(r, "value", None) == 1.0 for r in results), results[:2]
+    print(f"\nscore_batch of {n} samples x 3 stdin tests")
+    print(f"{'max_parallel':<16}{'seconds':>10}{'runs/s':>10}{'speedup':>9}")
+    for label, secs in (("1", one), (str(pooled.max_parallel), many)):
+        print(f"{label:<16}{secs:>10.2f}{3 * n / secs:>10.1f}{one / secs:>8.2f}x")
 
 
 if __name__ == "__main__":
