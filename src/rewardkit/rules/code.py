@@ -18,9 +18,10 @@ No block: `Score(0.0, "no_code")`.
   per-run random nonce only after the last assert, the parent checks for it, and the
   program never sees the nonce (read from a file the harness deletes before the program
   starts). `sys.exit(0)`, `os._exit(0)`, a trace hook skipping the asserts, or printing
-  something nonce-like all fail. Limit: code that deliberately digs through the harness's
-  frames could find the nonce; where that matters, use stdin/stdout tests, which the parent
-  compares itself.
+  something nonce-like all fail; builtins are restored before the asserts run. Limits:
+  code that deliberately digs through the harness's frames could find the nonce, and a
+  returned object whose `__eq__` is always true passes `assert f(x) == y`; where that
+  matters, use stdin/stdout tests, which the parent compares itself.
 * optional `"language"` overrides the reward's language for that sample.
 
 Missing, empty or malformed tests are `Unscored("bad_reference")`: the data is wrong.
