@@ -111,7 +111,7 @@ async def test_retry_after_seconds_is_honoured(fake: FakeOpenAI) -> None:
     waited = time.monotonic() - start
     await b.aclose()
     assert fake.requests == 2
-    assert 0.95 <= waited < 3.0  # backoff alone would be <= 0.05 s
+    assert 0.95 <= waited < 5.0  # backoff alone would be <= 0.05 s
 
 
 async def test_retry_after_is_capped(fake: FakeOpenAI) -> None:
@@ -120,7 +120,7 @@ async def test_retry_after_is_capped(fake: FakeOpenAI) -> None:
     start = time.monotonic()
     await b.generate(judge_request())
     await b.aclose()
-    assert 0.15 <= time.monotonic() - start < 2.0
+    assert 0.15 <= time.monotonic() - start < 5.0
 
 
 def test_parse_retry_after_forms() -> None:
@@ -154,7 +154,7 @@ async def test_hang_times_out_retries_then_raises_timeout(fake: FakeOpenAI) -> N
     elapsed = time.monotonic() - start
     await b.aclose()
     assert fake.requests == 3
-    assert 0.55 <= elapsed < 3.0
+    assert 0.55 <= elapsed < 10.0
 
 
 async def test_one_hang_then_success(fake: FakeOpenAI) -> None:
