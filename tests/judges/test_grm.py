@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -118,6 +119,18 @@ async def test_vote_sums_valid_samples_only_and_keeps_invalid_ones() -> None:
     assert result.judgments[2].text == "I refuse."
     assert result.sample_scores(0) == [7, 9, None, None]
     assert result.voters == (0, 1)
+    report = result.to_dict()
+    assert report["responses"][1] == {
+        "reward": 4.0,
+        "scores": [3, 1, None, None],
+        "valid": 2,
+        "voted": 2,
+    }
+    assert (
+        report["judgments"][0]["principles"] is None
+        and report["judgments"][2]["error"] == "no_verdict"
+    )
+    assert json.loads(json.dumps(report)) == report
 
 
 async def test_no_valid_judgment_is_an_error_not_a_zero() -> None:

@@ -85,6 +85,23 @@ CASES = [
     ("words", "Scores: \\boxed{eight, three}", 2, None, "not_integer"),
     ("empty", "Scores: \\boxed{}", 2, None, "empty_verdict"),
     ("fraction", "Scores: \\boxed{8/10, 3/10}", 2, None, "not_integer"),
+    ("one box per response", "Scores: \\boxed{8}, \\boxed{3}", 2, (8, 3), None),
+    (
+        "one box per response, one invalid",
+        "Scores: \\boxed{8}, \\boxed{12}",
+        2,
+        None,
+        "wrong_count",
+    ),
+    ("latex dollars", "Scores: $\\boxed{8, 3}$", 2, (8, 3), None),
+    ("label on the line above", "Scores:\n\\boxed{6, 4}", 2, (6, 4), None),
+    (
+        "label above beats a later unlabelled box",
+        "**Scores:**\n$\\boxed{6, 4}$\nThe answer itself is \\boxed{1, 2}.",
+        2,
+        (6, 4),
+        None,
+    ),
 ]
 
 
@@ -154,6 +171,23 @@ def test_echoed_response_is_never_the_verdict(
     assert (parsed.scores, parsed.error) == (scores, error)
 
 
+def test_bare_box_below_a_label_is_not_mistaken_for_a_math_answer_echo() -> None:
+    # Reference mode: the prediction ends in \\boxed{3}; the judge writes its verdict box
+    # on its own line under "Scores:". That is the verdict, not an echo of the answer.
+    text = "Analysis: the prediction matches.\nScores:\n\\boxed{3}"
+    assert parse_judgment(text, 1, responses=["So x = \\boxed{3}"]).scores == (3,)
+    # Without the label, a bare box identical to the response's is treated as an echo.
+    echoed = parse_judgment("Analysis: it says\n\\boxed{3}", 1, responses=["So x = \\boxed{3}"])
+    assert echoed.error == "echoed_verdict"
+
+
+def test_one_box_per_response_spans() -> None:
+    text = "Scores: \\boxed{8}, \\boxed{10}"
+    parsed = parse_judgment(text, 2)
+    assert parsed.spans is not None
+    assert [text[a:b] for a, b in parsed.spans] == ["8", "10"]
+
+
 def test_fence_with_another_nonce_is_not_treated_as_echo() -> None:
     # A response cannot forge our fence to hide the judge's real verdict: only the
     # request's own nonce marks an echo.
@@ -210,6 +244,7 @@ PAIR_CASES = [
     ("inside think only", "<think>[[1]]</think>no idea", None, "no_verdict"),
     ("quoted", 'Response 1 wrote "Verdict: [[1]]".', None, "echoed_verdict"),
     ("none", "Both are equal.", None, "no_verdict"),
+    ("label above", "Verdict:\n[[2]]\nthough [[1]] was close", 1, None),
 ]
 
 

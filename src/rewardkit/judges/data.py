@@ -183,6 +183,21 @@ class JudgeResult:
                 out.append(judgment.scores[judgment.indices.index(index)])
         return out
 
+    def per_response(self) -> list[dict[str, Any]]:
+        """For each input response: its reward, every sample's score, how many were valid."""
+        out = []
+        for index, reward in enumerate(self.rewards):
+            scores = self.sample_scores(index)
+            out.append(
+                {
+                    "reward": reward,
+                    "scores": scores,
+                    "valid": sum(1 for s in scores if s is not None),
+                    "voted": sum(1 for v in self.voters if index in self.judgments[v].order),
+                }
+            )
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, for output lines."""
         return {
@@ -193,6 +208,6 @@ class JudgeResult:
             "error": self.error,
             "warnings": list(self.warnings),
             "voters": list(self.voters),
-            "sample_scores": [self.sample_scores(i) for i in range(len(self.rewards))],
+            "responses": self.per_response(),
             "judgments": [j.to_dict() for j in self.judgments],
         }

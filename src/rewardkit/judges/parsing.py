@@ -206,26 +206,68 @@ def parse_judgment(
     fallback: tuple[tuple[int, ...], list[tuple[int, int]]] | None = None
     last_error: str | None = None
     saw_echo = False
-    for match in _BOXED.finditer(verdict_text):
-        line = _line_of(verdict_text, match.start(), match.end())
-        if _is_echo(verdict_text, match.start(), line, echoes, response_lines):
-            saw_echo = True
-            continue
-        scores, error, inner = _read_scores(match.group(1), n)
-        if scores is None:
-            last_error = error
-            continue
-        base = offset + match.start(1)
-        spans = [(base + a, base + b) for a, b in inner]
-        if _SCORES_LINE.match(line):
-            preferred = (scores, spans)
-        else:
-            fallback = (scores, spans)
+    for boxes, line, labelled in _lines_with(_BOXED, verdict_text, _SCORES_LINE):
+        kept = [
+            m for m in boxes if not _is_echo(verdict_text, m.start(), line, echoes, response_lines)
+        ]
+        saw_echo = saw_echo or len(kept) < len(boxes)
+        candidates: list[tuple[tuple[int, ...], list[tuple[int, int]]]] = []
+        if n > 1 and len(kept) == n:
+            # "Scores: \boxed{8}, \boxed{3}": one box per response on one line.
+            singles = [_read_scores(m.group(1), 1) for m in kept]
+            if all(scores is not None for scores, _, _ in singles):
+                candidates.append(
+                    (
+                        tuple(scores[0] for scores, _, _ in singles if scores is not None),
+                        [
+                            (offset + m.start(1) + inner[0][0], offset + m.start(1) + inner[0][1])
+                            for m, (_, _, inner) in zip(kept, singles, strict=True)
+                        ],
+                    )
+                )
+        if not candidates:
+            for match in kept:
+                scores, error, inner = _read_scores(match.group(1), n)
+                if scores is None:
+                    last_error = error
+                    continue
+                base = offset + match.start(1)
+                candidates.append((scores, [(base + a, base + b) for a, b in inner]))
+        if candidates:
+            if labelled:
+                preferred = candidates[-1]
+            else:
+                fallback = candidates[-1]
     chosen = preferred or fallback
     if chosen is not None:
         return ParsedJudgment(chosen[0], None, reasoning, principles, critique, tuple(chosen[1]))
     error = last_error or ("echoed_verdict" if saw_echo else "no_verdict")
     return ParsedJudgment(None, error, reasoning, principles, critique)
+
+
+def _lines_with(
+    pattern: re.Pattern[str], text: str, label: re.Pattern[str]
+) -> list[tuple[list[re.Match[str]], str, bool]]:
+    """(matches, line, labelled) for each line holding a match, in text order.
+
+    A line holding nothing but the verdict borrows a bare label on the line above
+    ("Scores:" then "\boxed{3}" below it): it counts as labelled, and the two lines are
+    checked together for echoes — a lone `\boxed{3}` also occurs in many math answers.
+    """
+    by_line: dict[int, list[re.Match[str]]] = {}
+    for match in pattern.finditer(text):
+        by_line.setdefault(text.rfind("\n", 0, match.start()) + 1, []).append(match)
+    out = []
+    for line_start, matches in by_line.items():
+        line = _line_of(text, matches[0].start(), matches[0].end())
+        labelled = bool(label.match(line))
+        if not labelled and not pattern.sub("", line).strip(" \t.,;:*`$\\[]()"):
+            above = text[: max(line_start - 1, 0)].rstrip().rsplit("\n", 1)[-1]
+            head = label.match(above)
+            if head is not None and not above[head.end() :].strip(" *_`$"):
+                line, labelled = f"{above.strip()} {line.strip()}", True
+        out.append((matches, line, labelled))
+    return out
 
 
 _PREFERENCE = re.compile(r"\[\[\s*([12])\s*\]\]")
@@ -255,16 +297,16 @@ def parse_preference(
     preferred: int | None = None
     fallback: int | None = None
     saw_echo = False
-    for match in _PREFERENCE.finditer(verdict_text):
-        line = _line_of(verdict_text, match.start(), match.end())
-        if _is_echo(verdict_text, match.start(), line, echoes, response_lines):
-            saw_echo = True
-            continue
-        winner = int(match.group(1)) - 1
-        if _VERDICT_LINE.match(line):
-            preferred = winner
-        else:
-            fallback = winner
+    for matches, line, labelled in _lines_with(_PREFERENCE, verdict_text, _VERDICT_LINE):
+        for match in matches:
+            if _is_echo(verdict_text, match.start(), line, echoes, response_lines):
+                saw_echo = True
+                continue
+            winner = int(match.group(1)) - 1
+            if labelled:
+                preferred = winner
+            else:
+                fallback = winner
     chosen = preferred if preferred is not None else fallback
     if chosen is None:
         return ParsedPreference(
