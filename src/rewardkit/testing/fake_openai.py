@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -419,11 +420,12 @@ class FakeOpenAIProcess:
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
         line = ""
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if line.startswith("READY "):
+        while (left := deadline - time.monotonic()) > 0:
+            # Wait for output with a deadline: a bare readline() could block forever.
+            if not select.select([self.proc.stdout], [], [], left)[0]:
                 break
-            if not line and self.proc.poll() is not None:
+            line = self.proc.stdout.readline()
+            if line.startswith("READY ") or (not line and self.proc.poll() is not None):
                 break
         if not line.startswith("READY "):
             self.close()
@@ -448,6 +450,13 @@ class FakeOpenAIProcess:
         self.close()
 
 
+def _fault_arg(spec: str) -> Fault:
+    try:
+        return Fault.parse(spec)
+    except ValueError as exc:  # argparse turns this into a usage error, not a traceback
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m rewardkit.testing.fake_openai",
@@ -459,16 +468,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--ignore-n", action="store_true", help="return one choice, like llama.cpp")
     parser.add_argument(
-        "--fault", action="append", default=[], help="queue a fault: 500, 429:2, hang, garbage..."
+        "--fault",
+        action="append",
+        default=[],
+        type=_fault_arg,
+        help="queue a fault: 500, 429:2, hang, hang:5, delay:0.5, garbage, empty_choices, disconnect",
     )
-    parser.add_argument("--always", help="apply this fault to every request after the queue")
+    parser.add_argument(
+        "--always", type=_fault_arg, help="apply this fault to every request after the queue"
+    )
     parser.add_argument("--reject-field", action="append", default=[])
     parser.add_argument("--api-key")
     args = parser.parse_args(argv)
     server = FakeOpenAI(
         args.reply if args.reply is not None else spct_reply,
-        faults=[Fault.parse(f) for f in args.fault],
-        always=Fault.parse(args.always) if args.always else None,
+        faults=args.fault,
+        always=args.always,
         ignore_n=args.ignore_n,
         delay=args.delay,
         reject_fields=args.reject_field,
