@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pickle
 from collections.abc import AsyncIterator
@@ -143,6 +144,10 @@ async def test_transformers_meta_rm_rates_each_judgment(tiny_classifier: Path) -
     # Batching does not change a rating.
     alone = await meta.rate(query, judgments[1:2])
     assert alone[0] == pytest.approx(ratings[1], abs=1e-5)
+    # Concurrent queries share one model safely.
+    fresh = TransformersMetaRM(str(tiny_classifier))
+    together = await asyncio.gather(*(fresh.rate(query, judgments) for _ in range(4)))
+    assert all(r == pytest.approx(ratings, abs=1e-5) for r in together)
     # It unpickles without the weights and reloads them lazily.
     clone = pickle.loads(pickle.dumps(meta))
     assert clone._model is None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -169,6 +170,9 @@ class TransformersMetaRM:
         self.max_length = max_length
         self._model: Any = None
         self._tokenizer: Any = None
+        # One forward pass at a time (and one load): concurrent queries would otherwise
+        # load the model twice and fight over the same cores.
+        self._lock = threading.Lock()
 
     def _load(self) -> None:
         if self._model is not None:
@@ -183,7 +187,11 @@ class TransformersMetaRM:
         self._model.to(self.device).eval()
 
     def score_texts(self, texts: Sequence[str]) -> list[float]:
-        """Ratings for formatted inputs (synchronous)."""
+        """Ratings for formatted inputs (synchronous, thread-safe)."""
+        with self._lock:
+            return self._score_locked(texts)
+
+    def _score_locked(self, texts: Sequence[str]) -> list[float]:
         self._load()
         import torch
 
@@ -211,7 +219,12 @@ class TransformersMetaRM:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_model"] = state["_tokenizer"] = None  # reloaded in the worker
+        del state["_lock"]
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
 
 class RemoteMetaRM:
