@@ -7,7 +7,10 @@ Samples are GSM8K test problems (../shared/data/gsm8k/test.jsonl beside the repo
 generated right response ("<worked solution> The answer is \\boxed{N}.") and a wrong one
 (N+1), scored against the whole reference solution. Every row scores the same samples in
 this one run; the ratio is throughput over raw Math-Verify (parse + verify, no timeouts, one
-process = one core). Target: MathReward on one worker >= 0.8x raw.
+process = one core). Target: MathReward on one worker >= 0.8x raw. Every row runs in
+freshly forked, equally warm processes, and rows are interleaved within each repeat: SymPy
+caches what it has seen, so re-scoring the same samples in the same process would flatter
+whichever row came second.
 
 The start-method table times a fresh pool's first result (boot + warm-up) and the next
 call after a deadline killed its only worker (the replacement's cost).
@@ -50,67 +53,91 @@ def load_samples(path: Path, limit: int | None) -> list[Sample]:
     return samples
 
 
-def raw_math_verify(samples: list[Sample]) -> list[bool]:
-    """What people write without a deadline: parse gold, parse response, verify."""
+def raw_math_verify(samples: list[Sample]) -> tuple[float, list[bool]]:
+    """What people write without a deadline: parse gold, parse response, verify. Timed
+    inside the process that runs it."""
     from math_verify import parse, verify
 
+    start = time.perf_counter()
     out = []
     for s in samples:
         gold = parse(s.reference, parsing_timeout=None)
         pred = parse(s.response, parsing_timeout=None)
         out.append(bool(verify(gold, pred, timeout_seconds=None)))
-    return out
+    return time.perf_counter() - start, out
 
 
-def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, Any]:
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+def fresh_reward(workers: int) -> MathReward:
+    """A reward whose workers are freshly forked (warm from the fork server, but with no
+    SymPy or gold cache from earlier rows), started before the clock runs."""
+    reward = MathReward(workers=workers)
+    reward.score_batch([Sample("", "The answer is \\boxed{3}", "3")] * workers)
+    return reward
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
 
 
 def throughput_table(samples: list[Sample], repeats: int) -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    one, allc = MathReward(workers=1), MathReward(workers=cores)
-    warm = samples[:20]
-    raw_math_verify(warm)
-    one.score_batch(warm)
-    allc.score_batch(warm)
-
-    rows: list[tuple[str, int, float, Any]] = []
-    t, raw = best_of(repeats, lambda: raw_math_verify(samples))
-    rows.append(("raw Math-Verify, 1 process (1 core)", len(samples), t, raw))
-    t, res = best_of(repeats, lambda: one.score_batch(samples))
-    rows.append(("MathReward.score_batch, 1 worker", len(samples), t, [r.value == 1.0 for r in res]))
     few = samples[: max(50, len(samples) // 4)]
-    t, res = best_of(repeats, lambda: [one.score(s) for s in few])
-    rows.append(("MathReward.score one by one, 1 worker", len(few), t, None))
-    t, res = best_of(repeats, lambda: allc.score_batch(samples))
-    rows.append((f"MathReward.score_batch, {cores} workers", len(samples), t, [r.value == 1.0 for r in res]))
+    # The raw baseline runs in a worker forked from the same warm fork server, so it
+    # starts from the same imports, warm-up and empty caches as MathReward's workers.
+    # It must be importable there: this file's directory is on sys.path, as `bench_math`.
+    import bench_math
+
+    names = [
+        "raw Math-Verify, 1 process (1 core)",
+        "MathReward.score_batch, 1 worker",
+        "MathReward.score one by one, 1 worker",
+        f"MathReward.score_batch, {cores} workers",
+    ]
+    sizes = [len(samples), len(samples), len(few), len(samples)]
+    best = [float("inf")] * 4
+    verdicts: list[list[bool]] = [[], [], [], []]
+    for _ in range(repeats):  # rows interleaved, so load drift hits all of them alike
+        with DeadlinePool(1, preload=_PRELOAD) as pool:
+            pool.run(abs, 1, timeout=None)
+            t, verdicts[0] = pool.run(bench_math.raw_math_verify, samples, timeout=None)
+        best[0] = min(best[0], t)
+        reward = fresh_reward(1)
+        t, res = timed(lambda: reward.score_batch(samples))  # noqa: B023 - called at once
+        best[1], verdicts[1] = min(best[1], t), [r.value == 1.0 for r in res]
+        reward.close()
+        reward = fresh_reward(1)
+        t, _ = timed(lambda: [reward.score(s) for s in few])  # noqa: B023 - called at once
+        best[2] = min(best[2], t)
+        reward.close()
+        reward = fresh_reward(cores)
+        t, res = timed(lambda: reward.score_batch(samples))  # noqa: B023 - called at once
+        best[3], verdicts[3] = min(best[3], t), [r.value == 1.0 for r in res]
+        reward.close()
+
+    reward = fresh_reward(cores)
     towers = [Sample("", TOWER, "18")] * max(1, len(samples) // 100)
     mixed = samples + towers
-    t, res = best_of(1, lambda: allc.score_batch(mixed))
+    t_mixed, res = timed(lambda: reward.score_batch(mixed))
+    reward.close()
     timeouts = sum(isinstance(r, Score) and r.reason == "timeout" for r in res)
-    rows.append((f"  same + {len(towers)} power towers (1 s deadline), {cores} workers", len(mixed), t, None))
 
-    raw_rate = rows[0][1] / rows[0][2]
+    raw_rate = sizes[0] / best[0]
     print(f"\nGSM8K, {len(samples)} samples (right + wrong answer per problem), best of {repeats}")
     print(f"{'mode':58} {'samples':>8} {'seconds':>8} {'samples/s':>10} {'vs raw/core':>12}")
-    for name, n, seconds, _ in rows:
+    rows = [*zip(names, sizes, best, strict=True)]
+    rows.append((f"  same + {len(towers)} power towers (1 s deadline), {cores} workers", len(mixed), t_mixed))
+    for name, n, seconds in rows:
         rate = n / seconds
         print(f"{name:58} {n:>8} {seconds:>8.2f} {rate:>10.1f} {rate / raw_rate:>11.2f}x")
-    agree = sum(a == b for a, b in zip(rows[0][3], rows[1][3], strict=True))
     expected = [i % 2 == 0 for i in range(len(samples))]
-    ours_right = sum(a == b for a, b in zip(rows[1][3], expected, strict=True))
-    raw_right = sum(a == b for a, b in zip(rows[0][3], expected, strict=True))
+    raw_right = sum(a == b for a, b in zip(verdicts[0], expected, strict=True))
+    ours_right = sum(a == b for a, b in zip(verdicts[1], expected, strict=True))
     print(
-        f"\ncorrect verdicts: MathReward {ours_right}/{len(samples)}, raw {raw_right}/{len(samples)}; "
-        f"they agree on {agree}. Power towers timed out: {timeouts}/{len(towers)}."
+        f"\ncorrect verdicts: MathReward {ours_right}/{len(samples)}, raw Math-Verify "
+        f"{raw_right}/{len(samples)}. Power towers timed out: {timeouts}/{len(towers)}."
     )
-    one.close()
-    allc.close()
 
 
 def probe_start_method(method: str) -> dict[str, float]:
