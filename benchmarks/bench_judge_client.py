@@ -1,0 +1,259 @@
+"""Client overhead of `rewardkit judge` against the practical limit of a raw aiohttp loop.
+
+    python benchmarks/bench_judge_client.py            # 20,000 queries at concurrency 64
+    python benchmarks/bench_judge_client.py --quick    # 2,000
+
+The fake OpenAI server (no delay) runs in its own process on loopback, so every row measures
+how fast a client can push the same judge requests through it:
+
+1. `rewardkit judge` end to end as a subprocess: process start, input parsing, prompt
+   rendering, cache lookups and writes, parsing, voting, output writes, progress bar.
+2. the same with `--no-cache`, to show what the SQLite cache costs.
+3. a raw aiohttp loop: the same request bodies, semaphore 64, one session, JSON in and out
+   (the practical limit for a Python client).
+4. a bare `openai.AsyncOpenAI` loop with the same requests and semaphore.
+
+It also measures the cache on its own: 64 tasks doing lookup + store per request, with the
+writer thread batching commits versus a commit per store on the event loop, and the longest
+the loop was stalled in each case.
+
+The machine's cores are shared with the fake server (and whatever else runs), so only the
+ratios measured side by side in one run mean anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from rewardkit.backends.base import Completion, GenerateRequest
+from rewardkit.backends.http import HTTPBackend
+from rewardkit.backends.mock import MockBackend
+from rewardkit.judges import JudgeConfig, JudgeQuery, PointwiseJudge
+from rewardkit.store import JudgeCache, request_digest, sample_key
+from rewardkit.testing.fake_openai import FakeOpenAIProcess, spct_text
+
+MODEL = "fake-judge"
+
+
+def write_input(path: Path, n: int) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for i in range(n):
+            record = {
+                "id": f"q{i}",
+                "prompt": f"question-{i}: Natalia sold clips to {i} friends in April, and half as "
+                "many in May. How many clips did she sell altogether in April and May?",
+                "responses": [
+                    f"In May she sold {i}/2 clips, so {i} + {i}/2 in total. The answer is {i * 3 // 2}.",
+                    f"She sold {i} clips in April and {i} in May: {2 * i}.",
+                ],
+                "source": "bench",
+            }
+            handle.write(json.dumps(record) + "\n")
+
+
+async def judge_requests(path: Path) -> list[GenerateRequest]:
+    """The exact requests `rewardkit judge` sends for this input (captured with a mock)."""
+    mock = MockBackend(lambda request, index: spct_text([7, 3]), model=MODEL)
+    judge = PointwiseJudge(mock, JudgeConfig())
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            await judge.judge(
+                JudgeQuery(record["prompt"], tuple(record["responses"]), id=record["id"])
+            )
+    return mock.requests
+
+
+def run_cli(input_path: Path, out: Path, base_url: str, concurrency: int, *extra: str) -> float:
+    cmd = [
+        sys.executable, "-m", "rewardkit.cli.main", "judge", str(input_path), "-o", str(out),
+        "--base-url", base_url, "--model", MODEL, "--concurrency", str(concurrency), *extra,
+    ]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"rewardkit judge failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    lines = out.read_text(encoding="utf-8").splitlines()
+    errors = sum(json.loads(line)["error"] is not None for line in lines)
+    expected = sum(1 for _ in input_path.open())
+    if len(lines) != expected or errors:
+        raise SystemExit(f"rewardkit judge wrote {len(lines)} lines, {errors} errors")
+    return elapsed
+
+
+async def raw_aiohttp(bodies: list[dict[str, Any]], base_url: str, concurrency: int) -> float:
+    import aiohttp
+
+    url = base_url.rstrip("/") + "/chat/completions"
+    sem = asyncio.Semaphore(concurrency)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(body: dict[str, Any]) -> str:
+            async with sem, session.post(url, json=body) as response:
+                data = await response.json()
+                return str(data["choices"][0]["message"]["content"])
+
+        start = time.perf_counter()
+        texts = await asyncio.gather(*(one(b) for b in bodies))
+        elapsed = time.perf_counter() - start
+    assert all("boxed" in t for t in texts)
+    return elapsed
+
+
+async def openai_loop(bodies: list[dict[str, Any]], base_url: str, concurrency: int) -> float:
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0)
+    sem = asyncio.Semaphore(concurrency)
+    known = {"model", "messages", "n", "temperature", "top_p", "max_tokens", "seed"}
+
+    async def one(body: dict[str, Any]) -> str:
+        async with sem:
+            response = await client.chat.completions.create(
+                **{k: v for k, v in body.items() if k in known},
+                extra_body={k: v for k, v in body.items() if k not in known},
+            )
+            return response.choices[0].message.content or ""
+
+    start = time.perf_counter()
+    texts = await asyncio.gather(*(one(b) for b in bodies))
+    elapsed = time.perf_counter() - start
+    await client.close()
+    assert all("boxed" in t for t in texts)
+    return elapsed
+
+
+async def cache_load(path: Path, requests: list[GenerateRequest], batched: bool) -> tuple[float, float]:
+    """64 tasks each doing lookup + store per request; returns (seconds, max loop stall)."""
+    completion = Completion(spct_text([7, 3]), "stop")
+    stall = 0.0
+    done = False
+
+    async def heartbeat() -> None:
+        nonlocal stall
+        while not done:
+            before = time.perf_counter()
+            await asyncio.sleep(0.001)
+            stall = max(stall, time.perf_counter() - before - 0.001)
+
+    digest = "HTTPBackend:" + MODEL
+    if batched:
+        cache = JudgeCache(path)
+
+        def lookup(key: str) -> bool:
+            return bool(cache.get_many([key]))
+
+        def store(key: str) -> None:
+            cache.put_many({key: completion})
+
+    else:  # the naive way: one connection, a commit per store, on the loop
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("CREATE TABLE IF NOT EXISTS c (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID")
+
+        def lookup(key: str) -> bool:
+            return conn.execute("SELECT value FROM c WHERE key = ?", (key,)).fetchone() is not None
+
+        def store(key: str) -> None:
+            conn.execute("INSERT OR REPLACE INTO c VALUES (?, ?)", (key, completion.text))
+
+    async def one(request: GenerateRequest) -> None:
+        key = sample_key(request_digest(digest, request), 0)
+        if not lookup(key):
+            await asyncio.sleep(0)  # the judge call would be here
+            store(key)
+
+    async def worker(feed: Iterator[GenerateRequest]) -> None:
+        for request in feed:  # 64 workers share one iterator, as in `rewardkit judge`
+            await one(request)
+
+    beat = asyncio.create_task(heartbeat())
+    await asyncio.sleep(0.01)
+    start = time.perf_counter()
+    feed = iter(requests)
+    await asyncio.gather(*(worker(feed) for _ in range(64)))
+    if batched:
+        await asyncio.to_thread(cache.flush)
+    elapsed = time.perf_counter() - start
+    done = True
+    await beat
+    if batched:
+        cache.close()
+    else:
+        conn.close()
+    return elapsed, stall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="2,000 queries instead of 20,000")
+    parser.add_argument("--queries", type=int, help="number of queries (overrides --quick)")
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args()
+    n = args.queries or (2_000 if args.quick else 20_000)
+    c = args.concurrency
+
+    with tempfile.TemporaryDirectory(prefix="bench-judge-") as tmp:
+        root = Path(tmp)
+        input_path = root / "in.jsonl"
+        write_input(input_path, n)
+        requests = asyncio.run(judge_requests(input_path))
+        # HTTPBackend's own body builder, so the baselines send byte-for-byte the same fields.
+        shaper = HTTPBackend("http://127.0.0.1:9/v1", model=MODEL)
+        bodies = [shaper._body(r, r.n, r.seed) for r in requests]
+        assert len(bodies) == n
+
+        rows: list[tuple[str, float]] = []
+        with FakeOpenAIProcess() as server:
+            url = server.base_url
+            runs: list[tuple[str, Callable[[], float]]] = [
+                ("raw aiohttp loop (limit)", lambda: asyncio.run(raw_aiohttp(bodies, url, c))),
+                ("rewardkit judge (subprocess)", lambda: run_cli(input_path, root / "a.jsonl", url, c)),
+                (
+                    "rewardkit judge --no-cache",
+                    lambda: run_cli(input_path, root / "b.jsonl", url, c, "--no-cache"),
+                ),
+                ("openai.AsyncOpenAI loop", lambda: asyncio.run(openai_loop(bodies, url, c))),
+            ]
+            asyncio.run(raw_aiohttp(bodies[:500], url, c))  # warm the server up
+            for name, fn in runs:
+                print(f"running: {name} ...", file=sys.stderr, flush=True)
+                rows.append((name, fn()))
+
+        def table(title: str, results: list[tuple[str, float]], baseline: float) -> None:
+            print(f"\n{title}")
+            print(f"{'client':<32} {'seconds':>9} {'queries/s':>10} {'vs raw aiohttp':>15}")
+            for name, seconds in results:
+                rate = n / seconds
+                print(f"{name:<32} {seconds:>9.2f} {rate:>10.0f} {rate / baseline:>14.2f}x")
+
+        base_rate = n / rows[0][1]
+        table(f"judge client throughput: {n} queries, concurrency {c}, fake server in its own "
+              f"process, {os.cpu_count()} cores shared", rows, base_rate)
+
+        print(f"\ncache alone: {n} lookups + stores from 64 tasks")
+        print(f"{'cache writes':<32} {'seconds':>9} {'ops/s':>10} {'max loop stall':>15}")
+        cache_rows = [
+            ("JudgeCache (writer thread)", asyncio.run(cache_load(root / "c1.sqlite", requests, True))),
+            ("commit per store, on the loop", asyncio.run(cache_load(root / "c2.sqlite", requests, False))),
+        ]
+        for name, (seconds, stall) in cache_rows:
+            print(f"{name:<32} {seconds:>9.3f} {n / seconds:>10.0f} {stall * 1000:>12.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
