@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from rewardkit.errors import IsolationUnavailableError
 from rewardkit.registry import register_reward
 from rewardkit.reward import Reward
 from rewardkit.scoring import RewardReport, Scorer, result_to_dict
@@ -262,3 +263,21 @@ def test_nan_never_passes() -> None:
     # Score refuses NaN at construction, so a reward cannot smuggle one through.
     with pytest.raises(ValueError, match="finite"):
         Score(math.nan)
+
+
+class _NoIsolationReward(Reward):
+    name = "no_isolation"
+
+    def score(self, sample: Sample) -> RewardResult:
+        raise IsolationUnavailableError("this host cannot isolate code")
+
+
+def test_setup_errors_propagate_instead_of_becoming_unscored_rows() -> None:
+    # A host that cannot isolate code fails every sample the same way: the user must see one
+    # error (the CLI turns it into a one-line message), not a column of unscored rows.
+    register_reward("test_no_isolation")(_NoIsolationReward)
+    scorer = Scorer.for_reward("test_no_isolation")
+    with pytest.raises(IsolationUnavailableError):
+        scorer.score([Sample(prompt="p", response="r")])
+    with pytest.raises(IsolationUnavailableError):
+        asyncio.run(scorer.ascore([Sample(prompt="p", response="r")]))

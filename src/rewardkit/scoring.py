@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rewardkit.errors import ConfigError, IsolationUnavailableError, MissingDependencyError
 from rewardkit.registry import build_reward
 from rewardkit.reward import Reward, check_range
 from rewardkit.spec import RewardEntry, RewardSpec, load_spec
@@ -166,15 +167,24 @@ def _score_one(reward: Reward, sample: Sample) -> RewardResult:
     return _one(reward.score_batch([sample]))
 
 
+# Errors about the setup, not the sample: every sample would fail the same way, so the
+# user must hear about it once (a one-line CLI error), not as a column of unscored rows.
+_SETUP_ERRORS = (ConfigError, MissingDependencyError, IsolationUnavailableError)
+
+
 def _isolated_batch(reward: Reward, batch: Sequence[Sample]) -> list[RewardResult]:
     """Run a batch; if it raises, rescore one by one so only the bad sample is lost."""
     try:
         return reward.score_batch(batch)
+    except _SETUP_ERRORS:
+        raise
     except Exception:
         results: list[RewardResult] = []
         for sample in batch:
             try:
                 results.append(_score_one(reward, sample))
+            except _SETUP_ERRORS:
+                raise
             except Exception as exc:
                 results.append(_error(exc))
         return results
@@ -184,6 +194,8 @@ async def _aisolated_batch(reward: Reward, batch: Sequence[Sample]) -> list[Rewa
     """The async form: a judge stays on the event loop when one sample breaks its batch."""
     try:
         return await reward.ascore_batch(batch)
+    except _SETUP_ERRORS:
+        raise
     except Exception:
         if type(reward).ascore_batch is Reward.ascore_batch:  # a sync rule run in a thread
             return await asyncio.to_thread(_isolated_batch, reward, batch)
@@ -191,6 +203,8 @@ async def _aisolated_batch(reward: Reward, batch: Sequence[Sample]) -> list[Rewa
         for sample in batch:
             try:
                 results.append(_one(await reward.ascore_batch([sample])))
+            except _SETUP_ERRORS:
+                raise
             except Exception as exc:
                 results.append(_error(exc))
         return results
