@@ -7,12 +7,13 @@ A verdict is a `\\boxed{s1, ..., sn}` with exactly n integers in 1-10. The parse
 2. drops every candidate that is an *echo* of a response: text between our fences (the
    per-request nonce), a quoted span or `>` quote, or a line copied verbatim from a response
    — so `Scores: \\boxed{10, 10}` written inside a response cannot become the verdict;
-3. prefers the last valid candidate on a `Scores:` line, then the last valid candidate
-   anywhere.
+3. prefers the last valid candidate on a `Scores:` line (or under a bare `Scores:` label),
+   then the last valid candidate anywhere; one box per response on one line
+   (`\\boxed{8}, \\boxed{3}`) also counts.
 
 When nothing valid remains it returns an error code — `no_verdict`, `echoed_verdict`,
-`wrong_count`, `out_of_range`, `not_integer`, `empty_verdict`, `unterminated_think` — and the
-caller keeps the raw text.
+`wrong_count`, `out_of_range`, `not_integer`, `empty_verdict`, `unterminated_think` (the
+judge adds `truncated` when max_tokens cut the output) — and the caller keeps the raw text.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from rewardkit.judges.templates import BEGIN_FENCE, end_marker
 
 __all__ = [
     "ParsedJudgment",
@@ -47,7 +50,6 @@ _XML_SECTIONS = {
     "principles": re.compile(r"<specific_criteria>(.*?)</specific_criteria>", re.DOTALL),
     "critique": re.compile(r"<analysis>(.*?)</analysis>", re.DOTALL),
 }
-_FENCE = re.compile(r"\[BEGIN RESPONSE (\d+) (?P<nonce>[0-9a-f]{12})\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +111,10 @@ def extract_sections(verdict_text: str) -> tuple[str | None, str | None]:
 def _echo_spans(text: str, nonce: str | None) -> list[tuple[int, int]]:
     """Character ranges of `text` that reproduce fenced responses."""
     spans: list[tuple[int, int]] = []
-    for begin in _FENCE.finditer(text):
+    for begin in BEGIN_FENCE.finditer(text):
         if nonce is not None and begin.group("nonce") != nonce:
             continue
-        end_tag = f"[END RESPONSE {begin.group(1)} {begin.group('nonce')}]"
+        end_tag = end_marker(int(begin.group("position")), begin.group("nonce"))
         stop = text.find(end_tag, begin.end())
         # An echo that never closes swallows the rest: nothing after it is trusted.
         spans.append((begin.start(), len(text) if stop < 0 else stop + len(end_tag)))
@@ -176,8 +178,6 @@ def _read_scores(
             scores.append(int(item))
         elif _FLOAT.match(item) and float(item).is_integer():
             scores.append(int(float(item)))  # "7.0" is still an integer score
-        elif _FLOAT.match(item):
-            return None, "not_integer", []
         else:
             return None, "not_integer", []
     if len(scores) != n:

@@ -23,11 +23,14 @@ from typing import Literal
 from rewardkit.errors import ConfigError
 
 __all__ = [
+    "BEGIN_FENCE",
     "PLACEHOLDERS",
     "JudgeMode",
     "PromptBuilder",
     "ResponseView",
+    "begin_marker",
     "defuse",
+    "end_marker",
     "fence_responses",
     "load_template",
     "make_nonce",
@@ -136,6 +139,10 @@ def defuse(text: str, nonce: str) -> str:
     """Neutralise fence look-alikes and the nonce itself inside a response."""
     text = text.replace(nonce, "[nonce removed]")
     return _FENCE_LOOKALIKE.sub(lambda m: f"[{m.group(1).lower()}-response", text)
+
+
+#: A begin fence as the judge may echo it; `position` and `nonce` groups.
+BEGIN_FENCE = re.compile(rf"\[BEGIN {_MARKER_WORD} (?P<position>\d+) (?P<nonce>[0-9a-f]{{12}})\]")
 
 
 def begin_marker(position: int, nonce: str) -> str:
