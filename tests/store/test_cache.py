@@ -349,3 +349,30 @@ def test_local_models_are_named_by_their_resolved_path(tmp_path: Path) -> None:
     assert backend_identity(_LocalModel(Path("Qwen/Qwen2.5-0.5B-Instruct"))).endswith(
         "Qwen/Qwen2.5-0.5B-Instruct"
     )
+
+
+class _Numbered:
+    """A picklable scripted output: every sample distinct."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, request: GenerateRequest, index: int) -> str:
+        self.count += 1
+        return f"sample-{self.count}"
+
+
+async def test_cached_backend_pickles_with_its_cache(tmp_path: Path) -> None:
+    import pickle
+
+    cache = JudgeCache(tmp_path / "c.sqlite", flush_interval=60)
+    cached = CachedBackend(MockBackend(_Numbered()), cache)
+    first = await cached.generate(replace(BASE, n=2))
+    copy = pickle.loads(pickle.dumps(cached))  # flushes, then reopens the same file
+    try:
+        assert copy.cache is not cache and copy.identity == cached.identity
+        assert await copy.generate(replace(BASE, n=2)) == first
+        assert copy.backend.calls == 1  # the copy's inner backend was never asked
+    finally:
+        copy.cache.close()
+        cache.close()

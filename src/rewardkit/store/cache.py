@@ -254,6 +254,18 @@ class JudgeCache:
         with self._lock:
             self._raise_writer_error()
 
+    # Pickled to trainer workers as its settings: each process opens its own connections
+    # and writer thread on the same file (WAL lets them share it).
+    def __getstate__(self) -> dict[str, Any]:
+        if not self._closed:
+            self.flush()  # so the copy sees everything written so far
+        return {"path": self.path, "flush_interval": self.flush_interval, "batch_size": self.batch_size}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]
+            state["path"], flush_interval=state["flush_interval"], batch_size=state["batch_size"]
+        )
+
     def __enter__(self) -> JudgeCache:
         return self
 
