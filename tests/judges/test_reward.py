@@ -13,7 +13,7 @@ from judge_doubles import content_judge, keyword_score, shown_responses
 from rewardkit.backends.base import GenerateRequest
 from rewardkit.backends.mock import MockBackend
 from rewardkit.errors import BackendError, ConfigError
-from rewardkit.judges import JudgeReward
+from rewardkit.judges import JudgeReward, Judgment, RemoteMetaRM, TransformersMetaRM
 from rewardkit.registry import build_reward
 from rewardkit.scoring import Scorer
 from rewardkit.types import Sample, Score, Unscored
@@ -175,6 +175,9 @@ def test_close_closes_the_backend() -> None:
         ({"template": "{query} only"}, "{responses}"),
         ({"mode": "rubric"}, "principles"),
         ({"template_file": "/nonexistent/t.txt"}, "template_file"),
+        ({"meta_rm": {"kind": "remote"}}, "meta_rm"),
+        ({"meta_rm": {"kind": "oracle", "url": "x"}}, "kind"),
+        ({"meta_rm": {"url": "http://127.0.0.1:1", "retries": 3}}, "meta_rm"),
     ],
 )
 def test_bad_options_fail_at_build_time(args: dict[str, object], message: str) -> None:
@@ -200,3 +203,27 @@ def test_backend_options_are_passed_on() -> None:
         "concurrency": 4,
     }
     assert pickle.loads(pickle.dumps(reward)).backend_options == reward.backend_options
+
+
+def test_meta_rm_specs_build_the_right_client() -> None:
+    remote = JudgeReward(MockBackend(["x"]), meta_rm="http://127.0.0.1:1/score", samples=4, keep=2)
+    assert isinstance(remote.meta_rm, RemoteMetaRM) and remote.meta_rm.url.endswith("/score")
+    local = JudgeReward(MockBackend(["x"]), meta_rm={"model": "/models/meta", "batch_size": 4})
+    assert isinstance(local.meta_rm, TransformersMetaRM) and local.meta_rm.batch_size == 4
+    clone = pickle.loads(pickle.dumps(local))
+    assert (
+        isinstance(clone.meta_rm, TransformersMetaRM) and clone.meta_rm.model_name == "/models/meta"
+    )
+
+
+def test_meta_rm_filters_votes_through_the_reward() -> None:
+    outputs = ["careful Scores: \\boxed{9}", "Scores: \\boxed{1}"]
+
+    class Careful:
+        async def rate(self, query: object, judgments: list[Judgment]) -> list[float]:
+            return [float("careful" in j.text) for j in judgments]
+
+    reward = JudgeReward(MockBackend(outputs), samples=2, keep=1, meta_rm=Careful())
+    [result] = reward.score_batch([Sample("p", "r")])
+    reward.close()
+    assert isinstance(result, Score) and result.value == 9.0

@@ -109,7 +109,9 @@ class JudgeReward(Reward):
         if isinstance(backend, str) and not backend:
             raise ConfigError("judge: `backend` must name a backend kind (http, mock, ...)")
         self.backend_spec = backend
-        self.meta_rm_spec = meta_rm
+        # Cheap to build (models and sessions load on first use), so option mistakes
+        # surface here rather than in the middle of training.
+        self.meta_rm = _build_meta_rm(meta_rm)
         self.group_by_prompt = bool(group_by_prompt)
         self.normalize = bool(normalize)
         self._judge: PointwiseJudge | None = None
@@ -125,33 +127,12 @@ class JudgeReward(Reward):
 
         return build_backend(self.backend_spec, **self.backend_options)
 
-    def _build_meta_rm(self) -> MetaRM | None:
-        spec = self.meta_rm_spec
-        if spec is None or not isinstance(spec, str | dict):
-            return spec
-        if isinstance(spec, str):
-            if spec.startswith(("http://", "https://")):
-                return RemoteMetaRM(spec)
-            return TransformersMetaRM(spec)
-        options = dict(spec)
-        kind = options.pop("kind", "remote" if "url" in options else "transformers")
-        try:
-            if kind == "remote":
-                return RemoteMetaRM(options.pop("url"), **options)
-            if kind == "transformers":
-                return TransformersMetaRM(options.pop("model"), **options)
-        except (KeyError, TypeError) as exc:
-            raise ConfigError(f"judge: bad meta_rm options {spec!r}: {exc}") from exc
-        raise ConfigError(f"judge: meta_rm kind must be 'remote' or 'transformers', got {kind!r}")
-
     @property
     def judge(self) -> PointwiseJudge:
         """The judge, built on first use (after unpickling, in the worker)."""
         with self._lock:
             if self._judge is None:
-                self._judge = PointwiseJudge(
-                    self._build_backend(), self.config, self._build_meta_rm()
-                )
+                self._judge = PointwiseJudge(self._build_backend(), self.config, self.meta_rm)
             return self._judge
 
     def __getstate__(self) -> dict[str, Any]:
@@ -259,6 +240,26 @@ def _reject_typos(passed_on: set[str], judge_fields: set[str]) -> None:
         )
         if close:
             raise ConfigError(f"judge: unknown option {key!r}; did you mean {close[0]!r}?")
+
+
+def _build_meta_rm(spec: str | dict[str, Any] | MetaRM | None) -> MetaRM | None:
+    """A meta RM from a URL, a model folder, {"kind": ..., ...}, or an instance."""
+    if spec is None or not isinstance(spec, str | dict):
+        return spec
+    if isinstance(spec, str):
+        if spec.startswith(("http://", "https://")):
+            return RemoteMetaRM(spec)
+        return TransformersMetaRM(spec)
+    options = dict(spec)
+    kind = options.pop("kind", "remote" if "url" in options else "transformers")
+    try:
+        if kind == "remote":
+            return RemoteMetaRM(options.pop("url"), **options)
+        if kind == "transformers":
+            return TransformersMetaRM(options.pop("model"), **options)
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"judge: bad meta_rm options {spec!r}: {exc}") from exc
+    raise ConfigError(f"judge: meta_rm kind must be 'remote' or 'transformers', got {kind!r}")
 
 
 def _in_running_loop() -> bool:
