@@ -419,3 +419,41 @@ def test_one_session_per_event_loop() -> None:
         thread.join()
         assert results == [1]
     assert server.requests == 6
+
+
+async def test_every_rejected_constraint_field_falls_back_once() -> None:
+    regex = Constraint("regex", r"\d+")
+    async with FakeOpenAI(reject_fields=["guided_regex", "structured_outputs"]) as server:
+        b = backend(server)
+        assert len(await b.generate(judge_request(constraint=regex))) == 1
+        await b.aclose()
+    assert server.requests == 3
+    assert b.rejected_fields == {"guided_regex", "structured_outputs"}
+    assert not {"guided_regex", "structured_outputs"} & set(server.bodies[-1])
+
+
+async def test_json_schema_downgrades_to_llama_cpp_form_on_a_500_naming_it() -> None:
+    # Measured: llama-cpp-python's server answers response_format json_schema with a 500
+    # whose message names response_format; it accepts {"type": "json_object", "schema"}.
+    schema = {"type": "object", "properties": {"score": {"type": "integer"}}}
+    constraint = Constraint("json_schema", schema)
+    async with FakeOpenAI(
+        reject_fields=["response_format.type=json_schema"], reject_status=500
+    ) as server:
+        b = backend(server)
+        await b.generate(judge_request(constraint=constraint))
+        await b.generate(judge_request(constraint=constraint))
+        await b.aclose()
+    assert server.requests == 3 and b.retries == 0
+    formats = [body["response_format"]["type"] for body in server.bodies]
+    assert formats == ["json_schema", "json_object", "json_object"]
+    assert server.bodies[-1]["response_format"]["schema"] == schema
+
+
+async def test_a_400_not_naming_a_sent_field_is_raised() -> None:
+    async with FakeOpenAI(faults=[Fault.http(400, message="context length exceeded")]) as server:
+        b = backend(server)
+        with pytest.raises(BackendHTTPError, match="context length"):
+            await b.generate(judge_request(constraint=Constraint("grammar", "root ::= x")))
+        await b.aclose()
+    assert server.requests == 1 and b.rejected_fields == set()

@@ -7,6 +7,7 @@ seeds reproducible), never the model's accuracy.
 from __future__ import annotations
 
 import importlib.util
+import json
 import pickle
 import re
 
@@ -115,7 +116,25 @@ async def test_llama_server_via_http_backend_tops_up_n() -> None:
         assert server.base_url.startswith("http://127.0.0.1:")
         backend = server.backend(timeout=60, max_retries=1)
         out = await backend.generate(ask(n=2, seed=1))
+        grammar = Constraint("grammar", 'root ::= "Scores: \\\\boxed{" [1-9] "}"')
+        (graded,) = await backend.generate(ask(constraint=grammar, max_tokens=20))
+        # The server may not know vLLM's regex fields; either way an answer comes back.
+        (free,) = await backend.generate(ask(constraint=Constraint("regex", r"\d+")))
+        schema = {
+            "type": "object",
+            "properties": {"score": {"type": "integer"}},
+            "required": ["score"],
+        }
+        (shaped,) = await backend.generate(
+            ask(constraint=Constraint("json_schema", schema), max_tokens=40, temperature=0.0)
+        )
         await backend.aclose()
+        # Its server refuses response_format json_schema (a 500); the backend falls back
+        # to {"type": "json_object", "schema": ...}, which it enforces.
+        assert backend.rejected_fields == {"response_format:json_schema"}
+        assert isinstance(json.loads(shaped.text)["score"], int), shaped.text
+        assert re.fullmatch(r"Scores: \\boxed\{[1-9]\}", graded.text), graded.text
+        assert isinstance(free.text, str)
         assert server.process.poll() is None
     assert server.process.poll() is not None  # closed with the block
     assert len(out) == 2 and all(c.text.strip() for c in out)

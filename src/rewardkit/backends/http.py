@@ -59,6 +59,9 @@ RegexField = Literal["structured_outputs", "guided_regex"]
 _RETRY_STATUS = frozenset({408, 409, 425, 429})  # plus every 5xx
 # Request fields that carry a Constraint; a server that rejects one gets it dropped.
 _CONSTRAINT_FIELDS = ("structured_outputs", "guided_regex", "grammar", "response_format")
+# Marks that a server refused `response_format: {"type": "json_schema"}` (but may take
+# `{"type": "json_object", "schema": ...}`).
+_JSON_SCHEMA_FORM = "response_format:json_schema"
 
 
 class _Retryable(Exception):
@@ -93,7 +96,8 @@ class HTTPBackend:
     `http://host:8000` and a full `.../chat/completions` URL are all accepted.
     `timeout` is seconds per attempt; `max_retries` counts attempts after the first.
     `constraints`: "auto" sends constraint fields and drops one for good when the server
-    answers 400 naming it; "send" never drops; "off" never sends. `regex_fields` chooses
+    answers 400/422/500 naming it (a json_schema `response_format` is first retried in
+    llama-cpp-python's `json_object` + `schema` form); "send" never drops; "off" never sends. `regex_fields` chooses
     how a regex is sent (vLLM's `structured_outputs` and/or the legacy `guided_regex`).
     The API key comes from `api_key` or the `api_key_env` variable and is never logged.
 
@@ -299,13 +303,14 @@ class HTTPBackend:
         if status != 200:
             message = _error_message(raw)
             error = BackendHTTPError(status, f"{message} (from {url})")
+            # Checked before retrying 5xx: llama-cpp-python's server answers a field it
+            # cannot take (response_format json_schema) with a 500 naming the field.
+            if status in (400, 422, 500) and self.constraints == "auto":
+                rejected = self._rejected_constraint(_loads(payload), message)
+                if rejected is not None:
+                    raise _FieldRejected(rejected, error)
             if status in _RETRY_STATUS or status >= 500:
                 raise _Retryable(error, _parse_retry_after(retry_after))
-            if status == 400 and self.constraints == "auto":
-                sent = _loads(payload)
-                for field in _CONSTRAINT_FIELDS:
-                    if field in sent and field in message:
-                        raise _FieldRejected(field, error)
             raise error
         try:
             body = _loads(raw)
@@ -319,6 +324,16 @@ class HTTPBackend:
         if not completions:
             raise _Retryable(BackendError(f"response from {url} has no choices"))
         return completions
+
+    def _rejected_constraint(self, sent: dict[str, Any], message: str) -> str | None:
+        """The constraint field a server's error names, if we sent one; a json_schema
+        response_format is first downgraded to the json_object+schema form, then dropped."""
+        for field in _CONSTRAINT_FIELDS:
+            if field in sent and field in message:
+                if field == "response_format" and sent[field].get("type") == "json_schema":
+                    return _JSON_SCHEMA_FORM
+                return field
+        return None
 
     def _body(self, request: GenerateRequest, n: int, seed: int | None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -338,6 +353,9 @@ class HTTPBackend:
             body["top_logprobs"] = request.top_logprobs
         if request.constraint is not None and self.constraints != "off":
             for field, value in _constraint_fields(request.constraint, self.regex_fields).items():
+                if field == "response_format" and _JSON_SCHEMA_FORM in self.rejected_fields:
+                    # llama-cpp-python's form of the same constraint
+                    value = {"type": "json_object", "schema": value["json_schema"]["schema"]}
                 if field not in self.rejected_fields:
                     body[field] = value
         body.update(self.extra_body)

@@ -149,7 +149,9 @@ class FakeOpenAI:
 
     `faults` are applied one per request, in order, then requests are answered normally;
     `always` is applied to every request once `faults` is used up. `reject_fields` makes
-    the server answer 400 naming the first such field present in a request body.
+    the server answer `reject_status` (400) naming the first such field present in a
+    request body; `"response_format.type=json_schema"` rejects only that value of a field
+    (llama-cpp-python's server answers that with a 500).
     `ignore_n` answers one choice whatever `n` asks (llama-cpp-python's server does);
     `max_n` caps the choices instead. `api_key`, when set, is required as
     `Authorization: Bearer <key>` (401 otherwise).
@@ -166,6 +168,7 @@ class FakeOpenAI:
         max_n: int | None = None,
         delay: float = 0.0,
         reject_fields: Sequence[str] = (),
+        reject_status: int = 400,
         api_key: str | None = None,
         record: bool = True,
     ) -> None:
@@ -177,6 +180,7 @@ class FakeOpenAI:
         self.max_n = max_n
         self.delay = delay
         self.reject_fields = tuple(reject_fields)
+        self.reject_status = reject_status
         self.api_key = api_key
         self.record = record
         #: Parsed request bodies, in arrival order (when `record`).
@@ -310,10 +314,18 @@ class FakeOpenAI:
             self.bodies.append(body)
         if not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is a required property", "invalid_request_error")
-        for name in self.reject_fields:
-            if name in body:
+        for rule in self.reject_fields:
+            name, _, condition = rule.partition(".")
+            if name not in body:
+                continue
+            key, _, value = condition.partition("=")
+            if not condition or (
+                isinstance(body[name], dict) and str(body[name].get(key)) == value
+            ):
                 return _error(
-                    400, f"Unrecognized request argument supplied: {name}", "invalid_request_error"
+                    self.reject_status,
+                    f"Unrecognized request argument supplied: {name}",
+                    "invalid_request_error",
                 )
 
         fault = self.faults.popleft() if self.faults else self.always
