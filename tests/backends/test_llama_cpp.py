@@ -80,6 +80,16 @@ async def test_in_process_grammar_is_enforced(smol) -> None:  # type: ignore[no-
 
 @needs_model
 @pytest.mark.slow
+async def test_in_process_json_schema_is_enforced(smol) -> None:  # type: ignore[no-untyped-def]
+    schema = {"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}
+    (c,) = await smol.generate(
+        ask(constraint=Constraint("json_schema", schema), max_tokens=40, temperature=0.0)
+    )
+    assert isinstance(json.loads(c.text)["score"], int), c.text
+
+
+@needs_model
+@pytest.mark.slow
 async def test_in_process_bad_grammar_is_a_config_error(smol) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match="grammar"):
         await smol.generate(ask(constraint=Constraint("grammar", "root ::= (")))
