@@ -533,3 +533,18 @@ def test_missing_local_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureF
                  "--model", str(tmp_path / "missing.gguf"), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("rewardkit judge: error:")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [([], "-o/--output"), (["-o", "x", "--samples", "many"], "--samples"),
+     (["-o", "x", "--mode", "kind"], "--mode")],
+)
+def test_argument_errors_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["judge", str(tmp_path / "in.jsonl"), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2
+    assert len(err) == 1 and err[0].startswith("rewardkit judge: error:") and message in err[0]

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -71,6 +71,11 @@ class JudgeOptions(BaseModel):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    def one_line_error(message: str) -> NoReturn:
+        # argparse prints the whole usage block first; one line that says what to fix is kinder.
+        parser.exit(2, f"rewardkit judge: error: {message} (see rewardkit judge --help)\n")
+
+    parser.error = one_line_error  # type: ignore[method-assign]
     parser.add_argument("input", help="queries: JSONL (or Parquet / datasets folder)")
     parser.add_argument("-o", "--output", required=True, help="results JSONL (appended; resumable)")
     parser.add_argument(
