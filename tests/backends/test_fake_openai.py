@@ -144,3 +144,13 @@ def test_subprocess_mode_with_cli_flags() -> None:
         with urllib.request.urlopen(proc.base_url.removesuffix("/v1") + "/stats") as response:
             assert json.loads(response.read())["requests"] == 2
     assert proc.proc.returncode is not None
+
+
+def test_testing_package_exports_resolve() -> None:
+    import rewardkit.testing as testing
+
+    assert testing.__all__ == sorted(testing.__all__)
+    for name in testing.__all__:
+        assert getattr(testing, name).__module__ == "rewardkit.testing.fake_openai"
+    with pytest.raises(AttributeError):
+        _ = testing.Nope  # type: ignore[attr-defined]

@@ -157,7 +157,10 @@ class LlamaCppBackend:
         if isinstance(schema, str):
             import json
 
-            schema = json.loads(schema)
+            try:
+                schema = json.loads(schema)
+            except ValueError as exc:
+                raise ConfigError(f"json_schema constraint is not valid JSON: {exc}") from exc
         return {"response_format": {"type": "json_object", "schema": schema}}
 
     def _generate_sync(self, request: GenerateRequest, seeds: Sequence[int]) -> list[Completion]:
