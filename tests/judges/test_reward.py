@@ -89,8 +89,7 @@ def test_invalid_judgment_is_unscored_with_raw_text() -> None:
 
 
 def test_backend_failure_is_unscored() -> None:
-    reward = JudgeReward(MockBackend([BackendError("HTTP 503 after 5 retries")]))
-    with Scorer(_spec(reward.backend_spec)) as scorer:
+    with Scorer(_spec(MockBackend([BackendError("HTTP 503 after 5 retries")]))) as scorer:
         [report] = scorer.score([Sample("p", "r")])
     assert report.reward is None
     result = report.components["judge"]
@@ -202,7 +201,29 @@ def test_backend_options_are_passed_on() -> None:
         "model": "m",
         "concurrency": 4,
     }
-    assert pickle.loads(pickle.dumps(reward)).backend_options == reward.backend_options
+    assert type(reward.backend).__name__ == "HTTPBackend" and reward.backend.model == "m"
+    clone = pickle.loads(pickle.dumps(reward))
+    assert clone.backend.model == "m" and clone.backend_options == reward.backend_options
+
+
+def test_pure_spec_with_the_mock_backend_kind() -> None:
+    args = {"backend": "mock", "outputs": ["Scores: \\boxed{8}"], "samples": 2, "normalize": True}
+    with Scorer({"rewards": [{"reward": "judge", "args": args}]}) as scorer:
+        [report] = scorer.score([Sample("p", "r")])
+    assert report.reward == pytest.approx(7 / 9)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"backend": "mock", "outputs": ["x"], "delayy": 1}, "delay"),
+        ({"backend": "http", "base_urll": "http://127.0.0.1:1"}, "base_url"),
+        ({"backend": "grpc"}, "unknown backend"),
+    ],
+)
+def test_backend_mistakes_fail_when_the_spec_loads(args: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Scorer({"rewards": [{"reward": "judge", "args": args}]})
 
 
 def test_meta_rm_specs_build_the_right_client() -> None:

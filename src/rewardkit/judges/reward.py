@@ -10,8 +10,9 @@ rewards:
 Arguments split three ways: judge options (every `JudgeConfig` field), reward options
 (`group_by_prompt`, `normalize`, `meta_rm`, `template_file`) and backend options (the rest:
 `base_url`, `model`, `concurrency`, `timeout`, `max_retries`, `api_key`, ... passed to
-`rewardkit.backends.build_backend(backend, ...)`). The backend is built on first use, so
-the reward pickles to trainer workers; a `Backend` instance may be given directly.
+`rewardkit.backends.build_backend(backend, ...)`, which names a misspelt one). A `Backend`
+instance may be given directly. The judge and the event loop thread of `score_batch` are
+made on first use and dropped on pickling, so the reward ships to trainer workers.
 """
 
 from __future__ import annotations
@@ -106,9 +107,9 @@ class JudgeReward(Reward):
         )
         if self.config.keep is not None and meta_rm is None:
             raise ConfigError("judge: `keep` (meta-RM top k) needs a `meta_rm`")
-        if isinstance(backend, str) and not backend:
-            raise ConfigError("judge: `backend` must name a backend kind (http, mock, ...)")
-        self.backend_spec = backend
+        # Backends are cheap to build (connections and models open on first use) and
+        # pickle without them, so build now: a misspelt backend option fails at spec load.
+        self.backend = backend if not isinstance(backend, str) else self._build_backend(backend)
         # Cheap to build (models and sessions load on first use), so option mistakes
         # surface here rather than in the middle of training.
         self.meta_rm = _build_meta_rm(meta_rm)
@@ -120,19 +121,17 @@ class JudgeReward(Reward):
 
     # -- construction -----------------------------------------------------------------
 
-    def _build_backend(self) -> Backend:
-        if not isinstance(self.backend_spec, str):
-            return self.backend_spec
+    def _build_backend(self, kind: str) -> Backend:
         from rewardkit.backends import build_backend
 
-        return build_backend(self.backend_spec, **self.backend_options)
+        return build_backend(kind, **self.backend_options)
 
     @property
     def judge(self) -> PointwiseJudge:
         """The judge, built on first use (after unpickling, in the worker)."""
         with self._lock:
             if self._judge is None:
-                self._judge = PointwiseJudge(self._build_backend(), self.config, self.meta_rm)
+                self._judge = PointwiseJudge(self.backend, self.config, self.meta_rm)
             return self._judge
 
     def __getstate__(self) -> dict[str, Any]:
