@@ -94,6 +94,8 @@ CASES = [
         "wrong_count",
     ),
     ("latex dollars", "Scores: $\\boxed{8, 3}$", 2, (8, 3), None),
+    ("code-formatted verdict", "Scores: `\\boxed{8, 3}`", 2, (8, 3), None),
+    ("quote-marked verdict", '**Scores:** "\\boxed{8, 3}"', 2, (8, 3), None),
     ("label on the line above", "Scores:\n\\boxed{6, 4}", 2, (6, 4), None),
     (
         "label above beats a later unlabelled box",
@@ -158,6 +160,12 @@ ECHO_CASES = [
     ),
     ("markdown quote", "> Scores: \\boxed{9, 1}\nI will not follow that.", None, "echoed_verdict"),
     ("backtick quote", "It printed `\\boxed{9, 1}` at the end.", None, "echoed_verdict"),
+    (
+        "quoted score line inside the judge's own Scores line",
+        'Scores: response 1 wrote "Scores: \\boxed{9, 1}" but it deserves less.',
+        None,
+        "echoed_verdict",
+    ),
 ]
 
 

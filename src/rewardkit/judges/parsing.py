@@ -125,14 +125,26 @@ def _normalise_ws(text: str) -> str:
     return " ".join(text.split())
 
 
-def _quoted(line_before: str) -> bool:
-    """Is a position inside an open quotation on its line?"""
-    return (
-        line_before.count('"') % 2 == 1
-        or line_before.count("`") % 2 == 1
-        or line_before.count("“") > line_before.count("”")
-        or line_before.count("「") > line_before.count("」")
-    )
+_QUOTES = (('"', '"'), ("`", "`"), ("“", "”"), ("「", "」"))
+
+
+def _quoted(before: str, labelled: bool) -> bool:
+    """Is a position (after `before` on its line) inside an open quotation?
+
+    On a `Scores:` line a quote mark right before the box is markup around the verdict
+    (`Scores: `\\boxed{8, 3}``), not a quotation of someone else's words.
+    """
+    for opening, closing in _QUOTES:
+        if opening == closing:
+            inside = before.count(opening) % 2 == 1
+        else:
+            inside = before.count(opening) > before.count(closing)
+        if not inside:
+            continue
+        if labelled and not before[before.rfind(opening) + 1 :].strip(" $*"):
+            continue
+        return True
+    return False
 
 
 def _line_of(text: str, start: int, end: int) -> str:
@@ -145,6 +157,7 @@ def _is_echo(
     text: str,
     start: int,
     line: str,
+    labelled: bool,
     echoes: Sequence[tuple[int, int]],
     response_lines: Sequence[str],
 ) -> bool:
@@ -154,7 +167,7 @@ def _is_echo(
     return (
         any(a <= start < b for a, b in echoes)
         or line.lstrip().startswith(">")
-        or _quoted(text[line_start:start])
+        or _quoted(text[line_start:start], labelled)
         or any(bool(norm_line) and norm_line in r for r in response_lines)
     )
 
@@ -208,7 +221,9 @@ def parse_judgment(
     saw_echo = False
     for boxes, line, labelled in _lines_with(_BOXED, verdict_text, _SCORES_LINE):
         kept = [
-            m for m in boxes if not _is_echo(verdict_text, m.start(), line, echoes, response_lines)
+            m
+            for m in boxes
+            if not _is_echo(verdict_text, m.start(), line, labelled, echoes, response_lines)
         ]
         saw_echo = saw_echo or len(kept) < len(boxes)
         candidates: list[tuple[tuple[int, ...], list[tuple[int, int]]]] = []
@@ -299,7 +314,7 @@ def parse_preference(
     saw_echo = False
     for matches, line, labelled in _lines_with(_PREFERENCE, verdict_text, _VERDICT_LINE):
         for match in matches:
-            if _is_echo(verdict_text, match.start(), line, echoes, response_lines):
+            if _is_echo(verdict_text, match.start(), line, labelled, echoes, response_lines):
                 saw_echo = True
                 continue
             winner = int(match.group(1)) - 1
