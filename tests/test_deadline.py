@@ -187,6 +187,7 @@ def test_map_spreads_a_batch_over_all_workers(pool: DeadlinePool) -> None:
     outcomes = pool.map(operator.call, [os.getpid] * 1000, timeout=5)
     pids = {o.get() for o in outcomes}
     assert len(pids) == 2 and os.getpid() not in pids
+    assert sorted(pids) == pool.worker_pids()
 
 
 def test_map_isolates_an_unpicklable_item(pool: DeadlinePool) -> None:

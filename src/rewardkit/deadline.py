@@ -43,9 +43,11 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib
+import math
 import multiprocessing
 import os
 import pickle
+import select
 import signal
 import socket
 import subprocess
@@ -249,6 +251,10 @@ class _Worker:
             raise WorkerCrashed(f"worker sent {message[:20]!r} instead of its ready signal")
         self.ready = True
 
+    @property
+    def pid(self) -> int:
+        raise NotImplementedError
+
     def kill(self) -> None:
         raise NotImplementedError
 
@@ -267,6 +273,10 @@ class _ProcessWorker(_Worker):
         self.process.start()
         child.close()
 
+    @property
+    def pid(self) -> int:
+        return int(self.process.pid)
+
     def kill(self) -> None:
         """SIGKILL and reap: a killed worker never lingers as a zombie."""
         with contextlib.suppress(Exception):
@@ -281,7 +291,7 @@ class _ForkedWorker(_Worker):
     """A worker forked by the fork server (which reaps it)."""
 
     def __init__(self, conn: Connection, pid: int) -> None:
-        self.conn, self.pid = conn, pid
+        self.conn, self._pid = conn, pid
         self.pidfd: int | None = None
         # A pidfd names this process and no other, even if the pid is reused after death.
         with contextlib.suppress(AttributeError, OSError):
@@ -292,13 +302,17 @@ class _ForkedWorker(_Worker):
             if self.pidfd is not None:
                 signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
             else:
-                os.kill(self.pid, signal.SIGKILL)
+                os.kill(self._pid, signal.SIGKILL)
         with contextlib.suppress(OSError):
             if self.pidfd is not None:
                 os.close(self.pidfd)
         self.pidfd = None
         with contextlib.suppress(Exception):
             self.conn.close()
+
+    @property
+    def pid(self) -> int:
+        return self._pid
 
 
 class _ForkServer:
@@ -393,7 +407,8 @@ class DeadlinePool:
     """Persistent, killable worker processes; every call has a hard deadline.
 
     `workers`: number of processes (default: the CPUs this process may use); they start
-    lazily, on first use. `start_method`: see the module docstring. `preload`: entries
+    lazily, on first use. `start_method`: see the module docstring; None means
+    "forkserver" where `os.fork` exists, else "spawn". `preload`: entries
     every worker runs before its first call, never charged to a deadline: "module" imports
     a module, "module:function" also calls `function()` (a warm-up). With "forkserver" they
     run once in the server and every worker inherits the result.
@@ -402,9 +417,12 @@ class DeadlinePool:
     def __init__(
         self,
         workers: int | None = None,
-        start_method: StartMethod = "forkserver",
+        start_method: StartMethod | None = None,
         preload: Sequence[str] = (),
     ) -> None:
+        self._requested = (workers, start_method)  # pickled: the new process resolves them
+        if start_method is None:  # the fork server needs os.fork (not on Windows)
+            start_method = "forkserver" if hasattr(os, "fork") else "spawn"
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             raise ConfigError(f"workers must be a positive integer or None, got {workers!r}")
         if start_method not in get_args(StartMethod):
@@ -415,7 +433,6 @@ class DeadlinePool:
             raise ConfigError(f"start method {start_method!r} is not available on this platform")
         if start_method == "forkserver" and not hasattr(os, "fork"):
             raise ConfigError("start method 'forkserver' needs os.fork; use 'spawn' on this platform")
-        self._requested_workers = workers
         self.workers = workers or _default_workers()
         self.start_method: StartMethod = start_method
         self.preload: tuple[str, ...] = tuple(dict.fromkeys(preload))
@@ -438,7 +455,7 @@ class DeadlinePool:
     # -- pickling: configuration only, workers are per process ----------------------------
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self._requested_workers, self.start_method, self.preload))
+        return (type(self), (*self._requested, self.preload))
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._live)} started"
@@ -447,6 +464,12 @@ class DeadlinePool:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the workers started and alive now (for monitoring)."""
+        with self._cond:
+            workers = list(self._live)
+        return sorted(w.pid for w in workers)
 
     # -- slots ------------------------------------------------------------------------------
 
@@ -649,6 +672,10 @@ class _MapRun:
         # conn -> [worker, chunk indices, position of the running item, deadline or None]
         self.busy: dict[Connection, list[Any]] = {}
         self.booting: dict[Connection, tuple[_Worker, float]] = {}
+        # One poller for the whole run: `connection.wait` (and `Connection.poll`) build a
+        # new selector per call, which was most of the parent's cost per streamed result.
+        self.poller = select.poll() if hasattr(select, "poll") else None
+        self.polled: set[int] = set()
 
     def drive(self) -> None:
         try:
@@ -710,12 +737,11 @@ class _MapRun:
         deadlines = [task[3] for task in self.busy.values() if task[3] is not None]
         deadlines += [d for _, d in self.booting.values()]
         wait_for = max(0.0, min(deadlines) - now) if deadlines else None
-        for conn in wait([*self.busy, *self.booting], wait_for):
-            assert isinstance(conn, Connection)
+        for conn in self._readable(wait_for):
             if conn in self.booting:
                 self._on_boot(conn)
-            else:
-                self._drain(conn)
+            elif conn in self.busy:
+                self._on_message(conn)
         now = time.monotonic()
         for conn, task in list(self.busy.items()):
             if task[3] is not None and now >= task[3] and not conn.poll(0):
@@ -738,6 +764,19 @@ class _MapRun:
                 del self.booting[conn]
                 self._replace(worker, WorkerCrashed("worker did not start"), restart=False)
 
+    def _readable(self, timeout: float | None) -> list[Connection]:
+        """The watched connections with a message (or EOF) waiting, after up to `timeout` s."""
+        conns = {conn.fileno(): conn for conn in (*self.busy, *self.booting)}
+        if self.poller is None:
+            return [c for c in wait(list(conns.values()), timeout) if isinstance(c, Connection)]
+        for fd in self.polled - conns.keys():
+            self.poller.unregister(fd)
+        for fd in conns.keys() - self.polled:
+            self.poller.register(fd, select.POLLIN)
+        self.polled = set(conns)
+        events = self.poller.poll(None if timeout is None else math.ceil(timeout * 1000))
+        return [conns[fd] for fd, _ in events]
+
     def _on_boot(self, conn: Connection) -> None:
         worker, _ = self.booting.pop(conn)
         try:
@@ -747,47 +786,43 @@ class _MapRun:
             return
         self._send(worker)
 
-    def _drain(self, conn: Connection) -> None:
-        """Read every message this worker has ready: an ack, then one result per item."""
+    def _on_message(self, conn: Connection) -> None:
+        """One message from a busy worker: its ack, or the result of its running item."""
         task = self.busy[conn]
         worker, chunk = task[0], task[1]
-        while True:
-            try:
-                data = conn.recv_bytes()
-            except (EOFError, OSError) as exc:
-                del self.busy[conn]
-                if task[2] < 0:  # died before acking: nothing of ours ran
-                    self.pending.appendleft(chunk)
-                else:
-                    self._fail_running(chunk, task[2], _crashed(self.fn, exc, self.pool.closed))
-                self._replace(worker, exc)
-                return
-            now = time.monotonic()
-            if data == _ACK:
-                task[2] = 0
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError) as exc:
+            del self.busy[conn]
+            if task[2] < 0:  # died before acking: nothing of ours ran
+                self.pending.appendleft(chunk)
             else:
-                status, value = pickle.loads(data)
-                if status is None:  # the request did not load: no item of it can run
-                    for index in chunk[task[2] :]:
-                        self.results[index] = Outcome(error=value)
-                    task[2] = len(chunk)
-                else:
-                    self.results[chunk[task[2]]] = Outcome(value=value) if status else Outcome(error=value)
-                    task[2] += 1
-            task[3] = None if self.timeout is None else now + self.timeout
-            if task[2] >= len(chunk):
-                del self.busy[conn]
-                self._send(worker)
-                return
-            if not conn.poll(0):
-                return
+                self._fail_running(chunk, task[2], _crashed(self.fn, exc, self.pool.closed))
+            self._replace(worker, exc)
+            return
+        if data == _ACK:
+            task[2] = 0
+        else:
+            status, value = pickle.loads(data)
+            if status is None:  # the request did not load: no item of it can run
+                for index in chunk[task[2] :]:
+                    self.results[index] = Outcome(error=value)
+                task[2] = len(chunk)
+            else:
+                self.results[chunk[task[2]]] = Outcome(value=value) if status else Outcome(error=value)
+                task[2] += 1
+        # The next item's deadline starts now.
+        task[3] = None if self.timeout is None else time.monotonic() + self.timeout
+        if task[2] >= len(chunk):
+            del self.busy[conn]
+            self._send(worker)
 
     def _fail_running(self, chunk: list[int], pos: int, error: BaseException) -> None:
-        """The item at `pos` failed with its worker; the rest of its chunk goes back in line."""
+        """The item at `pos` failed with its worker; the rest of its chunk goes back in line,
+        one item per request: bad inputs cluster (a batch of one prompt's completions), and
+        as one chunk they would time out one after another on a single worker."""
         self.results[chunk[pos]] = Outcome(error=error)
-        rest = chunk[pos + 1 :]
-        if rest:
-            self.pending.appendleft(rest)
+        self.pending.extendleft([i] for i in reversed(chunk[pos + 1 :]))
 
     def _replace(self, worker: _Worker, exc: BaseException, restart: bool = True) -> None:
         """Kill a worker; start a fresh one in its slot if work remains."""
