@@ -7,10 +7,12 @@ slow call, `os._exit` a crash, `operator.call(os.getpid)` names the worker.
 
 from __future__ import annotations
 
+import functools
 import operator
 import os
 import pickle
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -174,6 +176,17 @@ def test_map_a_timeout_costs_only_its_item(pool: DeadlinePool) -> None:
     assert [type(o.error).__name__ if o.error else "ok" for o in outcomes] == [
         "ok", "DeadlineExceeded", "ok", "ok", "DeadlineExceeded", "ok"
     ]
+
+
+def test_after_a_timeout_the_rest_of_its_chunk_is_shared_by_all_workers(pool: DeadlinePool) -> None:
+    # Bad inputs cluster (one prompt's completions). After the first item of a chunk
+    # times out, the rest must not run one by one on a single worker. Each item here
+    # reports its worker's pid through a shell (workers may run subprocesses).
+    slow = functools.partial(time.sleep, 30)
+    worker_pid = functools.partial(subprocess.getoutput, "sleep 0.2; echo $PPID")
+    outcomes = pool.map(operator.call, [slow] + [worker_pid] * 10, timeout=0.5, chunksize=11)
+    assert isinstance(outcomes[0].error, DeadlineExceeded)
+    assert len({o.get() for o in outcomes[1:]}) == 2
 
 
 def test_map_a_crash_costs_only_its_item(pool: DeadlinePool) -> None:
