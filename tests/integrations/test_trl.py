@@ -122,10 +122,17 @@ def test_columns_become_fields() -> None:
     assert call(func, ["a", "b"], ["x", "y"], bonus=[0.25, 3]) == [0.25, 3.0]
 
 
-def test_bad_column_shape_is_an_input_error() -> None:
+def test_bad_column_length_is_an_input_error() -> None:
     [func] = reward_funcs(reward="h2_length")
-    with pytest.raises(InputError, match="bonus"):
+    with pytest.raises(InputError, match="'bonus' has 1 values for 2 completions"):
         call(func, ["a", "b"], ["x", "y"], bonus=[1])
+
+
+def test_unknown_non_column_keywords_are_ignored() -> None:
+    # a hook a future TRL may add must not break training, nor become a sample field
+    [func] = reward_funcs(reward="h2_field", reward_args={"field": "new_hook"})
+    out = call(func, ["a"], ["x"], new_hook=lambda: None, environments=None)
+    assert out == [None]
 
 
 def test_per_reward_mode_one_function_per_entry() -> None:

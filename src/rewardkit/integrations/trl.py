@@ -87,11 +87,17 @@ class _Base:
         n = len(completions)
         if len(prompts) != n:
             raise InputError(f"TRL passed {len(prompts)} prompts for {n} completions")
-        columns = {k: v for k, v in kwargs.items() if k not in _NOT_COLUMNS}
+        # Dataset columns arrive as lists, one value per completion. Anything else is a hook
+        # a newer TRL added (like `log_metric` once was): ignore it rather than break training.
+        columns = {
+            k: v
+            for k, v in kwargs.items()
+            if k not in _NOT_COLUMNS and isinstance(v, list | tuple)
+        }
         for key, values in columns.items():
-            if not isinstance(values, Sequence) or isinstance(values, str) or len(values) != n:
+            if len(values) != n:
                 raise InputError(
-                    f"keyword {key!r} is not a dataset column with one value per completion"
+                    f"column {key!r} has {len(values)} values for {n} completions"
                 )
         if self.reference_column in columns:
             references: Sequence[Any] = columns[self.reference_column]
