@@ -22,11 +22,11 @@ Start methods (`benchmarks/bench_math.py` measures them):
 
 - "forkserver" (default): rewardkit's own fork server (one per process, shared by all
   pools), a fresh single-threaded interpreter that imports and runs `preload` once, then
-  forks every worker from that warm state. A
-  replacement after a kill costs a fork (milliseconds), not a re-import and a re-warm
-  (~1 s for Math-Verify's parser caches). Forking a single-threaded process is safe, and
-  the server never re-imports the caller's `__main__`. `fn` must be importable (a module
-  function or a picklable class instance), as for any process pool.
+  forks every worker from that warm state. A replacement after a kill costs a fork
+  (milliseconds), not a re-import and a re-warm (~1 s for Math-Verify's parser caches).
+  Forking a single-threaded process is safe, and the server never re-imports the caller's
+  `__main__`. `fn` must be importable (a module function or a picklable class instance),
+  as for any process pool.
 - "fork": workers forked straight from the caller. Fastest to start and sees `__main__`,
   but a caller with threads (servers, trainers) may be holding a lock at fork time, which
   can deadlock the child.
