@@ -34,7 +34,9 @@ from rewardkit.spec import load_spec
 from rewardkit.types import Sample
 
 SPECS: dict[str, dict[str, Any]] = {
-    "math + think_format": {"rewards": [{"reward": "math"}, {"reward": "think_format", "weight": 0.2}]},
+    "math + think_format": {
+        "rewards": [{"reward": "math"}, {"reward": "think_format", "weight": 0.2}]
+    },
     # a cheap rule with no worker pool: the rows then show the adapters' own overhead
     "think_format only": {"rewards": [{"reward": "think_format"}]},
 }
@@ -93,19 +95,26 @@ def run(title: str, spec_data: dict[str, Any], n: int, rounds: int) -> None:
         (
             "TRL combined function",
             lambda: combined(
-                prompts=prompts, completions=completions, completion_ids=None,
-                solution=answers, log_metric=lambda k, v: metrics.append(v),
+                prompts=prompts,
+                completions=completions,
+                completion_ids=None,
+                solution=answers,
+                log_metric=lambda k, v: metrics.append(v),
             ),
             n,
         ),
         (
             "TRL per_reward (2 functions)",
-            lambda: [f(prompts=prompts, completions=completions, solution=answers) for f in per_reward],
+            lambda: [
+                f(prompts=prompts, completions=completions, solution=answers) for f in per_reward
+            ],
             n,
         ),
         (
             "verl compute_score_batch",
-            lambda: verl.compute_score_batch(["gsm8k"] * n, completions, answers, None, spec=spec_data),
+            lambda: verl.compute_score_batch(
+                ["gsm8k"] * n, completions, answers, None, spec=spec_data
+            ),
             n,
         ),
         (

@@ -39,7 +39,10 @@ def write_config(tmp_path: Path, **changes: Any) -> Path:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"grpo": {"num_generation": 4}}, "grpo: unknown trl.GRPOConfig option(s): 'num_generation' (did you mean 'num_generations'?)"),
+        (
+            {"grpo": {"num_generation": 4}},
+            "grpo: unknown trl.GRPOConfig option(s): 'num_generation' (did you mean 'num_generations'?)",
+        ),
         ({"modle": "x"}, "modle: Extra inputs are not permitted"),
         ({"reward": {"rewards": []}}, "reward"),
     ],
@@ -67,7 +70,9 @@ def test_train_without_algorithm_prints_help(capsys: pytest.CaptureFixture[str])
 
 
 @pytest.mark.slow
-def test_short_run_writes_model_and_samples(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_short_run_writes_model_and_samples(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("trl")
     from rewardkit.pipelines.grpo_toy import build_tiny_model, toy_prompts
 
@@ -79,9 +84,15 @@ def test_short_run_writes_model_and_samples(tmp_path: Path, capsys: pytest.Captu
     # --resume on a fresh output_dir says so and trains from the start
     assert main(["train", "grpo", "--config", str(config), "--resume"]) == 0
     out = capsys.readouterr().out
-    assert "no checkpoint found" in out and "trained 2 steps" in out and f"samples: {tmp_path / 'run' / 'samples.jsonl'}" in out
+    assert (
+        "no checkpoint found" in out
+        and "trained 2 steps" in out
+        and f"samples: {tmp_path / 'run' / 'samples.jsonl'}" in out
+    )
     assert (tmp_path / "run" / "model.safetensors").is_file()
-    rows = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()
+    ]
     assert [r["step"] for r in rows] == [1, 1, 2, 2]
     # the run left a checkpoint: rerunning without --resume is refused, not overwritten
     assert main(["train", "grpo", "--config", str(config)]) == 2

@@ -83,7 +83,9 @@ class GroupJudge(Reward):
                 results[i] = Score(float(value))
 
         chunks = [
-            idx[k : k + self.max_group] for idx in groups.values() for k in range(0, len(idx), self.max_group)
+            idx[k : k + self.max_group]
+            for idx in groups.values()
+            for k in range(0, len(idx), self.max_group)
         ]
         await asyncio.gather(*(judge(c) for c in chunks))
         return results

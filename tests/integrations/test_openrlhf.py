@@ -20,7 +20,11 @@ from rewardkit.integrations import openrlhf
             "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",
             2.0,
         ),
-        ("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\none two three", "re-tokenised", 3.0),
+        (
+            "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\none two three",
+            "re-tokenised",
+            3.0,
+        ),
     ],
 )
 def test_response_is_cut_from_the_query(
@@ -50,7 +54,9 @@ def test_reward_func_shape(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> No
     module = _load_as_openrlhf_does()
     prompts = ["Q: 6*7?\nA:", "Q: 1+1?\nA:", "Q: none\nA:"]
     responses = [" 42", " 3 or 4", " x"]
-    out = module.reward_func([p + r for p, r in zip(prompts, responses, strict=True)], prompts, ["42", "2", None])
+    out = module.reward_func(
+        [p + r for p, r in zip(prompts, responses, strict=True)], prompts, ["42", "2", None]
+    )
     assert set(out) == {"rewards", "scores", "extra_logs"}
     assert isinstance(out["rewards"], torch.Tensor) and out["rewards"].dtype == torch.float32
     assert out["rewards"].tolist() == [2.0 + 0.5, 0.0 + 0.5 * 3, 0.0]  # the last is unscored

@@ -24,7 +24,9 @@ COMPLETIONS = [
 
 def test_trl_math_and_format_combined() -> None:
     [func] = reward_funcs(MATH_SPEC, reference_column="solution")
-    out = func(prompts=["6*7?"] * 3, completions=COMPLETIONS, completion_ids=None, solution=["42"] * 3)
+    out = func(
+        prompts=["6*7?"] * 3, completions=COMPLETIONS, completion_ids=None, solution=["42"] * 3
+    )
     assert out[0] == pytest.approx(1.2)
     assert out[1] == 0.0  # a wrong answer is a real 0
     assert out[2] == 0.0  # the math reward counts "no answer" as wrong, not unscored
@@ -53,7 +55,10 @@ def test_trl_function_runs_in_a_fresh_worker_process(tmp_path: Any) -> None:
     path.write_bytes(pickle.dumps(func))
     done = subprocess.run(
         [sys.executable, "-c", CHILD, str(path), *COMPLETIONS[:2]],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     values = ast.literal_eval(done.stdout.strip().splitlines()[-1])
     assert values[0] == pytest.approx(1.2) and values[1] == 0.0
@@ -65,7 +70,13 @@ def test_verl_batch_with_math() -> None:
     )
     assert out[0]["score"] == pytest.approx(1.2) and out[0]["math_score"] == 1.0
     assert out[1]["score"] == 0.0 and out[1]["unscored"] is False
-    assert {k for o in out for k in o} == {"score", "unscored", "reason", "math_score", "think_format_score"}
+    assert {k for o in out for k in o} == {
+        "score",
+        "unscored",
+        "reason",
+        "math_score",
+        "think_format_score",
+    }
 
 
 def _judge_spec(outputs: list[str]) -> dict[str, Any]:
@@ -73,7 +84,12 @@ def _judge_spec(outputs: list[str]) -> dict[str, Any]:
         "rewards": [
             {
                 "reward": "judge",
-                "args": {"backend": "mock", "outputs": outputs, "group_by_prompt": True, "samples": 1},
+                "args": {
+                    "backend": "mock",
+                    "outputs": outputs,
+                    "group_by_prompt": True,
+                    "samples": 1,
+                },
             }
         ]
     }
@@ -92,7 +108,9 @@ def test_real_judge_sync_paths() -> None:
     [func] = reward_funcs(spec, async_mode="sync")
     assert isinstance(func, RewardFunc)
     assert func(prompts=["p", "p"], completions=["a", "b"]) == [9.0, 2.0]
-    out = verl.compute_score_batch(["chat"] * 2, ["a", "b"], [None, None], [{"question": "p"}] * 2, spec=spec)
+    out = verl.compute_score_batch(
+        ["chat"] * 2, ["a", "b"], [None, None], [{"question": "p"}] * 2, spec=spec
+    )
     assert [o["score"] for o in out] == [9.0, 2.0]
 
 

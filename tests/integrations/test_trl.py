@@ -35,7 +35,9 @@ class Metrics:
         self.extra.setdefault(column, []).extend(values)
 
 
-def call(func: Any, prompts: list[Any], completions: list[Any], **columns: Any) -> list[float | None]:
+def call(
+    func: Any, prompts: list[Any], completions: list[Any], **columns: Any
+) -> list[float | None]:
     """Mirror of TRL: prompts/completions/completion_ids plus columns and trainer hooks."""
     metrics = columns.pop("_metrics", Metrics())
     out = func(
@@ -61,7 +63,9 @@ def call(func: Any, prompts: list[Any], completions: list[Any], **columns: Any) 
         ("it is 42", "math", None, None),  # unscored reference -> None for TRL
     ],
 )
-def test_combined_plain_strings(completion: str, task: str, reference: Any, expected: float | None) -> None:
+def test_combined_plain_strings(
+    completion: str, task: str, reference: Any, expected: float | None
+) -> None:
     [func] = reward_funcs(SPEC)
     out = call(func, ["q"], [completion], reference=[reference], task=[task])
     assert out == [expected]

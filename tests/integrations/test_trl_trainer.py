@@ -24,7 +24,13 @@ def tiny() -> tuple[Any, Any]:
     return build_tiny_model(seed=0)
 
 
-def train(tiny: tuple[Any, Any], tmp_path: Path, funcs: list[Any], rows: list[dict[str, Any]], **config: Any) -> Any:
+def train(
+    tiny: tuple[Any, Any],
+    tmp_path: Path,
+    funcs: list[Any],
+    rows: list[dict[str, Any]],
+    **config: Any,
+) -> Any:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
@@ -46,14 +52,19 @@ def train(tiny: tuple[Any, Any], tmp_path: Path, funcs: list[Any], rows: list[di
         **config,
     )
     trainer = GRPOTrainer(
-        model=model, processing_class=tokenizer, reward_funcs=funcs, args=args,
+        model=model,
+        processing_class=tokenizer,
+        reward_funcs=funcs,
+        args=args,
         train_dataset=Dataset.from_list(rows),
     )
     trainer.train()
     return trainer
 
 
-def test_plain_prompts_combined_with_columns_none_and_metrics(tiny: tuple[Any, Any], tmp_path: Path) -> None:
+def test_plain_prompts_combined_with_columns_none_and_metrics(
+    tiny: tuple[Any, Any], tmp_path: Path
+) -> None:
     spec = {
         "rewards": [
             {"reward": "h2_contains"},

@@ -53,7 +53,10 @@ def test_called_like_verls_naive_manager_with_reward_kwargs(tmp_path: Path) -> N
     spec_file.write_text("rewards:\n  - reward: h2_contains\n    weight: 2\n")
     reward_kwargs = {"spec": str(spec_file)}  # custom_reward_function.reward_kwargs
     out = verl.compute_score(
-        data_source="gsm8k", solution_str="=7", ground_truth="7", extra_info={"split": "train"},
+        data_source="gsm8k",
+        solution_str="=7",
+        ground_truth="7",
+        extra_info={"split": "train"},
         **reward_kwargs,
     )
     assert out["score"] == 2.0 and out["h2_contains_score"] == 1.0
@@ -70,7 +73,12 @@ def test_reward_by_name_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_batch_form_matches_per_sample_form() -> None:
     sig = inspect.signature(verl.compute_score_batch)
-    assert list(sig.parameters)[:4] == ["data_sources", "solution_strs", "ground_truths", "extra_infos"]
+    assert list(sig.parameters)[:4] == [
+        "data_sources",
+        "solution_strs",
+        "ground_truths",
+        "extra_infos",
+    ]
     rows = [
         ("gsm8k", "so 42", "42", {"index": 0}),
         ("math", "so 1", "42", {"index": 1}),

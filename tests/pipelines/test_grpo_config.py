@@ -55,7 +55,9 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
         ({"dataset": {"path": "x", "limit": 0}}, "dataset.limit"),
     ],
 )
-def test_invalid_configs_name_the_field(tmp_path: Path, changes: dict[str, Any], message: str) -> None:
+def test_invalid_configs_name_the_field(
+    tmp_path: Path, changes: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ConfigError, match=message):
         load_run_config(write_config(tmp_path, **changes))
 
@@ -79,7 +81,11 @@ def _grpo(tmp_path: Path, **changes: Any) -> Any:
 @pytest.mark.parametrize(
     ("grpo", "mode", "message"),
     [
-        ({"learnig_rate": 1e-5}, "combined", "'learnig_rate' \\(did you mean 'learning_rate'\\?\\)"),
+        (
+            {"learnig_rate": 1e-5},
+            "combined",
+            "'learnig_rate' \\(did you mean 'learning_rate'\\?\\)",
+        ),
         ({"zzz_qqq": 1}, "combined", "unknown trl.GRPOConfig option\\(s\\): 'zzz_qqq'$"),
         ({"output_dir": "x"}, "combined", "top level"),
         ({"reward_weights": [1.0]}, "combined", "weights belong in the spec"),
@@ -87,13 +93,19 @@ def _grpo(tmp_path: Path, **changes: Any) -> Any:
         ({"num_generations": 3, "per_device_train_batch_size": 4}, "combined", "grpo: "),
     ],
 )
-def test_grpo_options_checked(tmp_path: Path, grpo: dict[str, Any], mode: str, message: str) -> None:
+def test_grpo_options_checked(
+    tmp_path: Path, grpo: dict[str, Any], mode: str, message: str
+) -> None:
     with pytest.raises(ConfigError, match=message):
         _grpo(tmp_path, grpo=grpo, reward_mode=mode)
 
 
 def test_grpo_options_pass_through(tmp_path: Path) -> None:
-    args = _grpo(tmp_path, grpo={"learning_rate": 0.25, "num_generations": 4, "max_steps": 7}, reward_mode="per_reward")
+    args = _grpo(
+        tmp_path,
+        grpo={"learning_rate": 0.25, "num_generations": 4, "max_steps": 7},
+        reward_mode="per_reward",
+    )
     assert (args.learning_rate, args.num_generations, args.max_steps) == (0.25, 4, 7)
     assert args.output_dir == str(tmp_path)
     assert args.reward_weights == [2.0, 0.5]  # from the spec in per_reward mode
@@ -106,7 +118,9 @@ def test_grpo_options_pass_through(tmp_path: Path) -> None:
 def test_jsonl_dataset_keeps_columns(tmp_path: Path) -> None:
     pytest.importorskip("datasets")
     path = tmp_path / "d.jsonl"
-    path.write_text("\n".join(json.dumps({"question": f"q{i}", "answer": str(i)}) for i in range(5)))
+    path.write_text(
+        "\n".join(json.dumps({"question": f"q{i}", "answer": str(i)}) for i in range(5))
+    )
     ds = load_train_dataset(DatasetConfig(path=str(path), prompt_column="question", limit=3))
     assert ds.column_names == ["prompt", "answer"]
     assert ds["prompt"] == ["q0", "q1", "q2"]
@@ -116,7 +130,9 @@ def test_parquet_and_datasets_folder(tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets")
     rows = [{"prompt": "a", "reference": "1"}, {"prompt": "b", "reference": "2"}]
     datasets.Dataset.from_list(rows).to_parquet(str(tmp_path / "d.parquet"))
-    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "folder"))
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(
+        str(tmp_path / "folder")
+    )
     for path in ("d.parquet", "folder"):
         ds = load_train_dataset(DatasetConfig(path=str(tmp_path / path)))
         assert ds["prompt"] == ["a", "b"] and ds["reference"] == ["1", "2"]
@@ -162,13 +178,33 @@ def test_missing_local_dataset(tmp_path: Path) -> None:
 def test_sample_log_joins_per_reward_functions(tmp_path: Path) -> None:
     log = SampleLog(tmp_path / "s.jsonl", every=1, max_rows=2, weights={"a": 2.0, "b": 0.5})
     samples = [Sample("p", "r1", "7"), Sample("p", "r2", "7"), Sample("p", "r3", "7")]
-    log.record("a", samples, [RewardReport(1.0, {"a": Score(1.0)}), RewardReport(None, {"a": Unscored("x")}, reason="a: x"), RewardReport(0.0)])
-    log.record("b", samples, [RewardReport(4.0, {"b": Score(4.0)}), RewardReport(None, {}, reason="b: y"), RewardReport(0.0)])
+    log.record(
+        "a",
+        samples,
+        [
+            RewardReport(1.0, {"a": Score(1.0)}),
+            RewardReport(None, {"a": Unscored("x")}, reason="a: x"),
+            RewardReport(0.0),
+        ],
+    )
+    log.record(
+        "b",
+        samples,
+        [
+            RewardReport(4.0, {"b": Score(4.0)}),
+            RewardReport(None, {}, reason="b: y"),
+            RewardReport(0.0),
+        ],
+    )
     assert log.write(step=3) == 2  # max_rows
     rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert rows[0] == {
-        "step": 3, "prompt": "p", "completion": "r1", "reference": "7",
-        "reward": 2.0 * 1.0 + 0.5 * 4.0, "components": {"a": 1.0, "b": 4.0},
+        "step": 3,
+        "prompt": "p",
+        "completion": "r1",
+        "reference": "7",
+        "reward": 2.0 * 1.0 + 0.5 * 4.0,
+        "components": {"a": 1.0, "b": 4.0},
     }
     assert rows[1]["reward"] is None and rows[1]["components"] == {"a": None}
     assert rows[1]["unscored_reason"] == "a: x; b: y"

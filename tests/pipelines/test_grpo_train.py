@@ -67,7 +67,9 @@ def test_rewards_rise_samples_written_and_resume(tmp_path: Path) -> None:
     assert first < 0.3 and last > 0.8, result.rewards
     assert all("rewardkit/says_seven" in h for h in result.log_history if "reward" in h)
 
-    rows = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()
+    ]
     assert sorted({r["step"] for r in rows}) == [5, 10, 15, 20]
     assert all(set(r) >= {"prompt", "completion", "reward", "components"} for r in rows)
     final = [r for r in rows if r["step"] == 20]

@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="GRPO with TRL's GRPOTrainer",
         description="Train a policy with GRPO (TRL) on the rewards of a rewardkit spec.",
     )
-    grpo.add_argument("--config", required=True, help="YAML run config (model, dataset, reward, output_dir, grpo)")
+    grpo.add_argument(
+        "--config", required=True, help="YAML run config (model, dataset, reward, output_dir, grpo)"
+    )
     grpo.add_argument(
         "--resume",
         action="store_true",

@@ -52,7 +52,9 @@ def resolve_spec(
         return load_spec(spec)
     if reward is not None:
         return RewardSpec.single(reward, **dict(reward_args or {}))
-    raise ConfigError("no reward given: pass spec= (a spec file or dict) or reward= (a reward name)")
+    raise ConfigError(
+        "no reward given: pass spec= (a spec file or dict) or reward= (a reward name)"
+    )
 
 
 # --- per-process Scorer cache ---------------------------------------------------------------
@@ -140,7 +142,9 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run_coroutine_threadsafe(coro, _loop()).result()
 
 
-def score_batch(spec: RewardSpec, key: str, samples: list[Any], use_async: bool) -> list[RewardReport]:
+def score_batch(
+    spec: RewardSpec, key: str, samples: list[Any], use_async: bool
+) -> list[RewardReport]:
     """Score with the shared Scorer, through the async path when the spec holds judges."""
     scorer = shared_scorer(spec, key)
     if use_async:
@@ -154,9 +158,7 @@ def score_batch(spec: RewardSpec, key: str, samples: list[Any], use_async: bool)
 def _content(message: Any) -> str:
     content = message.get("content", "") if isinstance(message, Mapping) else message
     if isinstance(content, list):  # multimodal content blocks: keep the text parts
-        return "".join(
-            str(part.get("text", "")) for part in content if isinstance(part, Mapping)
-        )
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping))
     return "" if content is None else str(content)
 
 

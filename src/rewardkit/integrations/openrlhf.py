@@ -65,8 +65,10 @@ def score_queries(
     """
     n = len(queries)
     if len(prompts) != n or (labels is not None and len(labels) != n):
-        raise ConfigError(f"OpenRLHF passed {n} queries, {len(prompts)} prompts and "
-                          f"{'no' if labels is None else len(labels)} labels; they must match")
+        raise ConfigError(
+            f"OpenRLHF passed {n} queries, {len(prompts)} prompts and "
+            f"{'no' if labels is None else len(labels)} labels; they must match"
+        )
     samples = [
         Sample(
             prompt=prompts[i],

@@ -83,22 +83,20 @@ class _Base:
         state["recorder"] = None  # a live callback in the parent process; workers get none
         return state
 
-    def _samples(self, prompts: Sequence[Any], completions: Sequence[Any], kwargs: Mapping[str, Any]) -> list[Sample]:
+    def _samples(
+        self, prompts: Sequence[Any], completions: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> list[Sample]:
         n = len(completions)
         if len(prompts) != n:
             raise InputError(f"TRL passed {len(prompts)} prompts for {n} completions")
         # Dataset columns arrive as lists, one value per completion. Anything else is a hook
         # a newer TRL added (like `log_metric` once was): ignore it rather than break training.
         columns = {
-            k: v
-            for k, v in kwargs.items()
-            if k not in _NOT_COLUMNS and isinstance(v, list | tuple)
+            k: v for k, v in kwargs.items() if k not in _NOT_COLUMNS and isinstance(v, list | tuple)
         }
         for key, values in columns.items():
             if len(values) != n:
-                raise InputError(
-                    f"column {key!r} has {len(values)} values for {n} completions"
-                )
+                raise InputError(f"column {key!r} has {len(values)} values for {n} completions")
         if self.reference_column in columns:
             references: Sequence[Any] = columns[self.reference_column]
         elif self.reference_column == "reference":
@@ -191,8 +189,12 @@ def _make(
 ) -> RewardFunc | AsyncRewardFunc:
     has_judge = spec_is_async(spec)
     if async_mode == "async" or (async_mode == "auto" and has_judge):
-        return AsyncRewardFunc(spec, name=name, reference_column=reference_column, use_async_rewards=True)
-    return RewardFunc(spec, name=name, reference_column=reference_column, use_async_rewards=has_judge)
+        return AsyncRewardFunc(
+            spec, name=name, reference_column=reference_column, use_async_rewards=True
+        )
+    return RewardFunc(
+        spec, name=name, reference_column=reference_column, use_async_rewards=has_judge
+    )
 
 
 def reward_funcs(

@@ -118,7 +118,9 @@ def compute_score(
 ) -> dict[str, Any]:
     """verl's per-sample signature; returns `{"score": float, "unscored": bool, "reason": str, ...}`."""
     spec, key, use_async = _resolve(kwargs)
-    [report] = score_batch(spec, key, [_sample(data_source, solution_str, ground_truth, extra_info)], use_async)
+    [report] = score_batch(
+        spec, key, [_sample(data_source, solution_str, ground_truth, extra_info)], use_async
+    )
     return _to_dict(report, [e.label for e in spec.rewards])
 
 

@@ -60,8 +60,12 @@ class DatasetConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    path: str = Field(description="A JSONL or Parquet file, a `datasets` folder, or a hub dataset id.")
-    split: str = Field(default="train", description="Split of a hub dataset or a DatasetDict folder.")
+    path: str = Field(
+        description="A JSONL or Parquet file, a `datasets` folder, or a hub dataset id."
+    )
+    split: str = Field(
+        default="train", description="Split of a hub dataset or a DatasetDict folder."
+    )
     prompt_column: str = Field(
         default="prompt", description="Column holding the prompt: a string or chat messages."
     )
@@ -79,7 +83,9 @@ class SamplesConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    every: int = Field(default=10, ge=1, description="Write the latest batch every N optimizer steps.")
+    every: int = Field(
+        default=10, ge=1, description="Write the latest batch every N optimizer steps."
+    )
     max_rows: int = Field(default=16, ge=1, description="At most this many completions per write.")
     path: str = Field(default="samples.jsonl", description="File name inside output_dir.")
 
@@ -122,7 +128,8 @@ def load_run_config(path: str | Path) -> GRPORunConfig:
         config = GRPORunConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
         )
         raise ConfigError(f"{path}: invalid config: {problems}") from exc
     if isinstance(config.reward, dict):
@@ -146,7 +153,12 @@ def _resolve_paths(config: GRPORunConfig, base: Path) -> GRPORunConfig:
         output_dir = str(base / output_dir)
     dataset = config.dataset.model_copy(update={"path": local(config.dataset.path)})
     return config.model_copy(
-        update={"model": local(config.model), "dataset": dataset, "reward": reward, "output_dir": output_dir}
+        update={
+            "model": local(config.model),
+            "dataset": dataset,
+            "reward": reward,
+            "output_dir": output_dir,
+        }
     )
 
 
@@ -234,7 +246,9 @@ def load_train_dataset(config: DatasetConfig) -> Any:
 
     columns = list(dataset.column_names)
     if config.prompt_column not in columns:
-        raise InputError(f"dataset has no prompt column {config.prompt_column!r}; columns: {columns}")
+        raise InputError(
+            f"dataset has no prompt column {config.prompt_column!r}; columns: {columns}"
+        )
     if config.prompt_column != "prompt":
         if "prompt" in columns:
             raise InputError(
@@ -282,9 +296,13 @@ class SampleLog:
         samples = self._latest[names[0]][0]
         rows: list[dict[str, Any]] = []
         for i, sample in enumerate(samples[: self.max_rows]):
-            per_func = {name: self._latest[name][1][i] for name in names if i < len(self._latest[name][1])}
+            per_func = {
+                name: self._latest[name][1][i] for name in names if i < len(self._latest[name][1])
+            }
             values = {name: r.reward for name, r in per_func.items()}
-            scored = [self.weights.get(name, 1.0) * v for name, v in values.items() if v is not None]
+            scored = [
+                self.weights.get(name, 1.0) * v for name, v in values.items() if v is not None
+            ]
             components: dict[str, float | None] = {}
             reasons = []
             for report in per_func.values():
@@ -376,7 +394,9 @@ def train_grpo(config: GRPORunConfig, *, resume: bool = False) -> GRPORunResult:
         if config.reward_mode == "per_reward"
         else {}
     )
-    log = SampleLog(output_dir / config.samples.path, config.samples.every, config.samples.max_rows, weights)
+    log = SampleLog(
+        output_dir / config.samples.path, config.samples.every, config.samples.max_rows, weights
+    )
     for func in funcs:
         func.recorder = log.record
 

@@ -62,7 +62,9 @@ def build_tiny_model(out_dir: str | Path | None = None, *, seed: int = 0) -> tup
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
         from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
     except ImportError as exc:
-        raise MissingDependencyError(exc.name or "transformers", "train", "the toy GRPO model") from exc
+        raise MissingDependencyError(
+            exc.name or "transformers", "train", "the toy GRPO model"
+        ) from exc
 
     raw = Tokenizer(models.WordLevel(unk_token="<unk>"))
     raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
@@ -72,7 +74,11 @@ def build_tiny_model(out_dir: str | Path | None = None, *, seed: int = 0) -> tup
         trainers.WordLevelTrainer(special_tokens=["<pad>", "<unk>", "<s>", "</s>"]),
     )
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=raw, pad_token="<pad>", unk_token="<unk>", bos_token="<s>", eos_token="</s>"
+        tokenizer_object=raw,
+        pad_token="<pad>",
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
     )
     tokenizer.chat_template = CHAT_TEMPLATE
 
