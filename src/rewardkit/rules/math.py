@@ -373,9 +373,9 @@ def _score_item(item: tuple[str | None, Any]) -> RewardResult:
 
 
 def _warm_up() -> None:
-    """Run by each pool's fork server once (a preload entry): a cold process spends
-    ~0.5-1 s in its first comparisons building ANTLR and SymPy caches, which every
-    worker forked afterwards inherits warm."""
+    """A preload entry, run once by the fork server: a cold process spends ~0.5-1 s in its
+    first comparisons building ANTLR and SymPy caches, which every worker forked from the
+    server inherits warm."""
     _score("\\boxed{x^2+1}", "\\frac{1}{2}")
     _score("The answer is (1, 2]", "\\{2, 3\\}")
     _score("The answer is $x = 2$ or $x = 3$, so 1,000.", "#### 1000")
@@ -409,6 +409,14 @@ def _item(response: str, reference: Any) -> tuple[str | None, Any]:
     return (answer_part(response) if isinstance(response, str) else "", reference)
 
 
+def _score_one(pool: DeadlinePool, response: str, reference: Any, timeout: float) -> RewardResult:
+    try:
+        value = pool.run(_score_item, _item(response, reference), timeout=timeout)
+    except Exception as exc:
+        return _from_outcome(Outcome(error=exc))
+    return _from_outcome(Outcome(value=value))
+
+
 def math_reward(response: str, reference: Any, *, timeout: float = 1.0) -> RewardResult:
     r"""Is the final answer of `response` equal to `reference`? Runs under a hard deadline.
 
@@ -419,11 +427,7 @@ def math_reward(response: str, reference: Any, *, timeout: float = 1.0) -> Rewar
     Uses the process-wide `shared_pool()`.
     """
     _check_options(timeout, None)
-    try:
-        value = shared_pool(_PRELOAD).run(_score_item, _item(response, reference), timeout=timeout)
-    except Exception as exc:
-        return _from_outcome(Outcome(error=exc))
-    return _from_outcome(Outcome(value=value))
+    return _score_one(shared_pool(_PRELOAD), response, reference, timeout)
 
 
 _pool_lock = threading.Lock()
@@ -454,13 +458,7 @@ class MathReward(Reward):
             return self._pool
 
     def score(self, sample: Sample) -> RewardResult:
-        try:
-            value = self._get_pool().run(
-                _score_item, _item(sample.response, sample.reference), timeout=self.timeout
-            )
-        except Exception as exc:
-            return _from_outcome(Outcome(error=exc))
-        return _from_outcome(Outcome(value=value))
+        return _score_one(self._get_pool(), sample.response, sample.reference, self.timeout)
 
     def score_batch(self, samples: Sequence[Sample]) -> list[RewardResult]:
         items = [_item(s.response, s.reference) for s in samples]
