@@ -20,7 +20,7 @@ from rewardkit.types import RewardResult, Sample, Score, Unscored
 __all__ = ["Reward", "check_range"]
 
 
-class Reward(abc.ABC):
+class Reward(abc.ABC):  # noqa: B024 - subclasses implement score OR score_batch, not both
     """A configured reward function over `Sample`s."""
 
     #: Registered name, used in logs and details.
