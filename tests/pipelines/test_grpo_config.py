@@ -208,3 +208,19 @@ def test_sample_log_joins_per_reward_functions(tmp_path: Path) -> None:
     }
     assert rows[1]["reward"] is None and rows[1]["components"] == {"a": None}
     assert rows[1]["unscored_reason"] == "a: x; b: y"
+
+
+def test_hub_id_goes_to_load_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
+    datasets = pytest.importorskip("datasets")
+    calls: list[tuple[Any, ...]] = []
+
+    def fake_load(path: str, name: str | None = None, split: str | None = None) -> Any:
+        calls.append((path, name, split))  # no network in tests: stand in for the hub
+        return datasets.Dataset.from_list([{"question": "q", "answer": "1"}])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    ds = load_train_dataset(
+        DatasetConfig(path="openai/gsm8k", name="main", split="test", prompt_column="question")
+    )
+    assert calls == [("openai/gsm8k", "main", "test")]
+    assert ds.column_names == ["prompt", "answer"]

@@ -66,6 +66,9 @@ class DatasetConfig(BaseModel):
     split: str = Field(
         default="train", description="Split of a hub dataset or a DatasetDict folder."
     )
+    name: str | None = Field(
+        default=None, description="Configuration of a hub dataset (e.g. 'main' for openai/gsm8k)."
+    )
     prompt_column: str = Field(
         default="prompt", description="Column holding the prompt: a string or chat messages."
     )
@@ -242,7 +245,7 @@ def load_train_dataset(config: DatasetConfig) -> Any:
     elif path.suffix in (".jsonl", ".json", ".parquet") or path.is_absolute():
         raise InputError(f"dataset not found: {path}")
     else:  # a hub id: the only network access in this module, and only when asked for
-        dataset = datasets.load_dataset(config.path, split=config.split)
+        dataset = datasets.load_dataset(config.path, config.name, split=config.split)
 
     columns = list(dataset.column_names)
     if config.prompt_column not in columns:
