@@ -8,11 +8,13 @@ samples (GSM8K-like generated problems, half right, half wrong), against a real
     python benchmarks/bench_server.py            # 16 clients x 20 requests x 32 samples
     python benchmarks/bench_server.py --quick    # 8 clients x 5 requests x 32 samples
 
-Overhead per sample = 1/server_rate - 1/in_process_rate (HTTP, JSON, validation, batching).
-The baseline (ratio 1.00) scores the same batches in-process one at a time, as a trainer
-scoring its own batches would; a second in-process row uses the clients' concurrency. The
+Overhead per sample = 1/server_rate - 1/in_process_rate at the same concurrency (HTTP, JSON,
+validation, batching); ratios are given against both in-process rows.
+One in-process row scores the batches one at a time, as a trainer scoring its own batches
+would; the other uses the clients' concurrency. The
 load generator shares the machine's cores with the server, so on a small box the server
-rows also pay for the clients.
+rows also pay for the clients. Each row is the best of `--rounds` interleaved runs, after a
+warm-up that boots the reward's worker pool.
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ async def run_clients(
                 return
             batch = batches[(w * requests + r) % len(batches)]
             start = time.perf_counter()
-            done += await call(batch)
+            scored = await call(batch)  # not `done += await ...`: that reads `done` before awaiting
+            done += scored
             latencies.append(time.perf_counter() - start)
 
     start = time.perf_counter()
@@ -129,6 +132,7 @@ async def bench_server(
     cmd = [
         sys.executable, "-m", "rewardkit.cli.main", "serve", "--reward", args.reward,
         "--port", str(port), "--log-level", "warning", "--batch-window-ms", str(window_ms),
+        "--max-inflight", str(args.max_inflight),
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -155,12 +159,19 @@ async def bench_server(
                         raise SystemExit(f"{path}: HTTP {resp.status}: {data}")
                     return len(data["rewards"] if "rewards" in data else data["results"])
 
-            for path, bodies in (("/get_reward", openrlhf), ("/v1/rewards", native)):
-                await run_clients(args.clients, 1, bodies, lambda b, p=path: post(p, b), 30)  # warm-up
-                n, secs, lat = await run_clients(
-                    args.clients, args.requests, bodies, lambda b, p=path: post(p, b), args.max_seconds
-                )
-                results.append(Result(f"server {path} (window {window_ms:g} ms)", n, secs, lat))
+            phases = (("/get_reward", openrlhf), ("/v1/rewards", native))
+            for path, bodies in phases:  # warm-up: the reward's worker pool boots on first use
+                await run_clients(args.clients, 2, bodies, lambda b, p=path: post(p, b), 30)
+            best: dict[str, Result] = {}
+            for _ in range(args.rounds):  # interleaved rounds, best kept: a shared box is noisy
+                for path, bodies in phases:
+                    n, secs, lat = await run_clients(
+                        args.clients, args.requests, bodies, lambda b, p=path: post(p, b), args.max_seconds
+                    )
+                    result = Result(f"server {path} (window {window_ms:g} ms)", n, secs, lat)
+                    if path not in best or result.rate > best[path].rate:
+                        best[path] = result
+            results = list(best.values())
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -178,13 +189,20 @@ async def bench_in_process(args: argparse.Namespace, rows: list[dict[str, Any]])
         async def call(batch: list[Sample]) -> int:
             return len(await scorer.ascore(batch))
 
-        await run_clients(args.clients, 1, batches, call, 30)  # warm-up: worker pools start
-        # The baseline: what a trainer does when it scores its own batches, one at a time.
-        requests = args.clients * args.requests
-        n, secs, lat = await run_clients(1, requests, batches, call, args.max_seconds)
-        sequential = Result("in-process, one batch at a time", n, secs, lat)
-        n, secs, lat = await run_clients(args.clients, args.requests, batches, call, args.max_seconds)
-        concurrent = Result(f"in-process, {args.clients} concurrent", n, secs, lat)
+        await run_clients(args.clients, 2, batches, call, 30)  # warm-up: worker pools start
+        sequential: Result | None = None
+        concurrent: Result | None = None
+        for _ in range(args.rounds):
+            # The baseline: what a trainer does when it scores its own batches, one at a time.
+            n, secs, lat = await run_clients(1, args.clients * args.requests, batches, call, args.max_seconds)
+            result = Result("in-process, one batch at a time", n, secs, lat)
+            if sequential is None or result.rate > sequential.rate:
+                sequential = result
+            n, secs, lat = await run_clients(args.clients, args.requests, batches, call, args.max_seconds)
+            result = Result(f"in-process, {args.clients} concurrent", n, secs, lat)
+            if concurrent is None or result.rate > concurrent.rate:
+                concurrent = result
+    assert sequential is not None and concurrent is not None
     return [sequential, concurrent]
 
 
@@ -195,10 +213,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=20, help="requests per client")
     parser.add_argument("--samples", type=int, default=32, help="samples per request")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best is kept")
+    parser.add_argument("--max-inflight", type=int, default=4, help="server's --max-inflight")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="time bound per phase")
     args = parser.parse_args()
     if args.quick:
-        args.clients, args.requests, args.max_seconds = 8, 5, 20.0
+        args.clients, args.requests, args.max_seconds, args.rounds = 8, 5, 20.0, 1
     rows = make_samples(args.clients * args.requests * args.samples)
 
     async def everything() -> list[Result]:
@@ -209,23 +229,29 @@ def main() -> None:
         return results
 
     results = asyncio.run(everything())
-    base = results[0]
+    sequential, concurrent = results[0], results[1]
     print(
         f"\nreward={args.reward}  clients={args.clients}  requests/client={args.requests}  "
         f"samples/request={args.samples}  cpus={os.cpu_count()}"
     )
-    header = f"{'mode':<38} {'samples/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'overhead µs/sample':>19} {'ratio':>6}"
+    header = (
+        f"{'mode':<38} {'samples/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'overhead µs/sample':>19} {'x 1-at-a-time':>14} {'x concurrent':>13}"
+    )
     print(header)
     print("-" * len(header))
     for r in results:
-        overhead = (1 / r.rate - 1 / base.rate) * 1e6
+        # Overhead against the in-process run with the same concurrency: what HTTP costs.
+        same = sequential if r is sequential else concurrent
+        overhead = (1 / r.rate - 1 / same.rate) * 1e6
         print(
             f"{r.name:<38} {r.rate:>10.0f} {r.pct(0.5):>8.1f} {r.pct(0.99):>8.1f} "
-            f"{overhead:>19.0f} {r.rate / base.rate:>6.2f}"
+            f"{overhead:>19.0f} {r.rate / sequential.rate:>14.2f} {r.rate / concurrent.rate:>13.2f}"
         )
-    print(f"ratio and overhead relative to the first row; latency is per request of {args.samples} "
-          "samples (per Scorer.ascore call in-process)")
-
+    print(
+        f"latency is per request of {args.samples} samples (per Scorer.ascore call in-process); "
+        "overhead = 1/rate - 1/rate of in-process at the same concurrency"
+    )
 
 if __name__ == "__main__":
     main()
