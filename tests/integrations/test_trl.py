@@ -87,7 +87,7 @@ def test_combined_batch_kwargs_columns_and_metrics() -> None:
     # per-component means over the samples each scored; the unscored fraction
     assert m.metrics["rewardkit/h2_contains"] == [pytest.approx(1 / 3)]
     assert m.metrics["rewardkit/h2_length"] == [1.0]
-    assert m.metrics["rewardkit/rewardkit/unscored_frac"] == [0.25]
+    assert m.metrics["rewardkit/unscored_frac"] == [0.25]
     assert m.extra["rewardkit_unscored_reason"][2].startswith("h2_contains: no_reference")
     assert m.extra["rewardkit_unscored_reason"][0] == ""
 

@@ -129,7 +129,8 @@ class _Base:
             for label, mean in _component_means(reports).items():
                 log_metric(f"rewardkit/{label}", mean)
             unscored = sum(1 for r in reports if r.reward is None)
-            log_metric(f"rewardkit/{self.__name__}/unscored_frac", unscored / max(len(reports), 1))
+            prefix = "rewardkit" if self.__name__ == "rewardkit" else f"rewardkit/{self.__name__}"
+            log_metric(f"{prefix}/unscored_frac", unscored / max(len(reports), 1))
         log_extra = kwargs.get("log_extra")
         if callable(log_extra):
             log_extra(f"{self.__name__}_unscored_reason", [r.reason or "" for r in reports])
