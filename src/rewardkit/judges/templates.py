@@ -21,6 +21,7 @@ from importlib import resources
 from typing import Literal
 
 from rewardkit.errors import ConfigError
+from rewardkit.think import answer_part
 
 __all__ = [
     "BEGIN_FENCE",
@@ -117,12 +118,7 @@ def response_view(text: str, view: Literal["summary", "full"]) -> str:
     """
     if view == "full":
         return text
-    close = text.rfind("</think>")
-    if close >= 0:
-        return text[close + len("</think>") :].strip()
-    if "<think>" in text:
-        return ""
-    return text.strip()
+    return (answer_part(text) or "").strip()
 
 
 def make_nonce(*parts: object) -> str:

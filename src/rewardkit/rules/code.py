@@ -58,6 +58,7 @@ from rewardkit.errors import ConfigError, SandboxError
 from rewardkit.reward import Reward
 from rewardkit.sandbox import ExecResult, SandboxLimits, run_code
 from rewardkit.sandbox.languages import LANGUAGES, Language, get_language, language_for_fence
+from rewardkit.think import answer_part
 from rewardkit.types import RewardResult, Sample, Score, Unscored
 
 __all__ = [
@@ -73,7 +74,6 @@ __all__ = [
 ]
 
 Mode = Literal["all", "fraction"]
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([^\s`]*)[^\n]*\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILINE)
 _NONCE_FILE = ".rewardkit_nonce"
 # Failure details keep only the end of stderr: the traceback's last lines say what broke.
@@ -83,14 +83,6 @@ _MAX_FAILURES = 3
 
 
 # ---------------------------------------------------------------------------- extraction
-
-
-def answer_part(text: str) -> str | None:
-    """The text after the last `</think>`; None if a `<think>` is never closed."""
-    close = text.rfind(THINK_CLOSE)
-    if close >= 0:
-        return text[close + len(THINK_CLOSE) :]
-    return None if THINK_OPEN in text else text
 
 
 def find_code_blocks(text: str) -> list[tuple[str, str]]:

@@ -23,6 +23,7 @@ from typing import ClassVar
 
 from rewardkit.errors import ConfigError
 from rewardkit.reward import Reward
+from rewardkit.think import THINK_CLOSE, THINK_OPEN
 from rewardkit.types import Sample, Score
 
 __all__ = [
@@ -33,8 +34,6 @@ __all__ = [
     "think_format",
 ]
 
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,7 @@ from rewardkit.deadline import (
 )
 from rewardkit.errors import ConfigError
 from rewardkit.reward import Reward
+from rewardkit.think import answer_part
 from rewardkit.types import RewardResult, Sample, Score, Unscored
 
 __all__ = ["MAX_ANSWER_CHARS", "MathReward", "answer_part", "extract_answer", "math_reward"]
@@ -100,17 +101,6 @@ class _Found:
     text: str
     source: str
     alternatives: tuple[str, ...]
-
-
-def answer_part(response: str) -> str | None:
-    """The part of a response to judge: after the last `</think>`; None while a think
-    block is still open (the model never answered)."""
-    end = response.rfind("</think>")
-    if end >= 0:
-        return response[end + len("</think>") :]
-    if "<think>" in response:
-        return None
-    return response
 
 
 def extract_answer(text: str) -> str | None:
