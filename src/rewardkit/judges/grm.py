@@ -17,7 +17,7 @@ import random
 from dataclasses import replace
 from typing import Literal
 
-from rewardkit.backends.base import Backend, Completion, GenerateRequest
+from rewardkit.backends.base import Backend, Completion, Constraint, GenerateRequest
 from rewardkit.errors import BackendError, ConfigError
 from rewardkit.judges.constrain import build_constraint, expected_scores
 from rewardkit.judges.data import JudgeConfig, JudgeQuery, JudgeResult, Judgment
@@ -33,6 +33,7 @@ _REQUEST_FAILURES = (BackendError, TimeoutError, ConnectionError, OSError)
 # Up to this many responses, every permutation is enumerated so k samples cover the
 # orders evenly (a pair at k=8 is shown 4 times each way), instead of drawn at random.
 _ENUMERATE_UP_TO = 4
+_UNUSED_RNG = random.Random(0)
 
 
 def plan_chunks(n: int, max_responses: int) -> list[tuple[int, ...]]:
@@ -104,6 +105,7 @@ class PointwiseJudge:
             principles=self.config.principles,
             view=self.config.view,
         )
+        self._constraints: dict[int, Constraint] = {}
 
     async def judge(self, query: JudgeQuery) -> JudgeResult:
         n = len(query.responses)
@@ -111,11 +113,23 @@ class PointwiseJudge:
             return JudgeResult(
                 query.id, (None,) * n, (), 0, "missing_reference: reference mode needs a reference"
             )
-        parts = await asyncio.gather(
-            *(
-                self._judge_chunk(query, chunk, number)
-                for number, chunk in enumerate(plan_chunks(n, self.config.max_responses))
+        chunks = plan_chunks(n, self.config.max_responses)
+        if len(chunks) == 1:
+            # The common case: no gather, so no task per query (measurable at high rates).
+            chunk, rewards_, judgments_, voters_, warnings_, error = await self._judge_chunk(
+                query, chunks[0], 0
             )
+            return JudgeResult(
+                query.id,
+                rewards_,
+                tuple(judgments_),
+                sum(1 for j in judgments_ if j.valid),
+                error,
+                tuple(voters_),
+                tuple(warnings_),
+            )
+        parts = await asyncio.gather(
+            *(self._judge_chunk(query, chunk, number) for number, chunk in enumerate(chunks))
         )
         rewards: list[float | None] = [None] * n
         judgments: list[Judgment] = []
@@ -148,17 +162,24 @@ class PointwiseJudge:
     ]:
         config = self.config
         key = _query_key(query)
-        rng = random.Random(make_nonce("orders", config.seed, key, number))
+        if config.shuffle and len(chunk) > 1:
+            rng = random.Random(make_nonce("orders", config.seed, key, number))
+        else:
+            rng = _UNUSED_RNG  # plan_orders draws nothing; seeding one costs a hash
         orders = [
-            tuple(chunk[p] for p in perm)
+            tuple([chunk[p] for p in perm])
             for perm in plan_orders(len(chunk), config.samples, config.shuffle, rng)
         ]
         groups: dict[tuple[int, ...], int] = {}
         for order in orders:  # dict keeps first-drawn order: requests are deterministic
             groups[order] = groups.get(order, 0) + 1
-        outcomes = await asyncio.gather(
-            *(self._request(query, key, order, count) for order, count in groups.items())
-        )
+        if len(groups) == 1:  # one display order (k=1, or no shuffle): no gather, no task
+            ((order, count),) = groups.items()
+            outcomes = [await self._request(query, key, order, count)]
+        else:
+            outcomes = await asyncio.gather(
+                *(self._request(query, key, order, count) for order, count in groups.items())
+            )
         judgments: list[Judgment] = []
         failures: list[str] = []
         for batch, failure in outcomes:
@@ -186,7 +207,10 @@ class PointwiseJudge:
                     judgments[i] = replace(judgments[i], meta_score=float(rating))
                 voters = [valid_at[j] for j in select_top(list(ratings), config.keep)]
 
-        local = [self._localise(judgments[i], chunk) for i in voters]
+        if chunk == tuple(range(len(chunk))):  # the whole query: positions are indices
+            local = [judgments[i] for i in voters]
+        else:
+            local = [self._localise(judgments[i], chunk) for i in voters]
         local_rewards = vote(local, len(chunk), config.reducer, use_expected=config.use_logprobs)
         rewards: list[float | None] = [None] * len(query.responses)
         for position, index in enumerate(chunk):
@@ -212,9 +236,11 @@ class PointwiseJudge:
         self, query: JudgeQuery, key: str, order: tuple[int, ...], count: int
     ) -> tuple[list[Judgment], str | None]:
         config = self.config
-        shown = [query.responses[i] for i in order]
-        nonce = make_nonce("fence", config.seed, key, query.prompt, tuple(shown), order)
-        prompt = self.prompts.render(query.prompt, shown, nonce, query.reference)
+        shown = tuple([query.responses[i] for i in order])
+        nonce = make_nonce("fence", config.seed, key, query.prompt, shown, order)
+        # Views once: the prompt shows them and the parser checks echoes against them.
+        views = [response_view(text, self.prompts.view) for text in shown]
+        prompt = self.prompts.render_views(query.prompt, views, nonce, query.reference)
         request = GenerateRequest(
             messages=({"role": "user", "content": prompt},),
             n=count,
@@ -223,9 +249,7 @@ class PointwiseJudge:
             # Distinct per order, so a cache keyed on the request never merges two orders'
             # samples and k votes stay k independent draws.
             seed=int(make_nonce("seed", config.seed, key, order), 16) % (2**31),
-            constraint=build_constraint(len(order), self.constraint_kind)
-            if config.constrain
-            else None,
+            constraint=self._constraint(len(order)) if config.constrain else None,
             top_logprobs=config.top_logprobs if config.use_logprobs else None,
         )
         try:
@@ -234,7 +258,6 @@ class PointwiseJudge:
             message = f"{type(exc).__name__}: {exc}"
             failed = Judgment("", None, None, None, order, None, "backend_error")
             return [failed] * count, message
-        views = [response_view(text, self.prompts.view) for text in shown]
         # Low-temperature judges often repeat themselves: parse each distinct text once.
         memo: dict[str, ParsedJudgment] = {}
         judgments = []
@@ -250,6 +273,13 @@ class PointwiseJudge:
                 parsed = replace(parsed, error="truncated")
             judgments.append(self._judgment(completion, parsed, order))
         return judgments, None
+
+    def _constraint(self, n: int) -> Constraint:
+        """The verdict constraint for n shown responses, built once per n."""
+        constraint = self._constraints.get(n)
+        if constraint is None:
+            constraint = self._constraints[n] = build_constraint(n, self.constraint_kind)
+        return constraint
 
     def _judgment(
         self, completion: Completion, parsed: ParsedJudgment, order: tuple[int, ...]

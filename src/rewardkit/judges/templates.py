@@ -13,6 +13,7 @@ nonce to cut echoed responses out of the judge's output.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
@@ -101,12 +102,20 @@ def validate_template(text: str, mode: JudgeMode = "helpfulness") -> str:
 def render(template: str, values: dict[str, str]) -> str:
     """Fill placeholders in one pass, so text inside a value (a response that contains
     `{reference}`, say) is never substituted again."""
+    pieces = _split_template(template)
+    out = [pieces[0]]
+    for i in range(1, len(pieces), 2):
+        name = pieces[i]
+        out.append(values[name] if name in values else "{" + name + "}")
+        out.append(pieces[i + 1])
+    return "".join(out)
 
-    def fill(match: re.Match[str]) -> str:
-        name = match.group(1)
-        return values[name] if name in values else match.group(0)
 
-    return _PLACEHOLDER_RE.sub(fill, template)
+@functools.lru_cache(maxsize=64)
+def _split_template(template: str) -> list[str]:
+    """[text, name, text, name, ..., text]: a template is split once, not scanned per request
+    (a regex pass over a multi-kilobyte template per request was the prompt's main cost)."""
+    return _PLACEHOLDER_RE.split(template)
 
 
 def response_view(text: str, view: Literal["summary", "full"]) -> str:
@@ -124,11 +133,9 @@ def response_view(text: str, view: Literal["summary", "full"]) -> str:
 def make_nonce(*parts: object) -> str:
     """12 hex chars from a hash of the whole request: deterministic (cacheable), yet a
     response cannot predict the fence that depends on its own text."""
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(repr(part).encode("utf-8", "surrogatepass"))
-        digest.update(b"\x00")
-    return digest.hexdigest()[:12]
+    # One encode and one hash call: the same bytes as hashing `repr(part) + "\0"` part by part.
+    text = "\x00".join([repr(part) for part in parts]) + "\x00"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def defuse(text: str, nonce: str) -> str:
@@ -204,15 +211,21 @@ class PromptBuilder:
         self, query: str, shown: Sequence[str], nonce: str, reference: str | None = None
     ) -> str:
         """The user message for one request; `shown` are raw responses in display order."""
+        return self.render_views(query, [response_view(text, self.view) for text in shown], nonce, reference)
+
+    def render_views(
+        self, query: str, views: Sequence[str], nonce: str, reference: str | None = None
+    ) -> str:
+        """`render` for responses already cut to this builder's view (`response_view`): the
+        judge needs the views for parsing too, so it computes them once."""
         if self.mode == "reference" and reference is None:
             raise ConfigError("judge mode 'reference' needs a reference answer for every query")
-        views = [response_view(text, self.view) for text in shown]
         values = {
             "query": query,
             "responses": fence_responses(views, nonce),
             "criteria": self.criteria,
             "reference": reference if reference is not None else "(none)",
-            "num_responses": str(len(shown)),
-            "score_example": score_example(len(shown)),
+            "num_responses": str(len(views)),
+            "score_example": score_example(len(views)),
         }
         return render(self.template, values)
