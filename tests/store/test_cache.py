@@ -204,6 +204,24 @@ def test_completion_fields_round_trip_through_disk(tmp_path: Path) -> None:
     assert got == {"k": completion, "plain": Completion("x")}
 
 
+@pytest.mark.parametrize(
+    "completion",
+    [
+        Completion("没有 emoji 🙂 \"quoted\" \\boxed{8}", "stop"),
+        Completion("", None),
+        # -inf is what a server's null logprob becomes; orjson would write it as null.
+        Completion("x", "stop", (TokenLogprob("x", float("-inf"), {"y": float("-inf")}),)),
+    ],
+    ids=["unicode", "empty", "minus-inf-logprob"],
+)
+def test_encoded_values_round_trip_exactly(tmp_path: Path, completion: Completion) -> None:
+    path = tmp_path / "c.sqlite"
+    with JudgeCache(path) as c:
+        c.put_many({"k": completion})
+    with JudgeCache(path) as c:
+        assert c.get_many(["k"]) == {"k": completion}
+
+
 def test_pending_writes_are_visible_before_commit(tmp_path: Path) -> None:
     with JudgeCache(tmp_path / "c.sqlite", flush_interval=60, batch_size=10**6) as c:
         c.put_many({"a": Completion("A")})

@@ -21,13 +21,26 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rewardkit.backends.base import Backend, Completion, GenerateRequest, TokenLogprob
 from rewardkit.errors import BackendError, ConfigError
+
+try:  # orjson: several times faster on judge texts
+    import orjson
+
+    _orjson_loads: Callable[[str], Any] | None = orjson.loads
+    _orjson_dumps: Callable[[Any], bytes] | None = orjson.dumps
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson_loads = _orjson_dumps = None
+
+
+def _json_dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
 
 __all__ = ["CachedBackend", "JudgeCache", "backend_identity", "request_digest", "sample_key"]
 
@@ -62,22 +75,24 @@ def request_digest(identity: str, request: GenerateRequest) -> str:
     Hashed field by field, each length-prefixed so no two requests run together into the
     same bytes; JSON-encoding a multi-kilobyte judge prompt first cost 5x more per request.
     """
-    digest = hashlib.sha256()
+    # Chunks gathered and hashed in one call (the same bytes as one `update` per field).
+    chunks: list[bytes] = []
+    append = chunks.append
 
     def add(value: str) -> None:
         data = value.encode("utf-8", "surrogatepass")
-        digest.update(len(data).to_bytes(8, "little"))
-        digest.update(data)
+        append(len(data).to_bytes(8, "little"))
+        append(data)
 
     def add_value(value: object) -> None:
         if isinstance(value, str):
-            add("str")
+            append(_STR_TAG)
             add(value)
         else:  # e.g. multimodal content parts or a JSON-schema dict: key order must not matter
             add("json")
             add(json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
 
-    add(f"rewardkit-cache-v{_KEY_VERSION}")
+    append(_KEY_HEAD)
     add(identity)
     add(str(len(request.messages)))
     for message in request.messages:
@@ -103,7 +118,17 @@ def request_digest(identity: str, request: GenerateRequest) -> str:
     else:
         add(constraint.kind)
         add_value(constraint.value)
+    digest = hashlib.sha256(b"".join(chunks))
     return digest.hexdigest()
+
+
+def _field(value: str) -> bytes:
+    data = value.encode("utf-8")
+    return len(data).to_bytes(8, "little") + data
+
+
+_KEY_HEAD = _field(f"rewardkit-cache-v{_KEY_VERSION}")
+_STR_TAG = _field("str")
 
 
 def sample_key(digest: str, index: int) -> str:
@@ -115,15 +140,22 @@ def _encode(completion: Completion) -> str:
     logprobs = None
     if completion.logprobs is not None:
         logprobs = [[t.token, t.logprob, t.top] for t in completion.logprobs]
-    return json.dumps(
-        [completion.text, completion.finish_reason, logprobs],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+        # json, not orjson: a logprob may be -inf, which orjson would write as null.
+        return _json_dumps([completion.text, completion.finish_reason, logprobs])
+    if _orjson_dumps is not None:
+        try:
+            return _orjson_dumps([completion.text, completion.finish_reason, None]).decode()
+        except TypeError:  # e.g. a lone surrogate in the text; json keeps it
+            pass
+    return _json_dumps([completion.text, completion.finish_reason, None])
 
 
 def _decode(value: str) -> Completion:
-    text, finish_reason, logprobs = json.loads(value)
+    try:
+        loaded = _orjson_loads(value) if _orjson_loads is not None else json.loads(value)
+    except ValueError:  # -Infinity logprobs or a lone surrogate: only json reads those
+        loaded = json.loads(value)
+    text, finish_reason, logprobs = loaded
     tokens = None
     if logprobs is not None:
         tokens = tuple(TokenLogprob(token, logprob, dict(top)) for token, logprob, top in logprobs)
