@@ -169,3 +169,98 @@ def test_writer_ignores_junk_lines_when_resuming(tmp_path: Path) -> None:
     path.write_text('{"id": "a"}\nnot json\n{"no_id": 1}\n[1]\n{"id": 3}\n', encoding="utf-8")
     with ResultWriter(path) as writer:
         assert writer.done == {"a", "3"}
+
+
+def _ids(path: Path) -> list[str]:
+    return [str(json.loads(line)["id"]) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+_MIXED = (
+    '{"id": "a", "rewards": [7.0], "error": null}\n'
+    '{"id": "b", "rewards": [null], "error": "backend_error: cannot reach"}\n'
+    '{"id": "c", "rewards": [3.0]}\n'  # no error field at all: done
+    'not json\n'
+    '{"id": 4, "error": "no_valid_judgment"}\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("retry_errors", "done", "lines_after_open"),
+    [
+        (False, {"a", "b", "c", "4"}, ["a", "b", "c", "not json", "4"]),
+        (True, {"a", "c"}, ["a", "c", "not json"]),
+    ],
+)
+def test_writer_retry_errors_drops_error_lines(
+    tmp_path: Path, retry_errors: bool, done: set[str], lines_after_open: list[str]
+) -> None:
+    path = tmp_path / "out.jsonl"
+    path.write_text(_MIXED, encoding="utf-8")
+    with ResultWriter(path, retry_errors=retry_errors) as writer:
+        assert writer.done == done
+        assert writer.dropped == (2 if retry_errors else 0)
+        kept = [
+            str(json.loads(x)["id"]) if x.startswith("{") else x
+            for x in path.read_text(encoding="utf-8").splitlines()
+        ]
+        assert kept == lines_after_open
+        # The rerun writes the retried ids: each id appears once in the end.
+        writer.write([{"id": rid, "error": None} for rid in ("b", "4") if rid not in writer.done])
+    ids = [i for i in (_ids_or_none(x) for x in path.read_text().splitlines()) if i is not None]
+    assert sorted(ids) == ["4", "a", "b", "c"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]  # no temporary file left
+
+
+def _ids_or_none(line: str) -> str | None:
+    try:
+        return str(json.loads(line)["id"])
+    except ValueError:
+        return None
+
+
+def test_writer_retry_errors_leaves_a_clean_file_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    path.write_text('{"id": "a", "error": null}\n{"id": "b", "rew', encoding="utf-8")
+    inode = path.stat().st_ino
+    with ResultWriter(path, retry_errors=True) as writer:
+        assert writer.done == {"a"} and writer.dropped == 0
+    assert path.stat().st_ino == inode  # not rewritten
+    assert _ids(path) == ["a"]  # but the crash's half line is trimmed as always
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        (float("nan"), None),  # NaN is not JSON; written as null
+        (0.25, 0.25),
+        (10**30, 10**30),  # beyond 64 bits: still a number
+        ("\ud800", "\ud800"),  # a lone surrogate survives (escaped)
+    ],
+)
+def test_writer_odd_values_stay_readable(tmp_path: Path, value: Any, written: Any) -> None:
+    path = tmp_path / "out.jsonl"
+    with ResultWriter(path) as writer:
+        writer.write([{"id": "x", "value": value}])
+    with ResultWriter(path) as again:
+        assert again.done == {"x"}
+    assert json.loads(path.read_bytes())["value"] == written
+
+
+def test_writer_writes_numpy_floats_as_numbers(tmp_path: Path) -> None:
+    np = pytest.importorskip("numpy")
+    path = tmp_path / "out.jsonl"
+    with ResultWriter(path) as writer:
+        writer.write([{"id": "x", "reward": np.float64(0.5), "n": np.int64(3)}])
+    assert json.loads(path.read_text())["reward"] == 0.5
+
+
+def test_jsonl_rows_same_with_crlf_and_bare_cr(tmp_path: Path) -> None:
+    rows = ['{"id": "a"}', "", '{"id": "b"}', "[1]", "{bad"]
+    expected = None
+    for newline in ("\n", "\r\n", "\r"):
+        path = tmp_path / "in.jsonl"
+        path.write_bytes(newline.join(rows).encode() + newline.encode())
+        got = [(r.line, r.record, r.error) for r in iter_rows(path)]
+        expected = expected or got
+        assert got == expected
+    assert expected is not None and [line for line, _, _ in expected] == [1, 3, 4, 5]

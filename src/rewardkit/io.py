@@ -12,13 +12,29 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 from rewardkit.errors import InputError, MissingDependencyError
 from rewardkit.types import Sample
+
+try:  # orjson when installed: several times faster on result lines and input rows
+    import orjson
+
+    _orjson_loads: Callable[[bytes | str], Any] | None = orjson.loads
+    _orjson_dumps: Callable[..., bytes] | None = orjson.dumps
+    # Dataclasses and dates go through `_default` (str), as they did with json.
+    _ORJSON_OPTIONS = (
+        orjson.OPT_NON_STR_KEYS
+        | orjson.OPT_APPEND_NEWLINE
+        | orjson.OPT_PASSTHROUGH_DATACLASS
+        | orjson.OPT_PASSTHROUGH_DATETIME
+    )
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson_loads = _orjson_dumps = None
+    _ORJSON_OPTIONS = 0
 
 __all__ = [
     "InputRow",
@@ -63,6 +79,39 @@ def iter_rows(path: str | Path) -> Iterator[InputRow]:
 
 
 def _jsonl_rows(path: Path) -> Iterator[InputRow]:
+    if _orjson_loads is None or _has_lone_cr(path):
+        yield from _jsonl_text_rows(path)
+        return
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                record = _orjson_loads(raw)
+            except ValueError:
+                # Blank, not JSON, or not UTF-8: the text path decides, with its messages.
+                line = raw.decode("utf-8", errors="replace")
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield InputRow(number, None, f"line {number}: invalid JSON ({exc.msg})")
+                    continue
+            if not isinstance(record, dict):
+                yield InputRow(number, None, f"line {number}: expected a JSON object, got {type(record).__name__}")
+                continue
+            yield InputRow(number, record)
+
+
+def _has_lone_cr(path: Path) -> bool:
+    """A bare carriage return ends a line in text mode but not in bytes mode."""
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            if b"\r" in block.replace(b"\r\n", b""):
+                return True
+    return False
+
+
+def _jsonl_text_rows(path: Path) -> Iterator[InputRow]:
     with path.open("r", encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -135,21 +184,30 @@ def _prompt_text(messages: list[Any]) -> str:
 
 
 class ResultWriter:
-    """Append-only JSONL results keyed by `id`; reopening resumes where a run stopped."""
+    """Append-only JSONL results keyed by `id`; reopening resumes where a run stopped.
 
-    def __init__(self, path: str | Path) -> None:
+    `retry_errors=True`: lines whose `error` is set do not count as done. On open, the file
+    is rewritten without them (atomically: a temporary file then `os.replace`), so the
+    rerun judges those ids again and each id still appears once.
+    """
+
+    def __init__(self, path: str | Path, *, retry_errors: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.done: set[str] = set()
+        #: Lines dropped on open because they held an error (retry_errors=True).
+        self.dropped = 0
         if self.path.exists():
             self._trim_partial_line()
-            with self.path.open("r", encoding="utf-8") as handle:
-                for line in handle:
-                    try:
-                        self.done.add(str(json.loads(line)["id"]))
-                    except (json.JSONDecodeError, KeyError, TypeError):
-                        continue
-        self._handle: TextIO = self.path.open("a", encoding="utf-8")
+            if retry_errors:
+                self._drop_error_lines()
+            else:
+                with self.path.open("rb") as handle:
+                    for line in handle:
+                        rid = _line_id(line)
+                        if rid is not None:
+                            self.done.add(rid)
+        self._handle: BinaryIO = self.path.open("ab")
 
     def _trim_partial_line(self) -> None:
         with self.path.open("rb+") as handle:
@@ -157,13 +215,38 @@ class ResultWriter:
             if data and not data.endswith(b"\n"):
                 handle.truncate(data.rfind(b"\n") + 1)
 
+    def _drop_error_lines(self) -> None:
+        kept: list[bytes] = []
+        with self.path.open("rb") as handle:
+            for line in handle:
+                record = _load_line(line)
+                if isinstance(record, dict) and record.get("error") is not None:
+                    self.dropped += 1
+                    continue
+                kept.append(line)
+                rid = _record_id(record)
+                if rid is not None:
+                    self.done.add(rid)
+        if not self.dropped:
+            return
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            with tmp.open("wb") as out:
+                out.writelines(kept)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        _fsync_dir(self.path.parent)
+
     def write(self, results: Iterable[dict[str, Any]]) -> None:
         """Write results (each with an `id`) and flush them to disk."""
+        lines = []
         for result in results:
-            # default=str: a reward's details may hold a set or a Path; one odd value must
-            # not stop a long run after hours of scoring.
-            self._handle.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
+            lines.append(_dump_line(result))
             self.done.add(str(result["id"]))
+        self._handle.write(b"".join(lines))
         self._handle.flush()
         os.fsync(self._handle.fileno())
 
@@ -175,3 +258,59 @@ class ResultWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _load_line(line: bytes) -> Any:
+    try:
+        return _orjson_loads(line) if _orjson_loads is not None else json.loads(line)
+    except ValueError:
+        try:
+            return json.loads(line)  # NaN, huge integers, invalid UTF-8: json decides
+        except ValueError:
+            return None
+
+
+def _record_id(record: Any) -> str | None:
+    if isinstance(record, dict) and "id" in record:
+        return str(record["id"])
+    return None
+
+
+def _line_id(line: bytes) -> str | None:
+    return _record_id(_load_line(line))
+
+
+def _dump_line(result: dict[str, Any]) -> bytes:
+    # Odd values become strings, as json's default=str would: a reward's details may hold a
+    # set or a Path, and one odd value must not stop a long run after hours of scoring.
+    # orjson writes NaN and infinities as null (valid JSON); json, the fallback, writes NaN.
+    if _orjson_dumps is not None:
+        try:
+            return _orjson_dumps(result, default=_default, option=_ORJSON_OPTIONS)
+        except TypeError:  # e.g. a lone surrogate, an integer over 64 bits, a tuple key
+            pass
+    text = json.dumps(result, ensure_ascii=False, default=str) + "\n"
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: escaped, it round-trips
+        return (json.dumps(result, default=str) + "\n").encode("ascii")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, float):  # float subclasses orjson leaves out, e.g. numpy.float64
+        return float(value)
+    return str(value)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename durable (not possible on every platform; best effort there)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

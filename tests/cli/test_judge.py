@@ -548,3 +548,26 @@ def test_argument_errors_are_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2
     assert len(err) == 1 and err[0].startswith("rewardkit judge: error:") and message in err[0]
+
+
+def test_retry_errors_judges_failed_ids_again(tmp_path: Path, server: FakeOpenAI) -> None:
+    with socket.socket() as sock:  # a port nobody listens on: the server is "down"
+        sock.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    src = write_queries(tmp_path / "in.jsonl", 4)
+    out = tmp_path / "out.jsonl"
+    base = [str(src), "-o", str(out), "--model", "j", "--retries", "0"]
+    assert judge_cli(tmp_path, None, *base, base_url=down) == 1
+    assert all(line["error"] for line in read_lines(out))
+    # A plain rerun treats error lines as done: nothing is asked.
+    assert judge_cli(tmp_path, server, *base) == 0
+    assert len(read_lines(out)) == 4
+    assert not server.bodies
+    assert judge_cli(tmp_path, server, *base, "--retry-errors") == 0
+    lines = read_lines(out)
+    assert sorted(line["id"] for line in lines) == ["q0", "q1", "q2", "q3"]  # each id once
+    assert all(line["error"] is None and line["source"] == "unit" for line in lines)
+    assert sorted(asked_questions(server).items()) == [(0, 1), (1, 1), (2, 1), (3, 1)]
+    # Nothing failed this time, so a second retry run has nothing to do.
+    assert judge_cli(tmp_path, server, *base, "--retry-errors") == 0
+    assert len(server.bodies) == 4 and len(read_lines(out)) == 4

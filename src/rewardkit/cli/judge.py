@@ -6,7 +6,9 @@ Input lines are `{"id", "prompt", "responses": [...], "reference"?}` (or one `"r
 other fields are copied to the output line. Each finished query is appended to OUTPUT and
 every judge call goes through a SQLite cache (OUTPUT + ".cache.sqlite" by default), so a
 rerun after a crash or `kill -9` skips ids already written and answers half-done queries
-from the cache: the judge is never asked twice for the same sample.
+from the cache: the judge is never asked twice for the same sample. Lines with an `error`
+count as done too, unless `--retry-errors` is given: then they are removed from OUTPUT and
+those ids judged again (samples already cached are not asked again).
 
 Throughput: `--concurrency` workers pull queries from one input iterator (no task per
 query), the backend bounds requests in flight, and results are written and the progress bar
@@ -68,6 +70,9 @@ class JudgeOptions(BaseModel):
     api_key: str | None = Field(None, description="API key (default: $OPENAI_API_KEY)")
     cache: Path | None = Field(None, description="SQLite cache path; None disables the cache")
     progress: bool = Field(True, description="tqdm progress bar on stderr")
+    retry_errors: bool = Field(
+        False, description="judge again the ids whose output line holds an error"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -105,6 +110,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", metavar="PATH", help="cache file (default OUTPUT.cache.sqlite)")
     parser.add_argument("--no-cache", action="store_true", help="do not cache judge calls")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--retry-errors", action="store_true",
+        help="judge again the ids whose output line has an error (e.g. the server was down); "
+        "their lines are removed from OUTPUT first",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> JudgeOptions:
@@ -142,6 +152,7 @@ def options_from_args(args: argparse.Namespace) -> JudgeOptions:
             api_key=args.api_key,
             cache=cache,
             progress=not args.no_progress,
+            retry_errors=getattr(args, "retry_errors", False),
         )
     except ValidationError as exc:
         error = exc.errors()[0]
@@ -244,7 +255,7 @@ async def judge_file(options: JudgeOptions) -> int:
     parts = _build(options)
     cache = parts.cache
     try:
-        writer = ResultWriter(options.output)
+        writer = ResultWriter(options.output, retry_errors=options.retry_errors)
     except OSError as exc:
         await parts.aclose()
         raise ConfigError(f"cannot write {options.output}: {exc.strerror or exc}") from None
@@ -267,6 +278,8 @@ async def judge_file(options: JudgeOptions) -> int:
         summary.append(f"{tally.bad_lines} bad input lines")
     if tally.skipped:
         summary.append(f"{tally.skipped} already done")
+    if writer.dropped:
+        summary.append(f"{writer.dropped} error lines retried")
     if tally.duplicates:
         summary.append(f"{tally.duplicates} duplicate ids skipped")
     if cache is not None:
