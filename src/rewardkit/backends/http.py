@@ -27,6 +27,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
 from rewardkit.backends._wire import completion_from_choice
 from rewardkit.backends.base import Completion, Constraint, GenerateRequest
@@ -87,6 +88,8 @@ class _LoopState:
     session: aiohttp.ClientSession
     semaphore: asyncio.Semaphore
     in_flight: list[int]
+    #: The endpoints parsed once: a str URL is parsed again by aiohttp on every request.
+    urls: list[URL]
 
 
 class HTTPBackend:
@@ -173,6 +176,9 @@ class HTTPBackend:
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
         )
+        # The loop and state of the last call; the loop is held weakly via _states as well,
+        # and a closed loop's session is closed, so a stale entry is never used.
+        self._last: tuple[asyncio.AbstractEventLoop, _LoopState] | None = None
 
     def __repr__(self) -> str:  # never shows headers: they hold the API key
         return f"HTTPBackend(model={self.model!r}, endpoints={self.endpoints!r})"
@@ -181,14 +187,19 @@ class HTTPBackend:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_states"]
+        del state["_last"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._states = weakref.WeakKeyDictionary()
+        self._last = None
 
     def _state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last[0] is loop and not last[1].session.closed:
+            return last[1]  # the usual case: one loop, many requests
         state = self._states.get(loop)
         if state is None or state.session.closed:
             connector = aiohttp.TCPConnector(
@@ -201,15 +212,20 @@ class HTTPBackend:
                 trust_env=self.trust_env,
             )
             state = _LoopState(
-                session, asyncio.Semaphore(self.concurrency), [0] * len(self.endpoints)
+                session,
+                asyncio.Semaphore(self.concurrency),
+                [0] * len(self.endpoints),
+                [URL(e) for e in self.endpoints],
             )
             self._states[loop] = state
+        self._last = (loop, state)
         return state
 
     async def aclose(self) -> None:
         """Close this loop's session (sessions of other, finished loops are just dropped)."""
         loop = asyncio.get_running_loop()
         state = self._states.pop(loop, None)
+        self._last = None
         if state is not None and not state.session.closed:
             await state.session.close()
 
@@ -285,7 +301,7 @@ class HTTPBackend:
             state.in_flight[index] += 1
             self.attempts += 1
             try:
-                async with state.session.post(url, data=payload) as response:
+                async with state.session.post(state.urls[index], data=payload) as response:
                     raw = await response.read()
                     status = response.status
                     retry_after = response.headers.get("Retry-After")
