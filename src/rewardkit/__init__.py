@@ -4,6 +4,8 @@ Rule-based verifiers where an answer can be checked, SPCT-style LLM judges where
 and adapters that plug both into TRL, verl and OpenRLHF.
 """
 
+from typing import TYPE_CHECKING
+
 from rewardkit.errors import (
     ConfigError,
     InputError,
@@ -15,21 +17,46 @@ from rewardkit.registry import available_rewards, build_reward, register_reward
 from rewardkit.reward import Reward
 from rewardkit.types import RewardResult, Sample, Score, Unscored
 
+if TYPE_CHECKING:
+    from rewardkit.scoring import RewardReport, Scorer
+    from rewardkit.spec import RewardSpec, load_spec
+
 __version__ = "0.1.0"
+
+# The engine and spec are loaded on first use: pydantic and YAML double `import rewardkit`.
+_LAZY = {
+    "RewardReport": "rewardkit.scoring",
+    "Scorer": "rewardkit.scoring",
+    "RewardSpec": "rewardkit.spec",
+    "load_spec": "rewardkit.spec",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'rewardkit' has no attribute {name!r}")
+
 
 __all__ = [
     "ConfigError",
     "InputError",
     "InvalidRewardError",
     "Reward",
+    "RewardReport",
     "RewardResult",
+    "RewardSpec",
     "RewardkitError",
     "Sample",
     "Score",
+    "Scorer",
     "UnknownRewardError",
     "Unscored",
     "__version__",
     "available_rewards",
     "build_reward",
+    "load_spec",
     "register_reward",
 ]
