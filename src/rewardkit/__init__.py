@@ -4,7 +4,7 @@ Rule-based verifiers where an answer can be checked, SPCT-style LLM judges where
 and adapters that plug both into TRL, verl and OpenRLHF.
 """
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from rewardkit.errors import (
     ConfigError,
@@ -17,7 +17,7 @@ from rewardkit.registry import available_rewards, build_reward, register_reward
 from rewardkit.reward import Reward
 from rewardkit.types import RewardResult, Sample, Score, Unscored
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from rewardkit.scoring import RewardReport, Scorer
     from rewardkit.spec import RewardSpec, load_spec
 
