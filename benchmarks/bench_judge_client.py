@@ -18,7 +18,9 @@ writer thread batching commits versus a commit per store on the event loop, and 
 the loop was stalled in each case.
 
 The machine's cores are shared with the fake server (and whatever else runs), so only the
-ratios measured side by side in one run mean anything.
+ratios measured side by side in one run mean anything. The last column is the client's own
+CPU time per query (the server runs in another process and is not counted); the rewardkit
+rows include process start.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -196,6 +199,14 @@ async def cache_load(
     return time.perf_counter() - start, blocked, longest
 
 
+def _client_cpu() -> float:
+    """CPU seconds (user + system) of this process and its finished children (the CLI runs):
+    the client's cost per query, which the wall-clock ratio hides when cores are shared."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2,000 queries instead of 20,000")
@@ -215,7 +226,7 @@ def main() -> None:
         bodies = [shaper._body(r, r.n, r.seed) for r in requests]
         assert len(bodies) == n
 
-        rows: list[tuple[str, float]] = []
+        rows: list[tuple[str, float, float]] = []
         with FakeOpenAIProcess() as server:
             url = server.base_url
             runs: list[tuple[str, Callable[[], float]]] = [
@@ -230,14 +241,22 @@ def main() -> None:
             asyncio.run(raw_aiohttp(bodies[:500], url, c))  # warm the server up
             for name, fn in runs:
                 print(f"running: {name} ...", file=sys.stderr, flush=True)
-                rows.append((name, fn()))
+                cpu_before = _client_cpu()
+                seconds = fn()
+                rows.append((name, seconds, _client_cpu() - cpu_before))
 
-        def table(title: str, results: list[tuple[str, float]], baseline: float) -> None:
+        def table(title: str, results: list[tuple[str, float, float]], baseline: float) -> None:
             print(f"\n{title}")
-            print(f"{'client':<32} {'seconds':>9} {'queries/s':>10} {'vs raw aiohttp':>15}")
-            for name, seconds in results:
+            print(
+                f"{'client':<32} {'seconds':>9} {'queries/s':>10} {'vs raw aiohttp':>15}"
+                f" {'client CPU us/q':>16}"
+            )
+            for name, seconds, cpu in results:
                 rate = n / seconds
-                print(f"{name:<32} {seconds:>9.2f} {rate:>10.0f} {rate / baseline:>14.2f}x")
+                print(
+                    f"{name:<32} {seconds:>9.2f} {rate:>10.0f} {rate / baseline:>14.2f}x"
+                    f" {cpu / n * 1e6:>16.0f}"
+                )
 
         base_rate = n / rows[0][1]
         table(f"judge client throughput: {n} queries, concurrency {c}, fake server in its own "
