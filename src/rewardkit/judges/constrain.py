@@ -1,9 +1,24 @@
 """Constrained verdicts and logprob-expected scores.
 
 `build_constraint(n)` asks the backend (vLLM/SGLang regex, llama.cpp GBNF) to end the
-output with `Scores: \\boxed{a, b, ...}` holding exactly n integers in 1-10; free text
-(criteria, analysis, a `<think>` block) may come before it. Backends that cannot enforce a
-kind ignore it, and the parser validates the text either way.
+output with `Scores: \\boxed{a, b, ...}` holding exactly n integers in 1-10. Backends that
+cannot enforce a kind ignore it, and the parser validates the text either way.
+
+- regex (servers): free text (criteria, analysis, a `<think>` block), then the verdict.
+- grammar (in-process llama.cpp, i.e. small local models): SPCT's sections, each bounded
+  in characters, then the verdict:
+
+      Specific Criteria:<at most max_chars // 3 characters>
+      Analysis:<at most the rest of max_chars>
+      Scores: \\boxed{a, b}
+
+  Why bounded: a 135M-0.5B judge under a free-text grammar often loops ("Scores: 6, 6, 6."
+  with no box, then repeats itself) until max_tokens and never reaches a verdict; the
+  grammar forbids stopping early, so every such sample cost a full max_tokens on CPU and
+  came back `truncated`. With a budget the model writes its criteria and analysis, and once
+  a section is full the grammar moves it on, so every sample ends with a parseable verdict
+  after at most ~max_chars characters (about max_chars / 4 tokens). `max_chars=None` gives
+  the free-text grammar (for a reasoning model that needs a long `<think>` first).
 
 `expected_scores` reads the score tokens' top logprobs: instead of the sampled integer, the
 probability-weighted mean over 1-10 (DeepSeek-GRM's finer-grained reward idea).
@@ -17,11 +32,23 @@ from collections.abc import Sequence
 from typing import Literal
 
 from rewardkit.backends.base import Completion, Constraint, TokenLogprob
+from rewardkit.errors import ConfigError
 from rewardkit.judges.parsing import SCORE_MAX, SCORE_MIN
 
-__all__ = ["build_constraint", "expected_scores", "score_grammar", "score_regex"]
+__all__ = [
+    "GRAMMAR_CHARS",
+    "build_constraint",
+    "expected_scores",
+    "score_grammar",
+    "score_regex",
+]
 
 _SCORE_RE = "(?:10|[1-9])"
+#: Default character budget of the grammar's criteria + analysis: a few weighted criteria
+#: and a sentence or two per response, ~150 tokens.
+GRAMMAR_CHARS = 600
+_MIN_CHARS = 6  # room for one character in each section
+_SECTION_CHAR = "[^\\x00<\\x5B]"  # anything but NUL, "<" and "[" (\x5B)
 
 
 def score_regex(n: int) -> str:
@@ -30,21 +57,39 @@ def score_regex(n: int) -> str:
     return r"[\s\S]*Scores: \\boxed\{" + body + r"\}"
 
 
-def score_grammar(n: int) -> str:
-    """The same shape as GBNF (llama.cpp)."""
+def score_grammar(n: int, max_chars: int | None = GRAMMAR_CHARS) -> str:
+    """GBNF (llama.cpp): bounded SPCT sections then the verdict, or with `max_chars=None`
+    any text then the verdict (see the module docstring)."""
+    if max_chars is not None and (isinstance(max_chars, bool) or max_chars < _MIN_CHARS):
+        raise ConfigError(f"grammar max_chars must be >= {_MIN_CHARS} characters, got {max_chars}")
     scores = ' ", " '.join(["score"] * n)
-    return "\n".join(
-        [
-            f'root ::= body "Scores: \\\\boxed{{" {scores} "}}"',
-            "body ::= [^\\x00]*",
-            'score ::= "10" | [1-9]',
+    verdict = f'"Scores: \\\\boxed{{" {scores} "}}"'
+    if max_chars is None:
+        rules = [f"root ::= body {verdict}", "body ::= [^\\x00]*"]
+    else:
+        criteria = max_chars // 3
+        # Sections may hold newlines (a line per response); "\nAnalysis:" inside the criteria
+        # is ambiguous on purpose: llama.cpp follows both readings, the bound ends either.
+        # No "[" and no "<" in them: a small model likes to copy the prompt, and a copied
+        # `[BEGIN RESPONSE ...` fence left open (or a lone `<think>`) would make the parser
+        # distrust everything after it, the forced verdict included.
+        rules = [
+            f'root ::= "Specific Criteria:" criteria "\\nAnalysis:" analysis "\\n" {verdict}',
+            f"criteria ::= {_SECTION_CHAR}{{1,{criteria}}}",
+            f"analysis ::= {_SECTION_CHAR}{{1,{max_chars - criteria}}}",
         ]
-    )
+    return "\n".join([*rules, 'score ::= "10" | [1-9]'])
 
 
-def build_constraint(n: int, kind: Literal["regex", "grammar"] = "regex") -> Constraint:
+def build_constraint(
+    n: int,
+    kind: Literal["regex", "grammar"] = "regex",
+    *,
+    max_chars: int | None = GRAMMAR_CHARS,
+) -> Constraint:
+    """The verdict constraint for n responses; `max_chars` bounds the grammar's sections."""
     if kind == "grammar":
-        return Constraint("grammar", score_grammar(n))
+        return Constraint("grammar", score_grammar(n, max_chars))
     return Constraint("regex", score_regex(n))
 
 
