@@ -13,7 +13,13 @@ from rewardkit.backends.base import Completion, GenerateRequest
 from rewardkit.backends.mock import MockBackend
 from rewardkit.errors import ConfigError
 from rewardkit.judges import JudgeConfig, JudgeQuery, PairwiseJudge, PointwiseJudge
-from rewardkit.judges.constrain import GRAMMAR_CHARS, build_constraint, score_grammar, score_regex
+from rewardkit.judges.constrain import (
+    GRAMMAR_CHARS,
+    GRAMMAR_LINES,
+    build_constraint,
+    score_grammar,
+    score_regex,
+)
 from rewardkit.judges.pairwise import _VERDICT_GRAMMAR
 from rewardkit.judges.parsing import parse_judgment
 
@@ -90,17 +96,21 @@ def _small_gguf() -> Path | None:
 
 
 @pytest.mark.parametrize(
-    ("max_chars", "criteria", "analysis"), [(GRAMMAR_CHARS, 200, 400), (6, 2, 4), (100, 33, 67)]
+    ("max_chars", "max_lines", "criteria_lines", "width"),
+    [(GRAMMAR_CHARS, GRAMMAR_LINES, 3, 66), (6, 2, 1, 3), (100, 4, 1, 25), (700, 10, 3, 70)],
 )
-def test_bounded_grammar_splits_the_budget(max_chars: int, criteria: int, analysis: int) -> None:
-    rules = score_grammar(2, max_chars).splitlines()
+def test_bounded_grammar_splits_the_budget(
+    max_chars: int, max_lines: int, criteria_lines: int, width: int
+) -> None:
+    rules = score_grammar(2, max_chars, max_lines).splitlines()
     assert rules[0] == (
         'root ::= "Specific Criteria:" criteria "\\nAnalysis:" analysis "\\n" '
         '"Scores: \\\\boxed{" score ", " score "}"'
     )
-    assert f"criteria ::= [^\\x00<\\x5B]{{1,{criteria}}}" in rules
-    assert f"analysis ::= [^\\x00<\\x5B]{{1,{analysis}}}" in rules
-    assert criteria + analysis == max_chars
+    assert f'criteria ::= line ("\\n" line){{0,{criteria_lines - 1}}}' in rules
+    assert f'analysis ::= line ("\\n" line){{0,{max_lines - criteria_lines - 1}}}' in rules
+    assert f"line ::= [^\\n\\x00<\\x5B]{{0,{width}}}" in rules
+    assert max_lines * width <= max_chars
 
 
 def test_unbounded_grammar_is_free_text_then_verdict() -> None:
@@ -110,15 +120,22 @@ def test_unbounded_grammar_is_free_text_then_verdict() -> None:
     assert 'score ", " score ", " score "}"' in grammar
 
 
-@pytest.mark.parametrize("bad", [0, 5, -10, True])
-def test_grammar_budget_too_small_is_a_config_error(bad: int) -> None:
-    with pytest.raises(ConfigError, match="max_chars"):
-        score_grammar(2, bad)
+@pytest.mark.parametrize(
+    ("max_chars", "max_lines", "match"),
+    [(0, 2, "max_chars"), (5, 2, "max_chars"), (26, 9, "max_chars"), (True, 2, "max_chars"),
+     (600, 1, "max_lines"), (600, 0, "max_lines"), (600, True, "max_lines")],
+)  # fmt: skip
+def test_grammar_budget_too_small_is_a_config_error(
+    max_chars: int, max_lines: int, match: str
+) -> None:
+    with pytest.raises(ConfigError, match=match):
+        score_grammar(2, max_chars, max_lines)
 
 
 def test_build_constraint_grammar_is_bounded_by_default() -> None:
     assert build_constraint(2, "grammar").value == score_grammar(2, GRAMMAR_CHARS)
     assert build_constraint(2, "grammar", max_chars=90).value == score_grammar(2, 90)
+    assert build_constraint(2, "grammar", max_lines=4).value == score_grammar(2, max_lines=4)
     assert build_constraint(2, "grammar", max_chars=None).value == score_grammar(2, None)
     assert build_constraint(2, "regex", max_chars=90).value == score_regex(2)
 
@@ -140,7 +157,7 @@ async def test_llama_cpp_judge_gets_the_bounded_grammar() -> None:
         score_grammar(1),
         score_grammar(3),
         score_grammar(2, None),
-        score_grammar(2, 6),
+        score_grammar(2, 6, 2),
         _VERDICT_GRAMMAR,
     ],
 )
@@ -170,10 +187,11 @@ def small_llama():  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(("n", "seed"), [(1, 3), (2, 11)])
 def test_bounded_grammar_ends_rambling_with_a_verdict(small_llama, n: int, seed: int) -> None:  # type: ignore[no-untyped-def]
     """A prompt that invites rambling, never a verdict: the bounds alone must move the model
-    through the sections to `Scores:` and a stop, well inside max_tokens."""
+    through the sections to `Scores:` and a stop, well inside max_tokens; and no "[" or "<"
+    gets in (a copied fence or `<think>` would hide the verdict from the parser)."""
     from llama_cpp import LlamaGrammar
 
-    grammar = LlamaGrammar.from_string(score_grammar(n, 60), verbose=False)
+    grammar = LlamaGrammar.from_string(score_grammar(n, 60, 4), verbose=False)
     out = small_llama.create_chat_completion(
         messages=[
             {"role": "user", "content": "Tell me a very long story about a dragon. Use [notes]."}
@@ -187,8 +205,8 @@ def test_bounded_grammar_ends_rambling_with_a_verdict(small_llama, n: int, seed:
     text = choice["message"]["content"]
     assert choice["finish_reason"] == "stop", text
     verdict = r"Scores: \\boxed\{" + ", ".join(["(?:10|[1-9])"] * n) + r"\}"
-    shape = r"Specific Criteria:[\s\S]{1,20}\nAnalysis:[\s\S]{1,40}\n" + verdict
+    line = r"[^\n<\[]{0,15}"  # 60 characters in 4 lines: 1 of criteria, 3 of analysis
+    shape = rf"Specific Criteria:{line}\nAnalysis:{line}(?:\n{line}){{0,2}}\n{verdict}"
     assert re.fullmatch(shape, text), text
-    assert "[" not in text and "<" not in text  # no fence or <think> to confuse the parser
     parsed = parse_judgment(text, n)
     assert parsed.error is None and parsed.scores is not None and len(parsed.scores) == n

@@ -6,10 +6,10 @@ cannot enforce a kind ignore it, and the parser validates the text either way.
 
 - regex (servers): free text (criteria, analysis, a `<think>` block), then the verdict.
 - grammar (in-process llama.cpp, i.e. small local models): SPCT's sections, each bounded
-  in characters, then the verdict:
+  in lines and characters, then the verdict:
 
-      Specific Criteria:<at most max_chars // 3 characters>
-      Analysis:<at most the rest of max_chars>
+      Specific Criteria:<max_lines // 3 lines of max_chars // max_lines characters at most>
+      Analysis:<the other lines, as wide>
       Scores: \\boxed{a, b}
 
   Why bounded: a 135M-0.5B judge under a free-text grammar often loops ("Scores: 6, 6, 6."
@@ -17,8 +17,11 @@ cannot enforce a kind ignore it, and the parser validates the text either way.
   grammar forbids stopping early, so every such sample cost a full max_tokens on CPU and
   came back `truncated`. With a budget the model writes its criteria and analysis, and once
   a section is full the grammar moves it on, so every sample ends with a parseable verdict
-  after at most ~max_chars characters (about max_chars / 4 tokens). `max_chars=None` gives
-  the free-text grammar (for a reasoning model that needs a long `<think>` first).
+  after at most about max_chars characters. Lines are bounded as well as characters because
+  a small model's favourite loop is a list of tiny lines ("A: 1." "B: 1." ...) at ~1.5
+  characters per token: a line budget cuts that off after a few lines, while a full line
+  that runs on is wrapped (a forced newline) and counts as one. `max_chars=None` gives the
+  free-text grammar (for a reasoning model that needs a long `<think>` first).
 
 `expected_scores` reads the score tokens' top logprobs: instead of the sampled integer, the
 probability-weighted mean over 1-10 (DeepSeek-GRM's finer-grained reward idea).
@@ -37,6 +40,7 @@ from rewardkit.judges.parsing import SCORE_MAX, SCORE_MIN
 
 __all__ = [
     "GRAMMAR_CHARS",
+    "GRAMMAR_LINES",
     "build_constraint",
     "expected_scores",
     "score_grammar",
@@ -44,11 +48,12 @@ __all__ = [
 ]
 
 _SCORE_RE = "(?:10|[1-9])"
-#: Default character budget of the grammar's criteria + analysis: a few weighted criteria
-#: and a sentence or two per response, ~150 tokens.
+#: Default budget of the grammar's criteria + analysis: a few weighted criteria and a
+#: sentence or two per response in at most 9 lines of 66 characters, ~100-250 tokens.
 GRAMMAR_CHARS = 600
-_MIN_CHARS = 6  # room for one character in each section
-_SECTION_CHAR = "[^\\x00<\\x5B]"  # anything but NUL, "<" and "[" (\x5B)
+GRAMMAR_LINES = 9
+# Anything but a newline, NUL, "<" and "[" (\x5B): see `score_grammar`.
+_LINE_CHAR = "[^\\n\\x00<\\x5B]"
 
 
 def score_regex(n: int) -> str:
@@ -57,28 +62,38 @@ def score_regex(n: int) -> str:
     return r"[\s\S]*Scores: \\boxed\{" + body + r"\}"
 
 
-def score_grammar(n: int, max_chars: int | None = GRAMMAR_CHARS) -> str:
+def score_grammar(
+    n: int, max_chars: int | None = GRAMMAR_CHARS, max_lines: int = GRAMMAR_LINES
+) -> str:
     """GBNF (llama.cpp): bounded SPCT sections then the verdict, or with `max_chars=None`
     any text then the verdict (see the module docstring)."""
-    if max_chars is not None and (isinstance(max_chars, bool) or max_chars < _MIN_CHARS):
-        raise ConfigError(f"grammar max_chars must be >= {_MIN_CHARS} characters, got {max_chars}")
     scores = ' ", " '.join(["score"] * n)
     verdict = f'"Scores: \\\\boxed{{" {scores} "}}"'
     if max_chars is None:
         rules = [f"root ::= body {verdict}", "body ::= [^\\x00]*"]
-    else:
-        criteria = max_chars // 3
-        # Sections may hold newlines (a line per response); "\nAnalysis:" inside the criteria
-        # is ambiguous on purpose: llama.cpp follows both readings, the bound ends either.
-        # No "[" and no "<" in them: a small model likes to copy the prompt, and a copied
-        # `[BEGIN RESPONSE ...` fence left open (or a lone `<think>`) would make the parser
-        # distrust everything after it, the forced verdict included.
-        rules = [
-            f'root ::= "Specific Criteria:" criteria "\\nAnalysis:" analysis "\\n" {verdict}',
-            f"criteria ::= {_SECTION_CHAR}{{1,{criteria}}}",
-            f"analysis ::= {_SECTION_CHAR}{{1,{max_chars - criteria}}}",
-        ]
-    return "\n".join([*rules, 'score ::= "10" | [1-9]'])
+        return "\n".join([*rules, 'score ::= "10" | [1-9]'])
+    if isinstance(max_lines, bool) or not isinstance(max_lines, int) or max_lines < 2:
+        raise ConfigError(f"grammar max_lines must be an integer >= 2, got {max_lines!r}")
+    if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 3 * max_lines:
+        raise ConfigError(
+            f"grammar max_chars must be an integer >= 3 * max_lines ({3 * max_lines}), "
+            f"got {max_chars!r}"
+        )
+    width = max_chars // max_lines
+    criteria_lines = max(1, max_lines // 3)
+    # "\nAnalysis:" is also valid section text: the ambiguity is on purpose, llama.cpp
+    # follows both readings and the bounds end either. No "[" and no "<" in a section: a
+    # small model likes to copy the prompt, and a copied `[BEGIN RESPONSE ...` fence left
+    # open (or a lone `<think>`) would make the parser distrust everything after it, the
+    # forced verdict included.
+    rules = [
+        f'root ::= "Specific Criteria:" criteria "\\nAnalysis:" analysis "\\n" {verdict}',
+        f'criteria ::= line ("\\n" line){{0,{criteria_lines - 1}}}',
+        f'analysis ::= line ("\\n" line){{0,{max_lines - criteria_lines - 1}}}',
+        f"line ::= {_LINE_CHAR}{{0,{width}}}",
+        'score ::= "10" | [1-9]',
+    ]
+    return "\n".join(rules)
 
 
 def build_constraint(
@@ -86,10 +101,12 @@ def build_constraint(
     kind: Literal["regex", "grammar"] = "regex",
     *,
     max_chars: int | None = GRAMMAR_CHARS,
+    max_lines: int = GRAMMAR_LINES,
 ) -> Constraint:
-    """The verdict constraint for n responses; `max_chars` bounds the grammar's sections."""
+    """The verdict constraint for n responses; `max_chars`/`max_lines` bound the grammar's
+    sections (`max_chars=None`: unbounded)."""
     if kind == "grammar":
-        return Constraint("grammar", score_grammar(n, max_chars))
+        return Constraint("grammar", score_grammar(n, max_chars, max_lines))
     return Constraint("regex", score_regex(n))
 
 
