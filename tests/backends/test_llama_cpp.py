@@ -76,6 +76,35 @@ def test_no_model_means_the_default_judge_model() -> None:
     assert backend.model_path == resolve_gguf(name) and backend._llama is None
 
 
+@needs_model
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, {}),
+        ({"n_threads": 1}, {"n_threads": 1, "n_threads_batch": 1}),
+        ({"n_threads": 1, "n_threads_batch": 2}, {"n_threads": 1, "n_threads_batch": 2}),
+        ({"n_threads_batch": 3}, {"n_threads_batch": 3}),
+    ],
+)
+def test_pinned_threads_read_the_prompt_too(
+    monkeypatch: pytest.MonkeyPatch, options: dict[str, int], expected: dict[str, int]
+) -> None:
+    import llama_cpp
+
+    from rewardkit.backends.llama_cpp import LlamaCppBackend
+
+    seen: dict[str, object] = {}
+
+    class FakeLlama:
+        def __init__(self, **kwargs: object) -> None:
+            seen.update(kwargs)
+
+    monkeypatch.setattr(llama_cpp, "Llama", FakeLlama)
+    LlamaCppBackend("smollm2-135m", **options)._load()  # type: ignore[arg-type]
+    threads = {k: v for k, v in seen.items() if k.startswith("n_threads")}
+    assert threads == expected
+
+
 @pytest.fixture(scope="module")
 def smol():  # type: ignore[no-untyped-def]
     from rewardkit.backends.llama_cpp import LlamaCppBackend

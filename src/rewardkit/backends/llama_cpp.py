@@ -58,6 +58,8 @@ class LlamaCppBackend:
     installed (`default_judge_model()`). `model_name` overrides the name used in cache
     keys (default: the file's stem). The model loads on first use, in the
     worker thread, so the backend is cheap to build and pickles without the model.
+    `n_threads` (default: llama.cpp's, half the cores) also sets the threads that read the
+    prompt unless `n_threads_batch` is given.
     `logprobs=True` keeps logits for every position (llama.cpp needs that to report
     logprobs; it costs n_ctx x vocab floats of memory); without it `top_logprobs` is ignored.
     Regex constraints are not enforced in-process (grammar and json_schema are).
@@ -69,6 +71,7 @@ class LlamaCppBackend:
         n_ctx: int = 4096,
         *,
         n_threads: int | None = None,
+        n_threads_batch: int | None = None,
         n_gpu_layers: int = 0,
         chat_format: str | None = None,
         logprobs: bool = False,
@@ -81,6 +84,10 @@ class LlamaCppBackend:
         self.model_path = resolve_gguf(_model_or_default(model_path_or_id))
         self.n_ctx = n_ctx
         self.n_threads = n_threads
+        # llama.cpp reads the prompt with every core by default, whatever n_threads says; a
+        # caller who pins n_threads (to share a busy machine) means the prompt too: on a
+        # loaded 2-core box a second spinning thread made prompt reading 2x slower, not faster.
+        self.n_threads_batch = n_threads if n_threads_batch is None else n_threads_batch
         self.n_gpu_layers = n_gpu_layers
         self.chat_format = chat_format
         self.logprobs = logprobs
@@ -126,6 +133,8 @@ class LlamaCppBackend:
             }
             if self.n_threads is not None:
                 kwargs["n_threads"] = self.n_threads
+            if self.n_threads_batch is not None:
+                kwargs["n_threads_batch"] = self.n_threads_batch
             if self.chat_format is not None:
                 kwargs["chat_format"] = self.chat_format
             try:
@@ -288,8 +297,8 @@ def start_llama_server(
         "--host", host, "--port", str(port),
         "--n_ctx", str(n_ctx), "--verbose", "False",
     ]  # fmt: skip
-    if n_threads is not None:
-        cmd += ["--n_threads", str(n_threads)]
+    if n_threads is not None:  # the prompt too, as in LlamaCppBackend
+        cmd += ["--n_threads", str(n_threads), "--n_threads_batch", str(n_threads)]
     cmd += list(extra_args)
     # A file, not a pipe: nobody reads the server's chatter, and a full pipe would block it.
     fd, log_name = tempfile.mkstemp(prefix="llama-server-", suffix=".log")
