@@ -97,7 +97,7 @@ def _small_gguf() -> Path | None:
 
 @pytest.mark.parametrize(
     ("max_chars", "max_lines", "criteria_lines", "width"),
-    [(GRAMMAR_CHARS, GRAMMAR_LINES, 3, 66), (6, 2, 1, 3), (100, 4, 1, 25), (700, 10, 3, 70)],
+    [(GRAMMAR_CHARS, GRAMMAR_LINES, 2, 90), (6, 2, 1, 3), (100, 4, 1, 25), (600, 9, 3, 66)],
 )
 def test_bounded_grammar_splits_the_budget(
     max_chars: int, max_lines: int, criteria_lines: int, width: int

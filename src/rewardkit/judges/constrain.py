@@ -48,10 +48,11 @@ __all__ = [
 ]
 
 _SCORE_RE = "(?:10|[1-9])"
-#: Default budget of the grammar's criteria + analysis: a few weighted criteria and a
-#: sentence or two per response in at most 9 lines of 66 characters, ~100-250 tokens.
-GRAMMAR_CHARS = 600
-GRAMMAR_LINES = 9
+#: Default budget of the grammar's criteria + analysis: a few weighted criteria (2 lines)
+#: and a sentence or two per response (6 lines), lines of at most 90 characters; ~50-250
+#: tokens, which also fits the default max_tokens whatever the tokenizer.
+GRAMMAR_CHARS = 720
+GRAMMAR_LINES = 8
 # Anything but a newline, NUL, "<" and "[" (\x5B): see `score_grammar`.
 _LINE_CHAR = "[^\\n\\x00<\\x5B]"
 
