@@ -12,6 +12,8 @@ how fast a client can push the same judge requests through it:
 3. a raw aiohttp loop: the same request bodies, semaphore 64, one session, JSON in and out
    (the practical limit for a Python client).
 4. a bare `openai.AsyncOpenAI` loop with the same requests and semaphore.
+5. `HTTPBackend.generate` alone, in process, with each transport: the lean HTTP/1.1
+   client that `http://` URLs get by default, and aiohttp (what `https://` gets).
 
 It also measures the cache on its own: 64 tasks doing lookup + store per request, with the
 writer thread batching commits versus a commit per store on the event loop, and the longest
@@ -113,6 +115,20 @@ async def raw_aiohttp(bodies: list[dict[str, Any]], base_url: str, concurrency: 
         texts = await asyncio.gather(*(one(b) for b in bodies))
         elapsed = time.perf_counter() - start
     assert all("boxed" in t for t in texts)
+    return elapsed
+
+
+async def backend_loop(
+    requests: list[GenerateRequest], base_url: str, concurrency: int, transport: str
+) -> float:
+    backend = HTTPBackend(
+        base_url, model=MODEL, concurrency=concurrency, transport=transport  # type: ignore[arg-type]
+    )
+    start = time.perf_counter()
+    batches = await asyncio.gather(*(backend.generate(r) for r in requests))
+    elapsed = time.perf_counter() - start
+    await backend.aclose()
+    assert all("boxed" in c.text for batch in batches for c in batch)
     return elapsed
 
 
@@ -237,6 +253,14 @@ def main() -> None:
                     lambda: run_cli(input_path, root / "b.jsonl", url, c, "--no-cache"),
                 ),
                 ("openai.AsyncOpenAI loop", lambda: asyncio.run(openai_loop(bodies, url, c))),
+                (
+                    "HTTPBackend alone (lean)",
+                    lambda: asyncio.run(backend_loop(requests, url, c, "lean")),
+                ),
+                (
+                    "HTTPBackend alone (aiohttp)",
+                    lambda: asyncio.run(backend_loop(requests, url, c, "aiohttp")),
+                ),
             ]
             asyncio.run(raw_aiohttp(bodies[:500], url, c))  # warm the server up
             for name, fn in runs:

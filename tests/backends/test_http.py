@@ -1,4 +1,8 @@
-"""HTTPBackend against the fake OpenAI server on loopback: retries, timeouts, balancing."""
+"""HTTPBackend against the fake OpenAI server on loopback: retries, timeouts, balancing.
+
+Every test runs on both transports (the lean HTTP/1.1 client and aiohttp): the retry,
+balancing and fallback behaviour above them must not depend on which carries the bytes.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,16 @@ from rewardkit.errors import (
 from rewardkit.testing.fake_openai import FakeOpenAI, Fault
 
 FAST = {"backoff_base": 0.01, "backoff_max": 0.05}
+
+
+@pytest.fixture(autouse=True, params=["lean", "aiohttp"])
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Make `request.param` the default transport of every HTTPBackend built in the test."""
+    defaults = dict(HTTPBackend.__init__.__kwdefaults__ or {})
+    defaults["transport"] = request.param
+    monkeypatch.setattr(HTTPBackend.__init__, "__kwdefaults__", defaults)
+    assert HTTPBackend("http://127.0.0.1:9").transport == request.param
+    return str(request.param)
 
 
 def judge_request(n: int = 1, **kwargs: object) -> GenerateRequest:
@@ -405,11 +419,11 @@ def test_one_session_per_event_loop() -> None:
 
         async def twice() -> int:
             await b.generate(judge_request())
-            first = b._state().session
+            first = b._state().lean or b._state().session
             await b.generate(judge_request())
-            same = b._state().session is first
+            same = (b._state().lean or b._state().session) is first
             await b.aclose()
-            return int(same)
+            return int(same and first is not None)
 
         assert asyncio.run(twice()) == 1
         assert asyncio.run(twice()) == 1

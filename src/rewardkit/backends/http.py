@@ -8,8 +8,14 @@ in-flight), bounds concurrency with a semaphore, times out every attempt, and re
 429/5xx/connection errors/timeouts/garbage bodies with exponential backoff and full
 jitter, honouring `Retry-After`. Other 4xx are the caller's mistake and raise at once.
 
+Transport: plain `http://` endpoints go through `_http1`, a lean keep-alive HTTP/1.1
+client on asyncio protocols and httptools (aiohttp's own per-request overhead was most of
+the client CPU a judge run spends); `https://` endpoints use aiohttp. `transport=` picks
+one for all endpoints. Retries, backoff, balancing and constraint fallback sit above the
+transport and behave the same on both.
+
 The object is created outside any event loop and pickled to trainer workers: the
-aiohttp session is made lazily, one per event loop, and dropped on pickling.
+sessions are made lazily, one per event loop, and dropped on pickling.
 """
 
 from __future__ import annotations
@@ -39,6 +45,14 @@ from rewardkit.errors import (
     ConfigError,
 )
 
+try:  # the lean transport's parser; without it every endpoint goes through aiohttp
+    from rewardkit.backends._http1 import Http1Client, Http1Endpoint, Http1Error
+except ImportError:  # pragma: no cover - httptools is a core dependency
+    Http1Client = Http1Endpoint = None  # type: ignore[assignment,misc]
+
+    class Http1Error(Exception):  # type: ignore[no-redef]
+        pass
+
 try:  # orjson is ~5x faster on these payloads; json is the fallback
     import orjson
 
@@ -56,6 +70,7 @@ __all__ = ["HTTPBackend"]
 Balance = Literal["round_robin", "least_in_flight"]
 ConstraintMode = Literal["auto", "send", "off"]
 RegexField = Literal["structured_outputs", "guided_regex"]
+Transport = Literal["auto", "aiohttp", "lean"]
 
 _RETRY_STATUS = frozenset({408, 409, 425, 429})  # plus every 5xx
 # Request fields that carry a Constraint; a server that rejects one gets it dropped.
@@ -83,13 +98,24 @@ class _FieldRejected(Exception):
 
 @dataclass
 class _LoopState:
-    """What cannot cross event loops (or pickling): the session and the semaphore."""
+    """What cannot cross event loops (or pickling): the sessions and the semaphore."""
 
-    session: aiohttp.ClientSession
+    #: aiohttp's session, for the endpoints the lean transport does not take (else None).
+    session: aiohttp.ClientSession | None
+    #: The lean HTTP/1.1 client, for the `http://` endpoints it takes (else None).
+    lean: Http1Client | None
     semaphore: asyncio.Semaphore
     in_flight: list[int]
     #: The endpoints parsed once: a str URL is parsed again by aiohttp on every request.
     urls: list[URL]
+    #: Per endpoint, its lean request head, or None where aiohttp carries it.
+    lean_endpoints: list[Http1Endpoint | None]
+
+    @property
+    def closed(self) -> bool:
+        return (self.session is not None and self.session.closed) or (
+            self.lean is not None and self.lean.closed
+        )
 
 
 class HTTPBackend:
@@ -106,6 +132,10 @@ class HTTPBackend:
 
     `concurrency` bounds requests in flight per event loop (each loop has its own session
     and semaphore; a process normally runs one).
+
+    `transport`: "auto" sends `http://` endpoints through the lean HTTP/1.1 client and
+    `https://` ones through aiohttp; "aiohttp" uses aiohttp for all; "lean" requires every
+    endpoint to be `http://`. Proxies from the environment (`trust_env`) need aiohttp.
     """
 
     def __init__(
@@ -127,6 +157,7 @@ class HTTPBackend:
         extra_body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         trust_env: bool = False,
+        transport: Transport = "auto",
     ) -> None:
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         if not urls:
@@ -150,6 +181,22 @@ class HTTPBackend:
             raise ConfigError(
                 f"regex_fields may hold 'structured_outputs' and 'guided_regex', got {bad}"
             )
+        if transport not in ("auto", "aiohttp", "lean"):
+            raise ConfigError(
+                f"transport must be 'auto', 'aiohttp' or 'lean', got {transport!r}"
+            )
+        if transport == "lean":
+            if Http1Client is None:
+                raise ConfigError("transport='lean' needs httptools: pip install 'httptools>=0.6'")
+            https = [e for e in self.endpoints if not e.startswith("http://")]
+            if https:
+                raise ConfigError(
+                    f"transport='lean' speaks plain http:// only; {https[0]!r} needs "
+                    "transport='aiohttp' or 'auto'"
+                )
+            if trust_env:
+                raise ConfigError("trust_env (proxies) needs transport='aiohttp' or 'auto'")
+        self.transport: Transport = transport
         self.concurrency = concurrency
         self.timeout = float(timeout)
         self.max_retries = max_retries
@@ -198,36 +245,56 @@ class HTTPBackend:
     def _state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
         last = self._last
-        if last is not None and last[0] is loop and not last[1].session.closed:
+        if last is not None and last[0] is loop and not last[1].closed:
             return last[1]  # the usual case: one loop, many requests
         state = self._states.get(loop)
-        if state is None or state.session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self.concurrency, limit_per_host=0, keepalive_timeout=60
-            )
-            session = aiohttp.ClientSession(
-                connector=connector,
-                headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                trust_env=self.trust_env,
-            )
+        if state is None or state.closed:
+            lean_endpoints = [self._lean_endpoint(e) for e in self.endpoints]
+            session = lean = None
+            if any(e is None for e in lean_endpoints):
+                connector = aiohttp.TCPConnector(
+                    limit=self.concurrency, limit_per_host=0, keepalive_timeout=60
+                )
+                session = aiohttp.ClientSession(
+                    connector=connector,
+                    headers=self._headers,
+                    timeout=aiohttp.ClientTimeout(total=self.timeout),
+                    trust_env=self.trust_env,
+                )
+            if any(e is not None for e in lean_endpoints):
+                lean = Http1Client(self.concurrency, self.timeout)
             state = _LoopState(
                 session,
+                lean,
                 asyncio.Semaphore(self.concurrency),
                 [0] * len(self.endpoints),
                 [URL(e) for e in self.endpoints],
+                lean_endpoints,
             )
             self._states[loop] = state
         self._last = (loop, state)
         return state
 
+    def _lean_endpoint(self, endpoint: str) -> Http1Endpoint | None:
+        """The lean transport's view of `endpoint`, or None where aiohttp carries it."""
+        if self.transport == "aiohttp" or Http1Endpoint is None:
+            return None
+        # auto: proxies from the environment are aiohttp's business
+        if not endpoint.startswith("http://") or self.trust_env:
+            return None
+        return Http1Endpoint.parse(endpoint, self._headers)
+
     async def aclose(self) -> None:
-        """Close this loop's session (sessions of other, finished loops are just dropped)."""
+        """Close this loop's sessions (those of other, finished loops are just dropped)."""
         loop = asyncio.get_running_loop()
         state = self._states.pop(loop, None)
         self._last = None
-        if state is not None and not state.session.closed:
+        if state is None:
+            return
+        if state.session is not None and not state.session.closed:
             await state.session.close()
+        if state.lean is not None:
+            await state.lean.close()
 
     # -- generate ----------------------------------------------------------------------
     async def generate(self, request: GenerateRequest) -> list[Completion]:
@@ -301,15 +368,21 @@ class HTTPBackend:
             state.in_flight[index] += 1
             self.attempts += 1
             try:
-                async with state.session.post(state.urls[index], data=payload) as response:
-                    raw = await response.read()
-                    status = response.status
-                    retry_after = response.headers.get("Retry-After")
+                lean = state.lean_endpoints[index]
+                if lean is not None:
+                    assert state.lean is not None
+                    status, raw, retry_after = await state.lean.post(lean, payload)
+                else:
+                    assert state.session is not None
+                    async with state.session.post(state.urls[index], data=payload) as response:
+                        raw = await response.read()
+                        status = response.status
+                        retry_after = response.headers.get("Retry-After")
             except TimeoutError:
                 raise _Retryable(
                     BackendTimeoutError(f"no answer from {url} within {self.timeout:g} s")
                 ) from None
-            except aiohttp.ClientError as exc:
+            except (aiohttp.ClientError, Http1Error) as exc:
                 raise _Retryable(
                     BackendConnectionError(f"cannot reach {url}: {type(exc).__name__}: {exc}")
                 ) from None
