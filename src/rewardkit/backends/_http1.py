@@ -19,6 +19,7 @@ TLS is not handled: `https://` endpoints stay on aiohttp.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -82,6 +83,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.waiter: asyncio.Future[tuple[int, bytes, str | None]] | None = None
         self.keep_alive = True
+        self.idle_since = 0.0
         self._reset()
 
     def _reset(self) -> None:
@@ -248,6 +250,7 @@ class Http1Client:
 
     def _put_back(self, key: tuple[str, int], conn: _Connection) -> None:
         if conn.keep_alive and conn.usable and not self.closed:
+            conn.idle_since = time.monotonic()
             self._idle.setdefault(key, []).append(conn)
         else:
             self._open.discard(conn)
@@ -270,12 +273,16 @@ class Http1Client:
         return conn
 
     def _evict_one(self) -> None:
-        for idle in self._idle.values():
-            if idle:
-                conn = idle.pop(0)  # the longest idle
-                self._open.discard(conn)
-                conn.abort()
-                return
+        """Close the longest-idle connection (rare: only with several hosts at the limit)."""
+        oldest = min(
+            (idle for idle in self._idle.values() if idle),
+            key=lambda idle: idle[0].idle_since,
+            default=None,
+        )
+        if oldest is not None:
+            conn = oldest.pop(0)
+            self._open.discard(conn)
+            conn.abort()
 
     async def close(self) -> None:
         self.closed = True
