@@ -8,7 +8,9 @@ how fast a client can push the same judge requests through it:
 
 1. `rewardkit judge` end to end as a subprocess: process start, input parsing, prompt
    rendering, cache lookups and writes, parsing, voting, output writes, progress bar.
-2. the same with `--no-cache`, to show what the SQLite cache costs.
+2. the same with `--no-cache`, to show what the SQLite cache costs; and both again with
+   HTTPBackend's aiohttp transport forced (the CLI's default for `http://` is the lean one),
+   to show what the transport is worth end to end.
 3. a raw aiohttp loop: the same request bodies, semaphore 64, one session, JSON in and out
    (the practical limit for a Python client).
 4. a bare `openai.AsyncOpenAI` loop with the same requests and semaphore.
@@ -80,9 +82,21 @@ async def judge_requests(path: Path) -> list[GenerateRequest]:
     return mock.requests
 
 
-def run_cli(input_path: Path, out: Path, base_url: str, concurrency: int, *extra: str) -> float:
+# `rewardkit judge` with HTTPBackend's default transport switched to aiohttp (no CLI flag
+# for it: the choice is automatic), for the side-by-side rows.
+_CLI_ON_AIOHTTP = (
+    "import sys; from rewardkit.backends.http import HTTPBackend; "
+    "HTTPBackend.__init__.__kwdefaults__['transport'] = 'aiohttp'; "
+    "from rewardkit.cli.main import main; sys.exit(main())"
+)
+
+
+def run_cli(
+    input_path: Path, out: Path, base_url: str, concurrency: int, *extra: str, aiohttp: bool = False
+) -> float:
+    entry = ["-c", _CLI_ON_AIOHTTP] if aiohttp else ["-m", "rewardkit.cli.main"]
     cmd = [
-        sys.executable, "-m", "rewardkit.cli.main", "judge", str(input_path), "-o", str(out),
+        sys.executable, *entry, "judge", str(input_path), "-o", str(out),
         "--base-url", base_url, "--model", MODEL, "--concurrency", str(concurrency), *extra,
     ]
     start = time.perf_counter()
@@ -251,6 +265,14 @@ def main() -> None:
                 (
                     "rewardkit judge --no-cache",
                     lambda: run_cli(input_path, root / "b.jsonl", url, c, "--no-cache"),
+                ),
+                (
+                    "judge, aiohttp transport",
+                    lambda: run_cli(input_path, root / "c.jsonl", url, c, aiohttp=True),
+                ),
+                (
+                    "judge --no-cache, aiohttp",
+                    lambda: run_cli(input_path, root / "d.jsonl", url, c, "--no-cache", aiohttp=True),
                 ),
                 ("openai.AsyncOpenAI loop", lambda: asyncio.run(openai_loop(bodies, url, c))),
                 (

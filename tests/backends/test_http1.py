@@ -194,7 +194,7 @@ async def test_fresh_connection_dropped_is_an_error_not_retried() -> None:
 @pytest.mark.parametrize(
     "raw",
     [
-        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"choi", id="short-body"),
+        pytest.param(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"choi', id="short-body"),
         pytest.param(b"HTTP/1.1 200 OK\r\nContent-Le", id="half-headers"),
         pytest.param(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", id="half-chunk"

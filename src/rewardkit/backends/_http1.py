@@ -33,7 +33,7 @@ class Http1Error(Exception):
     """The connection failed: refused, dropped before or during a response, or not HTTP."""
 
 
-class _Dropped(Http1Error):
+class ServerDisconnectedError(Http1Error):
     """The server closed the connection; `before_response` when not one byte had come."""
 
     def __init__(self, message: str, before_response: bool) -> None:
@@ -117,15 +117,21 @@ class _Connection(asyncio.Protocol):
         waiter = self.waiter
         if waiter is None or waiter.done():
             return
-        if self.headers_done and not self.framed:
+        if self.headers_done and not self.framed and exc is None:  # a clean EOF ends it
             self.keep_alive = False
             waiter.set_result((self.status, b"".join(self.body), self.retry_after))
             return
         reason = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
         if self.got_bytes:
-            self._fail(_Dropped(f"server closed the connection mid-response{reason}", False))
+            self._fail(
+                ServerDisconnectedError(f"server closed the connection mid-response{reason}", False)
+            )
         else:
-            self._fail(_Dropped(f"server closed the connection before answering{reason}", True))
+            self._fail(
+                ServerDisconnectedError(
+                    f"server closed the connection before answering{reason}", True
+                )
+            )
 
     # -- httptools callbacks ------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -219,7 +225,7 @@ class Http1Client:
         if conn is not None:
             try:
                 result = await conn.request(data, deadline)
-            except _Dropped as exc:
+            except ServerDisconnectedError as exc:
                 self._open.discard(conn)
                 if not exc.before_response:
                     raise
@@ -262,9 +268,7 @@ class Http1Client:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout_at(deadline):
-                _, conn = await loop.create_connection(
-                    _Connection, endpoint.host, endpoint.port
-                )
+                _, conn = await loop.create_connection(_Connection, endpoint.host, endpoint.port)
         except OSError as exc:
             raise Http1Error(
                 f"cannot connect to {endpoint.host}:{endpoint.port}: {exc.strerror or exc}"
