@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -369,3 +371,19 @@ async def test_a_cancelled_request_does_not_leave_its_connection_in_the_pool() -
         assert (await client.post(endpoint(server), b"{}"))[1] == CHOICE
         await client.close()
     assert server.connections == 2
+
+
+def test_lean_only_backend_never_imports_aiohttp() -> None:
+    # aiohttp's import is ~150 ms of CPU, paid by every `rewardkit judge` run otherwise.
+    code = (
+        "import asyncio, sys\n"
+        "from rewardkit.backends.http import HTTPBackend\n"
+        "async def main():\n"
+        "    b = HTTPBackend('http://127.0.0.1:9/v1')\n"
+        "    assert b._state().lean is not None\n"
+        "    await b.aclose()\n"
+        "asyncio.run(main())\n"
+        "print('aiohttp' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,6 +1,6 @@
-"""OpenAI-compatible chat completions over raw aiohttp: vLLM, SGLang, llama.cpp, Ollama, OpenAI.
+"""OpenAI-compatible chat completions over HTTP: vLLM, SGLang, llama.cpp, Ollama, OpenAI.
 
-Raw aiohttp rather than the openai SDK: the SDK's default transport measured ~10x slower
+Our own client rather than the openai SDK: the SDK's default transport measured ~10x slower
 at high concurrency here, and a judge backend lives at high concurrency.
 
 One `HTTPBackend` spreads requests over several base URLs (round-robin or least
@@ -29,11 +29,8 @@ import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
-
-import aiohttp
-from yarl import URL
 
 from rewardkit.backends._wire import completion_from_choice
 from rewardkit.backends.base import Completion, Constraint, GenerateRequest
@@ -44,6 +41,10 @@ from rewardkit.errors import (
     BackendTimeoutError,
     ConfigError,
 )
+
+if TYPE_CHECKING:  # imported when an endpoint needs it: ~150 ms of CPU at process start
+    import aiohttp
+    from yarl import URL
 
 try:  # the lean transport's parser; without it every endpoint goes through aiohttp
     from rewardkit.backends._http1 import Http1Client, Http1Endpoint, Http1Error
@@ -107,9 +108,12 @@ class _LoopState:
     semaphore: asyncio.Semaphore
     in_flight: list[int]
     #: The endpoints parsed once: a str URL is parsed again by aiohttp on every request.
-    urls: list[URL]
+    #: (None where the lean transport carries the endpoint.)
+    urls: list[URL | None]
     #: Per endpoint, its lean request head, or None where aiohttp carries it.
     lean_endpoints: list[Http1Endpoint | None]
+    #: What a failed connection raises on the transports in use.
+    connection_errors: tuple[type[Exception], ...]
 
     @property
     def closed(self) -> bool:
@@ -251,7 +255,14 @@ class HTTPBackend:
         if state is None or state.closed:
             lean_endpoints = [self._lean_endpoint(e) for e in self.endpoints]
             session = lean = None
+            urls: list[URL | None] = [None] * len(self.endpoints)
+            errors: tuple[type[Exception], ...] = (Http1Error,)
             if any(e is None for e in lean_endpoints):
+                import aiohttp
+                from yarl import URL
+
+                urls = [URL(e) for e in self.endpoints]
+                errors = (Http1Error, aiohttp.ClientError)
                 connector = aiohttp.TCPConnector(
                     limit=self.concurrency, limit_per_host=0, keepalive_timeout=60
                 )
@@ -268,8 +279,9 @@ class HTTPBackend:
                 lean,
                 asyncio.Semaphore(self.concurrency),
                 [0] * len(self.endpoints),
-                [URL(e) for e in self.endpoints],
+                urls,
                 lean_endpoints,
+                errors,
             )
             self._states[loop] = state
         self._last = (loop, state)
@@ -373,8 +385,9 @@ class HTTPBackend:
                     assert state.lean is not None
                     status, raw, retry_after = await state.lean.post(lean, payload)
                 else:
-                    assert state.session is not None
-                    async with state.session.post(state.urls[index], data=payload) as response:
+                    target = state.urls[index]
+                    assert state.session is not None and target is not None
+                    async with state.session.post(target, data=payload) as response:
                         raw = await response.read()
                         status = response.status
                         retry_after = response.headers.get("Retry-After")
@@ -382,7 +395,7 @@ class HTTPBackend:
                 raise _Retryable(
                     BackendTimeoutError(f"no answer from {url} within {self.timeout:g} s")
                 ) from None
-            except (aiohttp.ClientError, Http1Error) as exc:
+            except state.connection_errors as exc:
                 raise _Retryable(
                     BackendConnectionError(f"cannot reach {url}: {type(exc).__name__}: {exc}")
                 ) from None
