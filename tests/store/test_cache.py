@@ -394,3 +394,33 @@ async def test_cached_backend_pickles_with_its_cache(tmp_path: Path) -> None:
     finally:
         copy.cache.close()
         cache.close()
+
+
+def test_a_miss_runs_no_select_and_known_keys_are_read(tmp_path: Path) -> None:
+    """Keys on disk are known at open; a key outside that set is a miss without a query."""
+    path = tmp_path / "c.sqlite"
+    with JudgeCache(path) as c:
+        c.put_many({"old": Completion("O")})
+    with JudgeCache(path, flush_interval=60) as c:
+        statements: list[str] = []
+        c._reader.set_trace_callback(statements.append)
+        assert c.get_many(["new"]) == {}
+        assert not [s for s in statements if s.startswith("SELECT")]
+        assert c.get_many(["old", "new"]) == {"old": Completion("O")}
+        assert [s for s in statements if s.startswith("SELECT")]
+        c.put_many({"new": Completion("N")})
+        c.flush()
+        assert c.get_many(["new"]) == {"new": Completion("N")}
+        assert (c.hits, c.misses) == (2, 2)
+
+
+def test_rows_another_process_commits_later_are_found(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with JudgeCache(path) as c:
+        assert c.get_many(["k"]) == {}  # opened before the other process writes
+        script = (
+            "from rewardkit.backends.base import Completion; from rewardkit.store import JudgeCache\n"
+            f"with JudgeCache({str(path)!r}) as o: o.put_many({{'k': Completion('K')}})\n"
+        )
+        subprocess.run([sys.executable, "-c", script], check=True)
+        assert c.get_many(["k"]) == {"k": Completion("K")}

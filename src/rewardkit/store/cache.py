@@ -7,9 +7,11 @@ and the sample index, so k independent votes never collapse into one cached answ
 (STYLE principle 11). Transport settings (base URL, timeout, retries, concurrency, api key)
 live on the backend object, never in the request, so they stay out of the key by design.
 
-Many asyncio tasks share one cache. Lookups are primary-key reads on their own WAL reader
-connection: microseconds, and a WAL reader never waits on the writer, so they run inline on
-the event loop (cheaper than a thread hop per call). Writes are buffered in memory, visible to
+Many asyncio tasks share one cache. The keys on disk are loaded into a set when the cache
+opens, so a miss (every lookup of a fresh run) never runs a SQLite query: only a key in the set
+is read, as a primary-key read on its own WAL reader connection, inline on the event loop (a WAL
+reader never waits on the writer). Rows another process commits later are seen through SQLite's
+`data_version`, see `get_many`. Writes are buffered in memory, visible to
 lookups at once, and committed by a dedicated writer thread in one transaction per batch, so
 the loop never waits on a commit.
 """
@@ -75,60 +77,79 @@ def request_digest(identity: str, request: GenerateRequest) -> str:
     Hashed field by field, each length-prefixed so no two requests run together into the
     same bytes; JSON-encoding a multi-kilobyte judge prompt first cost 5x more per request.
     """
-    # Chunks gathered and hashed in one call (the same bytes as one `update` per field).
-    chunks: list[bytes] = []
+    # Chunks gathered and hashed in one call (the same bytes as one `update` per field). The
+    # loop is written out, and field names and counts come from a small table, because this
+    # runs once per judge call.
+    chunks: list[bytes] = [_KEY_HEAD, _field(identity), _short_field(str(len(request.messages)))]
     append = chunks.append
-
-    def add(value: str) -> None:
-        data = value.encode("utf-8", "surrogatepass")
-        append(len(data).to_bytes(8, "little"))
-        append(data)
-
-    def add_value(value: object) -> None:
-        if isinstance(value, str):
-            append(_STR_TAG)
-            add(value)
-        else:  # e.g. multimodal content parts or a JSON-schema dict: key order must not matter
-            add("json")
-            add(json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
-
-    append(_KEY_HEAD)
-    add(identity)
-    add(str(len(request.messages)))
     for message in request.messages:
-        add(str(len(message)))
+        append(_short_field(str(len(message))))
         for name in sorted(message):  # the same message built in another key order
-            add(name)
-            add_value(message[name])
-    add(
-        repr(
-            (
-                float(request.temperature),
-                float(request.top_p),
-                request.max_tokens,
-                request.seed,
-                tuple(request.stop),
-                request.top_logprobs,
+            append(_short_field(name))
+            value = message[name]
+            if isinstance(value, str):
+                data = value.encode("utf-8", "surrogatepass")
+                append(_STR_TAG)
+                append(len(data).to_bytes(8, "little"))
+                append(data)
+            else:
+                _add_json(append, value)
+    append(
+        _field(
+            repr(
+                (
+                    float(request.temperature),
+                    float(request.top_p),
+                    request.max_tokens,
+                    request.seed,
+                    tuple(request.stop),
+                    request.top_logprobs,
+                )
             )
         )
     )
     constraint = request.constraint
     if constraint is None:
-        add("no-constraint")
+        append(_NO_CONSTRAINT)
     else:
-        add(constraint.kind)
-        add_value(constraint.value)
+        append(_field(constraint.kind))
+        if isinstance(constraint.value, str):
+            append(_STR_TAG)
+            append(_field(constraint.value))
+        else:
+            _add_json(append, constraint.value)
     digest = hashlib.sha256(b"".join(chunks))
     return digest.hexdigest()
 
 
 def _field(value: str) -> bytes:
-    data = value.encode("utf-8")
+    data = value.encode("utf-8", "surrogatepass")
     return len(data).to_bytes(8, "little") + data
+
+
+def _add_json(append: Callable[[bytes], None], value: object) -> None:
+    # e.g. multimodal content parts or a JSON-schema dict: key order must not matter
+    append(_JSON_TAG)
+    append(_field(json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))))
+
+
+_SHORT_FIELDS: dict[str, bytes] = {}
+
+
+def _short_field(value: str) -> bytes:
+    """`_field` for names and counts, which repeat: kept in a small table."""
+    field = _SHORT_FIELDS.get(value)
+    if field is None:
+        field = _field(value)
+        if len(_SHORT_FIELDS) < 4096:  # bounded: message keys are a handful of names
+            _SHORT_FIELDS[value] = field
+    return field
 
 
 _KEY_HEAD = _field(f"rewardkit-cache-v{_KEY_VERSION}")
 _STR_TAG = _field("str")
+_JSON_TAG = _field("json")
+_NO_CONSTRAINT = _field("no-constraint")
 
 
 def sample_key(digest: str, index: int) -> str:
@@ -190,6 +211,10 @@ class JudgeCache:
             self._writer.execute(_SCHEMA)
             self._writer.commit()
             self._reader = self._connect()
+            # The version first, then the keys: a commit landing in between shows up as a
+            # version change, so it is looked for on disk rather than missed.
+            self._version = self._data_version()
+            self._known: set[str] = {key for (key,) in self._reader.execute("SELECT key FROM completions")}
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"cannot open cache {self.path}: {exc}; pass --no-cache or another path") from exc
         self._lock = threading.Lock()  # guards the write buffers and the flags below
@@ -206,6 +231,11 @@ class JudgeCache:
         self.misses = 0
         self._thread = threading.Thread(target=self._run, name="rewardkit-cache-writer", daemon=True)
         self._thread.start()
+
+    def _data_version(self) -> int:
+        # Changes whenever another connection (our writer thread's included) has committed.
+        (version,) = self._reader.execute("PRAGMA data_version").fetchone()
+        return int(version)
 
     def _connect(self) -> sqlite3.Connection:
         # check_same_thread=False: the reader is used from whichever thread runs the event loop,
@@ -228,12 +258,24 @@ class JudgeCache:
                 else:
                     found[key] = value
         if remaining:
-            marks = ",".join("?" * len(remaining))
             with self._read_lock:
-                rows = self._reader.execute(
-                    f"SELECT key, value FROM completions WHERE key IN ({marks})", remaining
-                ).fetchall()
-            found.update(rows)
+                # Only keys in the set are on disk, unless another connection committed since the
+                # last look (`data_version` changes; a 3 us pragma against a 20 us SELECT). Then
+                # this lookup asks SQLite for all its keys. A row another process committed before
+                # that and asked for later is a miss: the judge is asked again and the row
+                # rewritten with an equally valid sample. That costs one call, never a wrong answer.
+                version = self._data_version()
+                if version != self._version:
+                    self._version = version
+                else:
+                    known = self._known
+                    remaining = [key for key in remaining if key in known]
+                if remaining:
+                    marks = ",".join("?" * len(remaining))
+                    rows = self._reader.execute(
+                        f"SELECT key, value FROM completions WHERE key IN ({marks})", remaining
+                    ).fetchall()
+                    found.update(rows)
         self.hits += len(found)
         self.misses += len(keys) - len(found)
         return {key: _decode(value) for key, value in found.items()}
@@ -256,6 +298,7 @@ class JudgeCache:
             self._raise_writer_error()
             was_empty = not self._pending
             self._pending.update(encoded)
+            self._known.update(key for key, _ in encoded)
             if was_empty or len(self._pending) >= self.batch_size:
                 self._work.notify()
 
