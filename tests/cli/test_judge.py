@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -281,6 +282,9 @@ def test_unreachable_base_url_is_a_per_query_error(tmp_path: Path) -> None:
         (["--model", "j", "--base-url", "u", "--no-cache", "--cache", "x"], "--no-cache"),
         (["--model", "j", "--base-url", "u", "--meta-rm", "/nonexistent/rm"], "--meta-rm"),
         (["--backend", "transformers", "--model", "m", "--base-url", "u"], "--base-url applies"),
+        (["--backend", "transformers", "--model", "m", "--transport", "lean"], "--transport applies"),
+        (["--model", "j", "--base-url", "https://example.invalid/v1", "--transport", "lean"],
+         "transport='lean' speaks plain http:// only"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(
@@ -571,3 +575,27 @@ def test_retry_errors_judges_failed_ids_again(tmp_path: Path, server: FakeOpenAI
     # Nothing failed this time, so a second retry run has nothing to do.
     assert judge_cli(tmp_path, server, *base, "--retry-errors") == 0
     assert len(server.bodies) == 4 and len(read_lines(out)) == 4
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "lean"])
+def test_transport_flag_picks_the_http_client(
+    tmp_path: Path, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, transport: str
+) -> None:
+    from rewardkit.backends.http import HTTPBackend
+
+    built: list[str] = []
+    init = HTTPBackend.__init__
+
+    @functools.wraps(init)  # the factory reads the options from the signature
+    def spy(self: HTTPBackend, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        built.append(self.transport)
+
+    monkeypatch.setattr(HTTPBackend, "__init__", spy)
+    src = write_queries(tmp_path / "in.jsonl", 4)
+    out = tmp_path / "out.jsonl"
+    code = judge_cli(tmp_path, server, str(src), "-o", str(out), "--model", "j", "--no-cache",
+                     "--transport", transport)
+    assert code == 0 and built == [transport]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 4 and all(row["error"] is None for row in rows)

@@ -206,6 +206,19 @@ def test_backend_options_are_passed_on() -> None:
     assert clone.backend.model == "m" and clone.backend_options == reward.backend_options
 
 
+@pytest.mark.parametrize("transport", ["auto", "aiohttp", "lean"])
+def test_transport_is_a_backend_option(transport: str) -> None:
+    reward = JudgeReward("http", base_url="http://127.0.0.1:1/v1", model="m", transport=transport)
+    assert reward.backend_options["transport"] == transport
+    assert reward.backend.transport == transport
+    assert pickle.loads(pickle.dumps(reward)).backend.transport == transport
+
+
+def test_a_bad_transport_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="transport"):
+        JudgeReward("http", base_url="http://127.0.0.1:1/v1", model="m", transport="grpc")
+
+
 def test_pure_spec_with_the_mock_backend_kind() -> None:
     args = {"backend": "mock", "outputs": ["Scores: \\boxed{8}"], "samples": 2, "normalize": True}
     with Scorer({"rewards": [{"reward": "judge", "args": args}]}) as scorer:

@@ -68,6 +68,9 @@ class JudgeOptions(BaseModel):
     temperature: float = Field(0.5, ge=0, description="judge sampling temperature")
     max_tokens: int = Field(1024, ge=1, description="judge output budget per sample")
     api_key: str | None = Field(None, description="API key (default: $OPENAI_API_KEY)")
+    transport: Literal["auto", "aiohttp", "lean"] = Field(
+        "auto", description="HTTP client: auto (lean for http://, aiohttp for https://), aiohttp or lean"
+    )
     cache: Path | None = Field(None, description="SQLite cache path; None disables the cache")
     progress: bool = Field(True, description="tqdm progress bar on stderr")
     retry_errors: bool = Field(
@@ -107,6 +110,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=0.5, metavar="T")
     parser.add_argument("--max-tokens", type=int, default=1024, metavar="N")
     parser.add_argument("--api-key", help="API key (default: $OPENAI_API_KEY)")
+    parser.add_argument(
+        "--transport", choices=["auto", "aiohttp", "lean"], default="auto",
+        help="HTTP client (http backend): auto = the lean HTTP/1.1 client for http://, "
+        "aiohttp for https:// (default); aiohttp or lean forces one",
+    )
     parser.add_argument("--cache", metavar="PATH", help="cache file (default OUTPUT.cache.sqlite)")
     parser.add_argument("--no-cache", action="store_true", help="do not cache judge calls")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -125,6 +133,9 @@ def options_from_args(args: argparse.Namespace) -> JudgeOptions:
         raise ConfigError("--base-url is required with --backend http (e.g. http://127.0.0.1:8000/v1)")
     if args.backend != "http" and args.base_url:
         raise ConfigError(f"--base-url applies to --backend http only, not {args.backend}")
+    transport: Any = getattr(args, "transport", "auto")  # JudgeOptions validates it
+    if args.backend != "http" and transport != "auto":
+        raise ConfigError(f"--transport applies to --backend http only, not {args.backend}")
     if args.keep is not None and not args.meta_rm:
         raise ConfigError("--keep needs --meta-rm (the model that ranks the judgments)")
     if args.no_cache and args.cache:
@@ -150,6 +161,7 @@ def options_from_args(args: argparse.Namespace) -> JudgeOptions:
             temperature=args.temperature,
             max_tokens=args.max_tokens,
             api_key=args.api_key,
+            transport=transport,
             cache=cache,
             progress=not args.no_progress,
             retry_errors=getattr(args, "retry_errors", False),
@@ -337,6 +349,7 @@ def _build(options: JudgeOptions) -> _Parts:
             timeout=options.timeout,
             max_retries=options.retries,
             api_key=options.api_key,
+            transport=options.transport,
         )
     else:
         backend = build_backend(options.backend, model=options.model)

@@ -416,7 +416,8 @@ class CachedBackend:
         missing = [i for i, key in enumerate(keys) if key not in found]
         if not missing:
             return [found[key] for key in keys]
-        inner_request = replace(request, n=len(missing))
+        # The whole request on a full miss (the usual case): no copy to build.
+        inner_request = request if len(missing) == request.n else replace(request, n=len(missing))
         if request.seed is not None and missing[0] > 0:
             # A seeded backend would replay samples 0..m-1 for the top-up; shift the seed so the
             # new samples are new draws, not copies of ones already cached.
