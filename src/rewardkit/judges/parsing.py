@@ -50,6 +50,7 @@ _XML_SECTIONS = {
     "principles": re.compile(r"<specific_criteria>(.*?)</specific_criteria>", re.DOTALL),
     "critique": re.compile(r"<analysis>(.*?)</analysis>", re.DOTALL),
 }
+_XML_OPEN = {"principles": "<specific_criteria>", "critique": "<analysis>"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,8 @@ def extract_sections(verdict_text: str) -> tuple[str | None, str | None]:
     """(principles, critique): the `Specific Criteria:` and `Analysis:` parts, if present."""
     found: dict[str, str] = {}
     for key, pattern in _XML_SECTIONS.items():
-        match = pattern.search(verdict_text)
+        # A substring test first: most judges write no XML sections, and `in` is a memchr.
+        match = pattern.search(verdict_text) if _XML_OPEN[key] in verdict_text else None
         if match:
             found[key] = match.group(1).strip()
     heads = list(_SECTION.finditer(verdict_text))
@@ -186,6 +188,9 @@ def _read_scores(
         return None, "empty_verdict", []
     scores: list[int] = []
     for raw, _, _ in items:
+        if raw.isascii() and raw.isdigit():  # the usual "7": NFKC and the regexes agree
+            scores.append(int(raw))
+            continue
         item = unicodedata.normalize("NFKC", raw)
         if _INT.match(item):
             scores.append(int(item))
