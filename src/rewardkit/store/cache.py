@@ -47,12 +47,16 @@ def _json_dumps(value: Any) -> str:
 __all__ = ["CachedBackend", "JudgeCache", "backend_identity", "request_digest", "sample_key"]
 
 _KEY_VERSION = 1  # bump when the key layout changes, so old rows are never misread
+# A rowid table: rows land in insertion order, so a batch appends to a few table pages and
+# only the small key index takes random inserts (keys are hashes). WITHOUT ROWID put whole
+# rows at random places in the tree: 2.5x the writer's CPU per row. Files made with the old
+# layout are read and written by the same statements.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS completions (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL,
     created REAL NOT NULL
-) WITHOUT ROWID
+)
 """
 
 
@@ -208,6 +212,9 @@ class JudgeCache:
             # NORMAL in WAL mode: a commit survives a process crash (kill -9); only an OS
             # crash can lose the last transactions, which a cache can afford.
             self._writer.execute("PRAGMA synchronous=NORMAL")
+            # Up to 32 MiB of pages kept between batches (the default 2 MiB re-read the index
+            # from the OS on every batch once the file outgrew it); grown only as used.
+            self._writer.execute("PRAGMA cache_size=-32768")
             self._writer.execute(_SCHEMA)
             self._writer.commit()
             self._reader = self._connect()
