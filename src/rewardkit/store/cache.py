@@ -220,6 +220,9 @@ class JudgeCache:
             self._reader = self._connect()
             # The version first, then the keys: a commit landing in between shows up as a
             # version change, so it is looked for on disk rather than missed.
+            self._path_key = str(self.path.resolve())
+            self._local_seen = _LOCAL_COMMITS.get(self._path_key, 0)
+            self._checked = time.monotonic()
             self._version = self._data_version()
             self._known: set[str] = {key for (key,) in self._reader.execute("SELECT key FROM completions")}
         except sqlite3.DatabaseError as exc:
@@ -267,14 +270,21 @@ class JudgeCache:
         if remaining:
             with self._read_lock:
                 # Only keys in the set are on disk, unless another connection committed since the
-                # last look (`data_version` changes; a 3 us pragma against a 20 us SELECT). Then
-                # this lookup asks SQLite for all its keys. A row another process committed before
-                # that and asked for later is a miss: the judge is asked again and the row
-                # rewritten with an equally valid sample. That costs one call, never a wrong answer.
-                version = self._data_version()
-                if version != self._version:
-                    self._version = version
-                else:
+                # last look. Then this lookup asks SQLite for all its keys. The look is
+                # `data_version`, taken when a cache in this process has committed to the file
+                # since, else at most every `_RECHECK_SECONDS` (next to a busy writer the pragma
+                # cost 20 us, as much as the SELECT it saves). So a row another process committed
+                # moments ago, or before a look that did not ask for it, can be a miss: the judge
+                # is asked again and the row rewritten with an equally valid sample. That costs
+                # one call, never a wrong answer.
+                now = time.monotonic()
+                local = _LOCAL_COMMITS.get(self._path_key, 0)
+                changed = False
+                if local != self._local_seen or now - self._checked >= _RECHECK_SECONDS:
+                    self._local_seen, self._checked = local, now
+                    version = self._data_version()
+                    changed, self._version = version != self._version, version
+                if not changed:
                     known = self._known
                     remaining = [key for key in remaining if key in known]
                 if remaining:
@@ -397,6 +407,15 @@ class JudgeCache:
             self._writer.execute("ROLLBACK")
             raise
         self._writer.execute("COMMIT")
+        with _LOCAL_COMMITS_LOCK:
+            _LOCAL_COMMITS[self._path_key] = _LOCAL_COMMITS.get(self._path_key, 0) + 1
+
+
+# Commits by file, made by any JudgeCache of this process: another cache on the same file
+# sees them at its next lookup, without waiting for `_RECHECK_SECONDS`.
+_LOCAL_COMMITS: dict[str, int] = {}
+_LOCAL_COMMITS_LOCK = threading.Lock()
+_RECHECK_SECONDS = 0.005
 
 
 class CachedBackend:
