@@ -399,10 +399,16 @@ class JudgeCache:
         now = time.time()
         self._writer.execute("BEGIN IMMEDIATE")
         try:
-            self._writer.executemany(
-                "INSERT OR REPLACE INTO completions (key, value, created) VALUES (?, ?, ?)",
-                [(key, value, now) for key, value in batch.items()],
-            )
+            # Many rows per statement: the sqlite3 module lets go of the GIL around each step,
+            # so `executemany` handed it back and forth with the event loop once per row.
+            rows = [(key, value, now) for key, value in batch.items()]
+            for start in range(0, len(rows), _ROWS_PER_INSERT):
+                chunk = rows[start : start + _ROWS_PER_INSERT]
+                self._writer.execute(
+                    "INSERT OR REPLACE INTO completions (key, value, created) VALUES "
+                    + ",".join(["(?, ?, ?)"] * len(chunk)),
+                    [item for row in chunk for item in row],
+                )
         except BaseException:
             self._writer.execute("ROLLBACK")
             raise
@@ -416,6 +422,7 @@ class JudgeCache:
 _LOCAL_COMMITS: dict[str, int] = {}
 _LOCAL_COMMITS_LOCK = threading.Lock()
 _RECHECK_SECONDS = 0.005
+_ROWS_PER_INSERT = 256  # 768 parameters: under SQLite's oldest default limit of 999
 
 
 class CachedBackend:
