@@ -87,19 +87,12 @@ def _jsonl_rows(path: Path) -> Iterator[InputRow]:
             try:
                 record = _orjson_loads(raw)
             except ValueError:
-                # Blank, not JSON, or not UTF-8: the text path decides, with its messages.
-                line = raw.decode("utf-8", errors="replace")
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield InputRow(number, None, f"line {number}: invalid JSON ({exc.msg})")
-                    continue
-            if not isinstance(record, dict):
-                yield InputRow(number, None, f"line {number}: expected a JSON object, got {type(record).__name__}")
+                # Blank, not JSON, or not UTF-8: the stdlib decides, with its messages.
+                row = _row_from_text(number, raw.decode("utf-8", errors="replace"))
+                if row is not None:
+                    yield row
                 continue
-            yield InputRow(number, record)
+            yield _row_from_record(number, record)
 
 
 def _has_lone_cr(path: Path) -> bool:
@@ -114,17 +107,26 @@ def _has_lone_cr(path: Path) -> bool:
 def _jsonl_text_rows(path: Path) -> Iterator[InputRow]:
     with path.open("r", encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield InputRow(number, None, f"line {number}: invalid JSON ({exc.msg})")
-                continue
-            if not isinstance(record, dict):
-                yield InputRow(number, None, f"line {number}: expected a JSON object, got {type(record).__name__}")
-                continue
-            yield InputRow(number, record)
+            row = _row_from_text(number, line)
+            if row is not None:
+                yield row
+
+
+def _row_from_text(number: int, line: str) -> InputRow | None:
+    """One JSONL line parsed by the stdlib (for its error messages); None when blank."""
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return InputRow(number, None, f"line {number}: invalid JSON ({exc.msg})")
+    return _row_from_record(number, record)
+
+
+def _row_from_record(number: int, record: Any) -> InputRow:
+    if not isinstance(record, dict):
+        return InputRow(number, None, f"line {number}: expected a JSON object, got {type(record).__name__}")
+    return InputRow(number, record)
 
 
 def _parquet_rows(path: Path) -> Iterator[InputRow]:
