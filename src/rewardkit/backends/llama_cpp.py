@@ -15,7 +15,6 @@ Needs the `llama` extra; on CPUs where the native build crashes, build it portab
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib.util
 import os
@@ -24,15 +23,14 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from rewardkit.backends._local import LocalModelWorker
 from rewardkit.backends._wire import completion_from_choice
 from rewardkit.backends.base import Completion, Constraint, GenerateRequest
 from rewardkit.backends.models import require_default_judge_model, resolve_gguf
@@ -50,7 +48,7 @@ def _require_llama_cpp(feature: str) -> None:
         raise MissingDependencyError("llama-cpp-python", "llama", feature)
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(LocalModelWorker):
     """A GGUF model run in this process by llama-cpp-python.
 
     `model_path_or_id` is anything `resolve_gguf` accepts (a path, "smollm2-135m",
@@ -64,6 +62,9 @@ class LlamaCppBackend:
     logprobs; it costs n_ctx x vocab floats of memory); without it `top_logprobs` is ignored.
     Regex constraints are not enforced in-process (grammar and json_schema are).
     """
+
+    _thread_name = "llama-cpp"
+    _runtime_attrs = ("_llama", "_grammars")
 
     def __init__(
         self,
@@ -96,29 +97,12 @@ class LlamaCppBackend:
         self._init_runtime()
 
     def _init_runtime(self) -> None:
+        super()._init_runtime()
         self._llama: Any = None
         self._grammars: dict[str, Any] = {}
-        self._executor: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()  # guards the lazy executor creation
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        for name in ("_llama", "_grammars", "_executor", "_lock"):
-            del state[name]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._init_runtime()
 
     def __repr__(self) -> str:
         return f"LlamaCppBackend(model={self.model!r}, path={str(self.model_path)!r})"
-
-    def _pool(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="llama-cpp")
-            return self._executor
 
     def _load(self) -> Any:
         if self._llama is None:
@@ -199,13 +183,10 @@ class LlamaCppBackend:
             raise ConfigError(f"n must be >= 1, got {request.n}")
         base = request.seed if request.seed is not None else random.randrange(2**31)
         seeds = [(base + i) % 2**32 for i in range(request.n)]
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool(), self._generate_sync, request, seeds)
+        return await self._on_worker(self._generate_sync, request, seeds)
 
     async def aclose(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
+        await self._stop_worker()
         if self._llama is not None:
             with contextlib.suppress(Exception):
                 self._llama.close()

@@ -10,13 +10,11 @@ Needs the `hf` extra (torch, transformers).
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
+from rewardkit.backends._local import LocalModelWorker
 from rewardkit.backends.base import Completion, GenerateRequest, TokenLogprob
 from rewardkit.errors import BackendError, ConfigError, MissingDependencyError
 
@@ -25,7 +23,7 @@ __all__ = ["TransformersBackend"]
 DType = Literal["auto", "float32", "float16", "bfloat16"]
 
 
-class TransformersBackend:
+class TransformersBackend(LocalModelWorker):
     """A causal LM from the Hub or a local folder, prompted through its chat template.
 
     `device`: "auto" (cuda, then mps, then cpu) or a torch device string. `dtype`:
@@ -33,6 +31,9 @@ class TransformersBackend:
     the tokenizer's. Constraints are not enforced here (the judge's parser still validates).
     Logprobs, when a request sets `top_logprobs`, come from the raw (unwarped) logits.
     """
+
+    _thread_name = "transformers"
+    _runtime_attrs = ("_lm", "_tokenizer", "_torch_device")
 
     def __init__(
         self,
@@ -60,30 +61,13 @@ class TransformersBackend:
         self._init_runtime()
 
     def _init_runtime(self) -> None:
+        super()._init_runtime()
         self._lm: Any = None
         self._tokenizer: Any = None
         self._torch_device: Any = None
-        self._executor: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        for name in ("_lm", "_tokenizer", "_torch_device", "_executor", "_lock"):
-            del state[name]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._init_runtime()
 
     def __repr__(self) -> str:
         return f"TransformersBackend(model={self.model!r}, device={self.device!r})"
-
-    def _pool(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="transformers")
-            return self._executor
 
     # -- loading (worker thread) ---------------------------------------------------------
     def _load(self) -> None:
@@ -205,13 +189,10 @@ class TransformersBackend:
     async def generate(self, request: GenerateRequest) -> list[Completion]:
         if request.n < 1:
             raise ConfigError(f"n must be >= 1, got {request.n}")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool(), self._generate_sync, request, request.seed)
+        return await self._on_worker(self._generate_sync, request, request.seed)
 
     async def aclose(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
+        await self._stop_worker()
         self._lm = self._tokenizer = None
 
 
