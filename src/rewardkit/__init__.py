@@ -6,6 +6,7 @@ and adapters that plug both into TRL, verl and OpenRLHF.
 
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
+from rewardkit._lazy import load_lazy as _load_lazy
 from rewardkit.errors import (
     ConfigError,
     InputError,
@@ -33,11 +34,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'rewardkit' has no attribute {name!r}")
+    return _load_lazy(__name__, _LAZY, name)
 
 
 __all__ = [

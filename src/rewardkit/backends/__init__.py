@@ -6,9 +6,9 @@ aiohttp sessions, torch, transformers or llama_cpp until a class is actually use
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+from rewardkit._lazy import load_lazy as _load_lazy
 from rewardkit.backends.base import Backend, Completion, Constraint, GenerateRequest, TokenLogprob
 
 if TYPE_CHECKING:
@@ -39,26 +39,21 @@ __all__ = [
 
 # public name -> submodule that defines it; imported on first attribute access.
 _LAZY = {
-    "HTTPBackend": "http",
-    "LlamaCppBackend": "llama_cpp",
-    "LlamaServer": "llama_cpp",
-    "start_llama_server": "llama_cpp",
-    "MockBackend": "mock",
-    "TransformersBackend": "transformers",
-    "available_backends": "factory",
-    "build_backend": "factory",
-    "default_judge_model": "models",
-    "resolve_gguf": "models",
+    "HTTPBackend": "rewardkit.backends.http",
+    "LlamaCppBackend": "rewardkit.backends.llama_cpp",
+    "LlamaServer": "rewardkit.backends.llama_cpp",
+    "start_llama_server": "rewardkit.backends.llama_cpp",
+    "MockBackend": "rewardkit.backends.mock",
+    "TransformersBackend": "rewardkit.backends.transformers",
+    "available_backends": "rewardkit.backends.factory",
+    "build_backend": "rewardkit.backends.factory",
+    "default_judge_model": "rewardkit.backends.models",
+    "resolve_gguf": "rewardkit.backends.models",
 }
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rewardkit.backends' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"rewardkit.backends.{module}"), name)
-    globals()[name] = value  # cache: later lookups skip __getattr__
-    return value
+    return _load_lazy(__name__, _LAZY, name)
 
 
 def __dir__() -> list[str]:

@@ -6,9 +6,9 @@ the OpenRLHF response extraction, the micro-batcher and the metrics need neither
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+from rewardkit._lazy import load_lazy as _load_lazy
 from rewardkit.server.openrlhf import extract_response, openrlhf_payload, strip_special_tokens
 
 if TYPE_CHECKING:
@@ -36,7 +36,4 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rewardkit.server' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    return _load_lazy(__name__, _LAZY, name)

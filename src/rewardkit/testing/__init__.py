@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from rewardkit._lazy import load_lazy as _load_lazy
 
 if TYPE_CHECKING:
     from rewardkit.testing.fake_openai import (
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
 __all__ = ["FakeOpenAI", "FakeOpenAIProcess", "Fault", "count_responses", "spct_reply", "spct_text"]
 
 
+_LAZY = dict.fromkeys(__all__, "rewardkit.testing.fake_openai")
+
+
 def __getattr__(name: str) -> Any:
-    if name not in __all__:
-        raise AttributeError(f"module 'rewardkit.testing' has no attribute {name!r}")
-    return getattr(importlib.import_module("rewardkit.testing.fake_openai"), name)
+    return _load_lazy(__name__, _LAZY, name)
