@@ -75,14 +75,16 @@ def test_sample_from_record_keeps_extra_fields() -> None:
     assert dict(sample.fields) == {"task": "code", "data_source": "mbpp"}
 
 
-def test_chat_prompt_keeps_the_last_user_turn() -> None:
+def test_chat_prompt_drops_system_turns_and_keeps_the_dialogue() -> None:
     messages = [
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "first"},
         {"role": "assistant", "content": "ok"},
         {"role": "user", "content": "second"},
     ]
-    assert sample_from_record({"prompt": messages, "response": "r"}, 1).prompt == "second"
+    sample = sample_from_record({"prompt": messages, "response": "r"}, 1)
+    assert sample.prompt == "User: first\n\nAssistant: ok\n\nUser: second"
+    assert sample_from_record({"prompt": messages[:2], "response": "r"}, 1).prompt == "first"
     assert sample_from_record({"response": "r"}, 1).prompt == ""
 
 
@@ -91,8 +93,11 @@ def test_chat_prompt_keeps_the_last_user_turn() -> None:
     [
         ({"prompt": "p"}, "line 2: missing field 'response'"),
         ({"response": None}, "line 2: missing field 'response'"),
-        ({"response": 3}, "line 2: 'response' must be a string, got int"),
-        ({"prompt": 3, "response": "r"}, "line 2: 'prompt' must be a string or chat messages"),
+        ({"response": 3}, "line 2: 'response' must be a string or chat messages, got int"),
+        (
+            {"prompt": 3, "response": "r"},
+            "line 2: 'prompt' must be a string or chat messages, got int",
+        ),
     ],
 )
 def test_sample_errors_name_the_line(record: dict[str, Any], message: str) -> None:

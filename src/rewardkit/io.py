@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from rewardkit.errors import InputError, MissingDependencyError
+from rewardkit.text import completion_text, prompt_text
 from rewardkit.types import Sample
 
 try:  # orjson when installed: several times faster on result lines and input rows
@@ -157,17 +158,19 @@ _SAMPLE_KEYS = ("id", "prompt", "response", "reference")
 
 
 def sample_from_record(record: dict[str, Any], line: int) -> Sample:
-    """A `Sample` from an input record; every other column is kept in `fields`."""
-    prompt = record.get("prompt", "")
+    """A `Sample` from an input record; every other column is kept in `fields`.
+
+    The prompt and response become text by `rewardkit.text`'s rules (chat messages,
+    multimodal content parts), the same rules every trainer adapter and endpoint uses.
+    """
     response = record.get("response")
     if response is None:
         raise InputError(f"line {line}: missing field 'response'")
-    if not isinstance(response, str):
-        raise InputError(f"line {line}: 'response' must be a string, got {type(response).__name__}")
-    if isinstance(prompt, list):  # chat messages: keep the last user turn as the prompt text
-        prompt = _prompt_text(prompt)
-    if not isinstance(prompt, str):
-        raise InputError(f"line {line}: 'prompt' must be a string or chat messages")
+    try:
+        prompt = prompt_text(record.get("prompt"))
+        response = completion_text(response)
+    except InputError as exc:
+        raise InputError(f"line {line}: {exc}") from None
     fields = {k: v for k, v in record.items() if k not in _SAMPLE_KEYS}
     return Sample(
         prompt=prompt,
@@ -176,13 +179,6 @@ def sample_from_record(record: dict[str, Any], line: int) -> Sample:
         id=row_id(record, line),
         fields=fields,
     )
-
-
-def _prompt_text(messages: list[Any]) -> str:
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            return str(message.get("content", ""))
-    return ""
 
 
 class ResultWriter:

@@ -1,21 +1,11 @@
-"""Where a reasoning model's answer starts: the one rule every reward shares.
+"""Where a reasoning model's answer starts: re-exported from `rewardkit.text`.
 
-R1-style policies write `<think>…</think>` and then their answer. Rewards that judge the
-answer (math, code, a helpfulness judge) look only at the text after the *last*
-`</think>`; a response that opens `<think>` and never closes it has not answered yet.
+The think-block rule lives with the rest of the text rules in `rewardkit.text` (see its
+docstring); this module keeps the import path the rules and judges use.
 """
 
 from __future__ import annotations
 
-__all__ = ["THINK_CLOSE", "THINK_OPEN", "answer_part"]
+from rewardkit.text import THINK_CLOSE, THINK_OPEN, ThinkSplit, answer_part, split_think
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-
-
-def answer_part(text: str) -> str | None:
-    """The text after the last `</think>`; the whole text when there is no think block;
-    None while a `<think>` is still open (the model never answered)."""
-    close = text.rfind(THINK_CLOSE)
-    if close >= 0:
-        return text[close + len(THINK_CLOSE) :]
-    return None if THINK_OPEN in text else text
+__all__ = ["THINK_CLOSE", "THINK_OPEN", "ThinkSplit", "answer_part", "split_think"]

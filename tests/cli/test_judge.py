@@ -192,7 +192,9 @@ def test_chat_message_prompts_are_accepted(tmp_path: Path, server: FakeOpenAI) -
     out = tmp_path / "out.jsonl"
     assert judge_cli(tmp_path, server, str(src), "-o", str(out), "--model", "j") == 0
     assert asked_questions(server) == {7: 1}
-    assert "be brief" in server.bodies[0]["messages"][-1]["content"]
+    # The system turn is an instruction to the policy, not the question: the judge (like
+    # every reward, by rewardkit.text's prompt rule) sees the user turn only.
+    assert "be brief" not in server.bodies[0]["messages"][-1]["content"]
 
 
 def test_duplicate_ids_are_judged_once(tmp_path: Path, server: FakeOpenAI) -> None:

@@ -82,7 +82,8 @@ def test_summary_format(response: str, token: str, opened: bool, reason: str) ->
         ("  <think>a</think>b", "a", "b"),
         ("a</think>b", "a", "b"),
         ("no think here", None, "no think here"),
-        ("<think>unclosed", None, "<think>unclosed"),
+        ("<think>unclosed", "unclosed", ""),  # still thinking: no answer yet
+        ("<think>a</think>b</think>c", "a</think>b", "c"),  # the answer follows the last close
     ],
 )
 def test_split_think(text: str, cot: str | None, answer: str) -> None:

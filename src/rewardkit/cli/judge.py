@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rewardkit.errors import ConfigError, InputError
 from rewardkit.io import InputRow, ResultWriter, iter_rows, row_id
+from rewardkit.text import prompt_text
 
 if TYPE_CHECKING:
     from rewardkit.backends.base import Backend
@@ -205,11 +206,12 @@ def query_from_record(record: dict[str, Any], line: int) -> JudgeQuery:
     from rewardkit.judges import JudgeQuery
 
     prompt = record.get("prompt")
-    if isinstance(prompt, list):
-        prompt = _dialogue_text(prompt, line)
-    if not isinstance(prompt, str):
-        got = "missing" if prompt is None else f"a {type(prompt).__name__}"
-        raise InputError(f"line {line}: 'prompt' must be a string or chat messages, got {got}")
+    if prompt is None:
+        raise InputError(f"line {line}: 'prompt' must be a string or chat messages, got missing")
+    try:  # chat messages and content parts: the same text rule as `rewardkit score`
+        prompt = prompt_text(prompt)
+    except InputError as exc:
+        raise InputError(f"line {line}: {exc}") from None
     if "responses" in record:
         responses = record["responses"]
         if not isinstance(responses, list) or not responses:
@@ -231,18 +233,6 @@ def query_from_record(record: dict[str, Any], line: int) -> JudgeQuery:
     return JudgeQuery(
         prompt=prompt, responses=tuple(responses), reference=reference, id=row_id(record, line)
     )
-
-
-def _dialogue_text(messages: list[Any], line: int) -> str:
-    """Chat messages as the judge sees them: one user turn as is, a dialogue with roles."""
-    turns = []
-    for message in messages:
-        if not isinstance(message, dict) or not isinstance(message.get("content"), str):
-            raise InputError(f"line {line}: 'prompt' messages need string 'content'")
-        turns.append((str(message.get("role", "user")), message["content"]))
-    if len(turns) == 1:
-        return turns[0][1]
-    return "\n\n".join(f"{role.capitalize()}: {content}" for role, content in turns)
 
 
 # -- the run -----------------------------------------------------------------------------

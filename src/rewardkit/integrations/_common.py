@@ -22,6 +22,7 @@ from rewardkit.registry import resolve_factory
 from rewardkit.reward import Reward
 from rewardkit.scoring import RewardReport, Scorer
 from rewardkit.spec import RewardSpec, load_spec
+from rewardkit.text import completion_text, prompt_text  # the one text rule, for the adapters
 
 __all__ = [
     "close_scorers",
@@ -151,42 +152,3 @@ def score_batch(
         return run_sync(scorer.ascore(samples))
     return scorer.score(samples)
 
-
-# --- text from the trainers' prompt/completion shapes ---------------------------------------
-
-
-def _content(message: Any) -> str:
-    content = message.get("content", "") if isinstance(message, Mapping) else message
-    if isinstance(content, list):  # multimodal content blocks: keep the text parts
-        return "".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping))
-    return "" if content is None else str(content)
-
-
-def prompt_text(prompt: Any) -> str:
-    """A prompt as text: a string as is; chat messages -> the last user turn.
-
-    The last user turn is what `rewardkit score` takes from chat prompts too, so a spec
-    behaves the same offline and in training.
-    """
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, list):
-        for message in reversed(prompt):
-            if isinstance(message, Mapping) and message.get("role") == "user":
-                return _content(message)
-        return _content(prompt[-1]) if prompt else ""
-    return "" if prompt is None else str(prompt)
-
-
-def completion_text(completion: Any) -> str:
-    """A completion as text: a string as is; chat messages -> the assistant turns joined."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, list):
-        parts = [
-            _content(m)
-            for m in completion
-            if not isinstance(m, Mapping) or m.get("role", "assistant") == "assistant"
-        ]
-        return "\n".join(parts)
-    return "" if completion is None else str(completion)

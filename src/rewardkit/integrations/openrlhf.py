@@ -28,6 +28,7 @@ from rewardkit.errors import ConfigError
 from rewardkit.integrations._common import resolve_spec, score_batch, spec_is_async, spec_key
 from rewardkit.server.openrlhf import extract_response, openrlhf_payload
 from rewardkit.spec import RewardSpec
+from rewardkit.text import templated_prompt_text
 from rewardkit.types import Sample
 
 __all__ = ["reward_func", "score_queries"]
@@ -71,7 +72,7 @@ def score_queries(
         )
     samples = [
         Sample(
-            prompt=prompts[i],
+            prompt=templated_prompt_text(prompts[i]),
             response=extract_response(queries[i], prompts[i]),
             reference=None if labels is None else labels[i],
         )

@@ -35,6 +35,7 @@ from rewardkit.integrations._common import (
 )
 from rewardkit.scoring import RewardReport
 from rewardkit.spec import RewardSpec
+from rewardkit.text import prompt_text
 from rewardkit.types import Sample, Score
 
 __all__ = ["compute_score", "compute_score_async", "compute_score_batch"]
@@ -89,7 +90,7 @@ def _sample(data_source: Any, solution_str: str, ground_truth: Any, extra_info: 
     if not isinstance(extra_info, Mapping) and extra_info is not None:
         fields["extra_info"] = extra_info
     return Sample(
-        prompt=prompt if isinstance(prompt, str) else str(prompt),
+        prompt=prompt_text(prompt),
         response=solution_str,
         reference=ground_truth,
         id=None if extra.get("index") is None else str(extra["index"]),

@@ -23,7 +23,8 @@ from typing import ClassVar
 
 from rewardkit.errors import ConfigError
 from rewardkit.reward import Reward
-from rewardkit.think import THINK_CLOSE, THINK_OPEN
+from rewardkit.text import THINK_CLOSE, THINK_OPEN
+from rewardkit.text import split_think as _split
 from rewardkit.types import Sample, Score
 
 __all__ = [
@@ -33,7 +34,6 @@ __all__ = [
     "summary_format",
     "think_format",
 ]
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,25 +135,17 @@ def summary_format(text: str, *, token: str = "|special_token|", opened: bool = 
     """R1's readable pattern `token reasoning token summary`: 1.0 if kept, else 0.0 with a reason."""
     if not token:
         raise ValueError("token must be a non-empty string")
-    return _check_block(
-        text, token, token, _SUMMARY_LABELS, opened=opened, allow_empty_block=False
-    )
+    return _check_block(text, token, token, _SUMMARY_LABELS, opened=opened, allow_empty_block=False)
 
 
 def split_think(text: str) -> tuple[str | None, str]:
-    """Split a response into (chain of thought, answer).
+    """(chain of thought, answer) by `rewardkit.text.split_think`'s rule, as a pair.
 
-    The chain of thought is the text up to the first `</think>` (without a leading
-    `<think>`); None when the response has no closing tag. The answer is what follows it,
-    or the whole text when there is no think block.
+    The chain of thought is None when the response has no think block; the answer is the
+    text after the last `</think>`, "" while a `<think>` is still open.
     """
-    close = text.find(THINK_CLOSE)
-    if close < 0:
-        return None, text
-    head = text[:close].lstrip()
-    if head.startswith(THINK_OPEN):
-        head = head[len(THINK_OPEN) :]
-    return head, text[close + len(THINK_CLOSE) :]
+    split = _split(text)
+    return split.reasoning, "" if split.answer is None else split.answer
 
 
 class ThinkFormatReward(Reward):

@@ -32,6 +32,7 @@ from rewardkit.server.schemas import (
     RewardsRequest,
     RewardsResponse,
 )
+from rewardkit.text import templated_prompt_text
 from rewardkit.types import Sample, Unscored
 
 try:
@@ -197,7 +198,7 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None) -> FastAPI:
         sources = body.datasources if body.datasources is not None else [None] * n
         samples = [
             Sample(
-                prompt=prompt or "",
+                prompt=templated_prompt_text(prompt) if prompt else "",
                 response=extract_response(query, prompt),
                 reference=label,
                 id=str(i),
