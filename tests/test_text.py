@@ -252,3 +252,28 @@ def test_think_reexports_are_the_same_rule() -> None:
     assert think.answer_part is answer_part and think.split_think is split_think
     assert fmt.split_think("<think>a</think>b</think>c") == ("a</think>b", "c")
     assert fmt.split_think("<think>open") == ("open", "")
+
+
+@pytest.mark.parametrize(("case", "prompt", "text"), PROMPTS, ids=[p[0] for p in PROMPTS])
+def test_score_and_judge_inputs_read_the_same_prompt(case: str, prompt: Any, text: str) -> None:
+    """`rewardkit score` and `rewardkit judge` input lines go through the same rule."""
+    from rewardkit.cli.judge import query_from_record
+    from rewardkit.io import sample_from_record
+
+    record = {"prompt": prompt, "response": "r"}
+    assert sample_from_record(record, 1).prompt == text
+    if prompt is not None:  # a judge needs a prompt: a missing one is an input error there
+        assert query_from_record(record, 1).prompt == text
+
+
+def test_malformed_chat_prompt_errors_name_the_line() -> None:
+    from rewardkit.cli.judge import query_from_record
+    from rewardkit.io import sample_from_record
+
+    record = {"prompt": [user([{"type": "text", "text": 3}])], "response": "r"}
+    for read in (sample_from_record, query_from_record):
+        with pytest.raises(InputError) as info:
+            read(record, 7)
+        assert str(info.value) == (
+            "line 7: prompt message 0: content part 0 has type 'text' but no string 'text'"
+        )
