@@ -122,6 +122,7 @@ COMPLETIONS: list[tuple[str, Any, str]] = [
         "calling\nIt is 42.",
     ),
     ("no assistant turn", [{"role": "tool", "content": "42"}], ""),
+    ("a message without a role is the policy's", [{"content": "It is 42."}], "It is 42."),
 ]
 
 

@@ -98,8 +98,8 @@ def _part_text(part: Any, index: int) -> str:
     return text
 
 
-def _messages(value: Any, what: str) -> list[tuple[str, str]]:
-    """(role, text) of each message of a chat list."""
+def _messages(value: Any, what: str, default_role: str) -> list[tuple[str, str]]:
+    """(role, text) of each message of a chat list; a message without a role gets `default_role`."""
     turns = []
     for i, message in enumerate(value):
         if not isinstance(message, Mapping):
@@ -107,7 +107,7 @@ def _messages(value: Any, what: str) -> list[tuple[str, str]]:
                 f"{what} message {i} must be an object with 'role' and 'content', "
                 f"got {type(message).__name__}"
             )
-        role = message.get("role", "user")
+        role = message.get("role") or default_role
         try:
             text = content_text(message.get("content"))
         except InputError as exc:
@@ -146,7 +146,7 @@ def prompt_text(prompt: Any) -> str:
     messages = _as_list(prompt)
     if messages is None:
         raise InputError(f"'prompt' must be a string or chat messages, got {type(prompt).__name__}")
-    return _conversation_text(_messages(messages, "prompt"))
+    return _conversation_text(_messages(messages, "prompt", "user"))
 
 
 def completion_text(completion: Any) -> str:
@@ -163,7 +163,9 @@ def completion_text(completion: Any) -> str:
         raise InputError(
             f"'response' must be a string or chat messages, got {type(completion).__name__}"
         )
-    return "\n".join(text for role, text in _messages(messages, "response") if role == "assistant")
+    return "\n".join(
+        text for role, text in _messages(messages, "response", "assistant") if role == "assistant"
+    )
 
 
 # --- chat-templated prompts -------------------------------------------------------------
