@@ -252,7 +252,10 @@ def test_xml_sections() -> None:
     [
         ("no think", None, "no think", True),
         ("<think>a</think>b", "a", "b", True),
-        ("a</think>b", "a", "b", True),
+        ("a\n</think>\nb", "a", "\nb", True),
+        ("a</think>\nb", "a", "\nb", True),
+        # A pre-filled close stands at a line edge; one inside a sentence is prose.
+        ("a</think>b", None, "a</think>b", True),
         ("<think>a", "a", "", False),
     ],
 )

@@ -5,10 +5,10 @@ one is `[[1]]` or `[[2]]`. Responses are untrusted and the judge may quote them,
 rests on the *structure* of the judge's output, never on what a response contains:
 
 1. Reasoning is the judge's own leading `<think>` block (or, for a prompt that pre-filled
-   `<think>`, everything up to a first `</think>` with no `<think>` before it). It ends at the
-   first `</think>` that is not quoted on its line nor inside an echoed response; think tags
-   anywhere else are quoted text, so a stray `<think>` in a response cannot make the output
-   `unterminated_think`.
+   `<think>`, everything up to a first `</think>` at a line edge with no `<think>` before
+   it). It ends at the first `</think>` that is not quoted on its line nor inside an echoed
+   response; think tags anywhere else are quoted text, so a stray `<think>` in a response
+   cannot make the output `unterminated_think`.
 2. A verdict line starts with its label at the start of a line — `Scores:` (pointwise) or
    `Verdict:` (pairwise), any case, a full-width colon allowed — where the only decoration
    allowed is markdown emphasis around the label (`**Scores:**`, `__Scores__:`) and a heading
@@ -112,15 +112,16 @@ def split_reasoning(text: str, nonce: str | None = None) -> tuple[str | None, st
     """(reasoning, verdict_text, offset of verdict_text in text, terminated).
 
     Only the judge's own think block counts: a leading `<think>` (after whitespace), or for
-    a prompt that pre-filled `<think>`, a `</think>` with no `<think>` before it. The block
-    ends at the first `</think>` not quoted on its line (backticks, quote marks) nor inside
-    a response echoed between `nonce` fences. Tags elsewhere are quoted text: output that
-    does not open with `<think>` and holds no such `</think>` has no reasoning at all.
+    a prompt that pre-filled `<think>`, a `</think>` with no `<think>` before it that begins
+    or ends its line (as a model's own close does; "has a stray </think> in it" is prose).
+    The block ends at the first `</think>` not quoted on its line (backticks, quote marks)
+    nor inside a response echoed between `nonce` fences. Tags elsewhere are quoted text:
+    output that does not open with `<think>` and holds no such `</think>` has no reasoning.
     """
     lead = len(text) - len(text.lstrip())
     leading = text.startswith(THINK_OPEN, lead)
     start = lead + len(THINK_OPEN) if leading else 0
-    close = _own_close(text, start, nonce)
+    close = _own_close(text, start, nonce, alone=not leading)
     if close is None or (not leading and THINK_OPEN in text[:close]):
         if leading:
             return text[start:].strip(), "", len(text), False
@@ -129,8 +130,9 @@ def split_reasoning(text: str, nonce: str | None = None) -> tuple[str | None, st
     return text[start:close].strip(), text[offset:], offset, True
 
 
-def _own_close(text: str, start: int, nonce: str | None) -> int | None:
-    """Where the judge's own `</think>` is: the first one not quoted (see split_reasoning)."""
+def _own_close(text: str, start: int, nonce: str | None, alone: bool) -> int | None:
+    """Where the judge's own `</think>` is: the first one not quoted (see split_reasoning);
+    with `alone`, also the first to begin or end its line, as a model's own close does."""
     if THINK_CLOSE not in text:
         return None
     # Only closed echoes: an echo left open would otherwise hide the judge's real close.
@@ -140,7 +142,15 @@ def _own_close(text: str, start: int, nonce: str | None) -> int | None:
     at = text.find(THINK_CLOSE, start)
     while at >= 0:
         line_start = max(text.rfind("\n", 0, at) + 1, start)
-        if not _quoted(text[line_start:at]) and not any(a <= at < b for a, b in echoes):
+        line_end = text.find("\n", at)
+        after = text[at + len(THINK_CLOSE) : len(text) if line_end < 0 else line_end]
+        before = text[line_start:at]
+        on_edge = not before.strip() or not after.strip()
+        if (
+            not _quoted(before)
+            and (on_edge or not alone)
+            and not any(a <= at < b for a, b in echoes)
+        ):
             return at
         at = text.find(THINK_CLOSE, at + 1)
     return None
