@@ -40,6 +40,7 @@ which is exactly what lets a response void honest verdicts.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -300,6 +301,13 @@ def _normalise_line(line: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", line).translate(_MARKUP).split())
 
 
+@functools.lru_cache(maxsize=256)
+def _response_lines(response: str) -> tuple[str, ...]:
+    """A response's non-blank lines, normalised; cached, as every sample of a request is
+    parsed against the same responses."""
+    return tuple(norm for line in response.split("\n") if (norm := _normalise_line(line)))
+
+
 def _copied_runs(
     text: str, lines: Sequence[tuple[int, int]], responses: Sequence[str]
 ) -> dict[int, int]:
@@ -312,7 +320,7 @@ def _copied_runs(
     ]
     runs: dict[int, int] = {}
     for response in responses:
-        theirs = [norm for line in response.split("\n") if (norm := _normalise_line(line))]
+        theirs = _response_lines(response)
         if len(theirs) < 2:
             continue
         for i, (first, norm) in enumerate(own):
@@ -426,7 +434,10 @@ def parse_judgment(
     responses: Sequence[str] = (),
     nonce: str | None = None,
 ) -> ParsedJudgment:
-    """Parse one judge output for `n` shown responses (`responses` as shown, for echo checks)."""
+    """Parse one judge output for `n` shown responses.
+
+    `responses` are the responses as shown, used only to recognise the judge reproducing
+    one from its first line; `nonce` is the request's fence nonce (module docstring)."""
     reasoning, verdict_text, offset, terminated = split_reasoning(text, nonce)
     principles, critique = extract_sections(verdict_text)
     if not terminated:
