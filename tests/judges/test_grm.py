@@ -241,11 +241,11 @@ class KeywordMetaRM:
 
 async def test_meta_rm_keeps_only_top_judgments() -> None:
     outputs = [
-        "careful analysis. Scores: \\boxed{9}",
-        "sloppy. Scores: \\boxed{1}",
-        "careful again. Scores: \\boxed{8}",
+        "careful analysis.\nScores: \\boxed{9}",
+        "sloppy.\nScores: \\boxed{1}",
+        "careful again.\nScores: \\boxed{8}",
         "garbage",
-        "sloppy. Scores: \\boxed{2}",
+        "sloppy.\nScores: \\boxed{2}",
     ]
     meta = KeywordMetaRM()
     judge = PointwiseJudge(MockBackend(outputs), JudgeConfig(samples=5, keep=2), meta_rm=meta)
@@ -257,7 +257,7 @@ async def test_meta_rm_keeps_only_top_judgments() -> None:
 
 
 async def test_meta_rm_without_keep_rates_but_all_vote() -> None:
-    outputs = ["careful Scores: \\boxed{9}", "Scores: \\boxed{1}"]
+    outputs = ["careful\nScores: \\boxed{9}", "Scores: \\boxed{1}"]
     judge = PointwiseJudge(MockBackend(outputs), JudgeConfig(samples=2), meta_rm=KeywordMetaRM())
     result = await judge.judge(JudgeQuery("q", ("only",)))
     assert result.rewards == (10.0,)

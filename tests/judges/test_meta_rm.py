@@ -157,7 +157,7 @@ async def test_transformers_meta_rm_rates_each_judgment(tiny_classifier: Path) -
 @pytest.mark.slow  # imports transformers (seconds on a busy machine)
 async def test_transformers_meta_rm_guides_the_vote(tiny_classifier: Path) -> None:
     meta = TransformersMetaRM(str(tiny_classifier))
-    outputs = ["good Scores: \\boxed{9}", "bad Scores: \\boxed{1}", "scores Scores: \\boxed{5}"]
+    outputs = ["good\nScores: \\boxed{9}", "bad\nScores: \\boxed{1}", "scores\nScores: \\boxed{5}"]
     judge = PointwiseJudge(MockBackend(outputs), JudgeConfig(samples=3, keep=1), meta_rm=meta)
     result = await judge.judge(JudgeQuery("query", ("response",)))
     ratings = [j.meta_score for j in result.judgments]

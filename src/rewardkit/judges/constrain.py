@@ -41,6 +41,7 @@ from rewardkit.judges.parsing import SCORE_MAX, SCORE_MIN
 __all__ = [
     "GRAMMAR_CHARS",
     "GRAMMAR_LINES",
+    "bounded_grammar",
     "build_constraint",
     "expected_scores",
     "score_grammar",
@@ -58,9 +59,10 @@ _LINE_CHAR = "[^\\n\\x00<\\x5B]"
 
 
 def score_regex(n: int) -> str:
-    """A full-match regex: any text, then the final `Scores: \\boxed{...}` with n integers."""
+    """A full-match regex: any text, then the final `Scores: \\boxed{...}` with n integers
+    at the start of a line or right after `</think>` (where the parser reads verdicts)."""
     body = _SCORE_RE + "".join(", " + _SCORE_RE for _ in range(n - 1))
-    return r"[\s\S]*Scores: \\boxed\{" + body + r"\}"
+    return r"(?:[\s\S]*(?:\n|</think>))?Scores: \\boxed\{" + body + r"\}"
 
 
 def score_grammar(
@@ -71,8 +73,23 @@ def score_grammar(
     scores = ' ", " '.join(["score"] * n)
     verdict = f'"Scores: \\\\boxed{{" {scores} "}}"'
     if max_chars is None:
-        rules = [f"root ::= body {verdict}", "body ::= [^\\x00]*"]
+        rules = [f'root ::= (body ("\\n" | "</think>"))? {verdict}', "body ::= [^\\x00]*"]
         return "\n".join([*rules, 'score ::= "10" | [1-9]'])
+    return bounded_grammar(verdict, ['score ::= "10" | [1-9]'], max_chars, max_lines)
+
+
+def bounded_grammar(
+    verdict: str,
+    extra_rules: Sequence[str] = (),
+    max_chars: int = GRAMMAR_CHARS,
+    max_lines: int = GRAMMAR_LINES,
+    *,
+    criteria: bool = True,
+) -> str:
+    """GBNF: `Specific Criteria:` (if `criteria`) and `Analysis:` sections bounded to
+    `max_lines` lines of `max_chars // max_lines` characters, a newline, then `verdict` (a
+    GBNF sequence; `extra_rules` define what it names). Shared by the pointwise and the
+    pairwise judge."""
     if isinstance(max_lines, bool) or not isinstance(max_lines, int) or max_lines < 2:
         raise ConfigError(f"grammar max_lines must be an integer >= 2, got {max_lines!r}")
     if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 3 * max_lines:
@@ -81,18 +98,22 @@ def score_grammar(
             f"got {max_chars!r}"
         )
     width = max_chars // max_lines
-    criteria_lines = max(1, max_lines // 3)
+    criteria_lines = max(1, max_lines // 3) if criteria else 0
     # "\nAnalysis:" is also valid section text: the ambiguity is on purpose, llama.cpp
     # follows both readings and the bounds end either. No "[" and no "<" in a section: a
     # small model likes to copy the prompt, and a copied `[BEGIN RESPONSE ...` fence left
-    # open (or a lone `<think>`) would make the parser distrust everything after it, the
-    # forced verdict included.
-    rules = [
-        f'root ::= "Specific Criteria:" criteria "\\nAnalysis:" analysis "\\n" {verdict}',
-        f'criteria ::= line ("\\n" line){{0,{criteria_lines - 1}}}',
+    # open would make the parser distrust everything after it, the forced verdict included.
+    if criteria:
+        rules = [
+            f'root ::= "Specific Criteria:" criteria "\\nAnalysis:" analysis "\\n" {verdict}',
+            f'criteria ::= line ("\\n" line){{0,{criteria_lines - 1}}}',
+        ]
+    else:
+        rules = [f'root ::= "Analysis:" analysis "\\n" {verdict}']
+    rules += [
         f'analysis ::= line ("\\n" line){{0,{max_lines - criteria_lines - 1}}}',
         f"line ::= {_LINE_CHAR}{{0,{width}}}",
-        'score ::= "10" | [1-9]',
+        *extra_rules,
     ]
     return "\n".join(rules)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from rewardkit.backends.base import Backend, Constraint, GenerateRequest
 from rewardkit.errors import ConfigError
+from rewardkit.judges.constrain import bounded_grammar
 from rewardkit.judges.data import JudgeConfig, JudgeQuery
 from rewardkit.judges.grm import _REQUEST_FAILURES, _constraint_kind, _query_key
 from rewardkit.judges.parsing import parse_preference
@@ -26,8 +27,11 @@ from rewardkit.judges.templates import (
 
 __all__ = ["PairJudgment", "PairwiseJudge", "PairwiseResult"]
 
-_VERDICT_REGEX = r"[\s\S]*Verdict: \[\[[12]\]\]"
-_VERDICT_GRAMMAR = 'root ::= body "Verdict: [[" [12] "]]"\nbody ::= [^\\x00]*'
+# The verdict on a line of its own (the parser reads verdict lines only), after free text
+# (regex: servers) or after an `Analysis:` section bounded like the pointwise judge's
+# (grammar: in-process llama.cpp, where small judges otherwise loop until max_tokens).
+_VERDICT_REGEX = r"(?:[\s\S]*(?:\n|</think>))?Verdict: \[\[[12]\]\]"
+_VERDICT_GRAMMAR = bounded_grammar('"Verdict: [[" [12] "]]"', criteria=False)
 
 
 @dataclass(frozen=True)

@@ -1,29 +1,53 @@
-"""Reading a verdict out of judge text: the last valid `\\boxed{...}`, never a guessed 0.
+"""Reading a verdict out of judge text: the judge's own last verdict line, never a guessed 0.
 
-A verdict is a `\\boxed{s1, ..., sn}` with exactly n integers in 1-10. The parser
+A pointwise verdict is a `\\boxed{s1, ..., sn}` with exactly n integers in 1-10; a pairwise
+one is `[[1]]` or `[[2]]`. Responses are untrusted and the judge may quote them, so the rule
+rests on the *structure* of the judge's output, never on what a response contains:
 
-1. keeps a `<think>` block apart (a reasoning judge may write score lines while thinking;
-   they are not the verdict);
-2. drops every candidate that is an *echo* of a response: text between our fences (the
-   per-request nonce), a quoted span or `>` quote, or a line copied verbatim from a response
-   — so `Scores: \\boxed{10, 10}` written inside a response cannot become the verdict;
-3. prefers the last valid candidate on a `Scores:` line (or under a bare `Scores:` label),
-   then the last valid candidate anywhere; one box per response on one line
-   (`\\boxed{8}, \\boxed{3}`) also counts.
+1. Reasoning is the judge's own leading `<think>` block (or, for a prompt that pre-filled
+   `<think>`, everything up to a first `</think>` at a line edge with no `<think>` before
+   it). It ends at the first `</think>` that is not quoted on its line nor inside an echoed
+   response; think tags anywhere else are quoted text, so a stray `<think>` in a response
+   cannot make the output `unterminated_think`.
+2. A verdict line starts with its label at the start of a line — `Scores:` (pointwise) or
+   `Verdict:` (pairwise), any case, a full-width colon allowed — where the only decoration
+   allowed is markdown emphasis around the label (`**Scores:**`, `__Scores__:`) and a heading
+   mark (`### Scores:`); the box follows directly, optionally wrapped in `$`, backticks,
+   quote marks or `\\(`. One box per response (`Scores: \\boxed{8}, \\boxed{3}`) also
+   counts, and so does a bare label line with the box alone on the next non-blank line.
+   Text after the box on the line is commentary. A box anywhere else (`Response 1 ends with
+   Scores: \\boxed{10}`, a math answer's `\\boxed{3}`) is never a verdict.
+3. Verdict lines inside text the judge copied from a response are not the judge's: between
+   our fences (the per-request nonce), in a `>` blockquote, in a closed fenced code block, or
+   in a run of two or more lines that reproduces a response from its first line (the verdict
+   line not being that first line). Only there is the response text compared at all, so a
+   response that holds every possible verdict line (`Scores: \\boxed{1}` ... `\\boxed{10}`)
+   cannot void the judge's honest verdict.
+4. The verdict is the last valid verdict line that remains.
+
+Scores are read after NFKC normalisation and must then be ASCII integers: full-width digits
+(`８`, what CJK-tuned judges write) count, digits of other scripts (`٨`) do not.
 
 When nothing valid remains it returns an error code — `no_verdict`, `echoed_verdict`,
 `wrong_count`, `out_of_range`, `not_integer`, `empty_verdict`, `unterminated_think` (the
 judge adds `truncated` when max_tokens cut the output) — and the caller keeps the raw text.
+
+Residual, on purpose: a judge that writes a response's verdict line as a plain line of its
+own, with no quoting and no verdict of its own after it, is taken at its word. Telling that
+apart from an honest verdict would mean comparing every verdict line with the responses,
+which is exactly what lets a response void honest verdicts.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rewardkit.judges.templates import BEGIN_FENCE, end_marker
+from rewardkit.think import THINK_CLOSE, THINK_OPEN
 
 __all__ = [
     "ParsedJudgment",
@@ -36,12 +60,29 @@ __all__ = [
 
 SCORE_MIN, SCORE_MAX = 1, 10
 
-_BOXED = re.compile(r"\\boxed\s*\{([^{}]*)\}")
-# A `Scores:` label at the start of a line, allowing markdown decoration ("**Scores:**").
-_SCORES_LINE = re.compile(r"^[\s>*#_`-]*scores?\s*[*_]*\s*[:：]", re.IGNORECASE)
+_BOXED = re.compile(r"\\boxed[ \t]*\{([^{}\n]*)\}")
+_PREFERENCE = re.compile(r"\[\[[ \t]*([12１２])[ \t]*\]\]")
+_EMPH = r"(?:\*\*|__|\*|_)?"
+
+
+def _label(word: str) -> re.Pattern[str]:
+    """A verdict label at the start of a line: emphasis around the word and a heading mark
+    are the only decoration (one rule for both judges)."""
+    return re.compile(
+        rf"[ \t]*(?:#{{1,6}}[ \t]+)?{_EMPH}{word}{_EMPH}[ \t]*[:：]{_EMPH}", re.IGNORECASE
+    )
+
+
+_SCORES_LABEL = _label("scores?")
+_VERDICT_LABEL = _label("verdict")
+# What may sit between the label and the box, and between one-per-response boxes: spaces,
+# separators and the wrappers a judge puts around maths or code ($, `, ", **, \( \[).
+_GLUE = re.compile(r"(?:[ \t\r$`\"*_,;，；、]|\\[()\[\]])*")
+_BLOCKQUOTE = re.compile(r"(?:[ \t]*>)*")
+_CODE_FENCE = re.compile(r"[ \t]{0,3}(`{3,}|~{3,})")
 _SEPARATORS = re.compile(r"[,;、，；]")  # full-width commas from CJK-tuned judges
-_INT = re.compile(r"^[+]?\d+$")
-_FLOAT = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+)$")
+_INT = re.compile(r"[+]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)")
 _SECTION = re.compile(
     r"^[\s*#_]*(?P<name>specific criteria|principles?|analysis|critiques?|scores?|verdict)\s*[*_]*\s*[:：]",
     re.IGNORECASE | re.MULTILINE,
@@ -51,6 +92,7 @@ _XML_SECTIONS = {
     "critique": re.compile(r"<analysis>(.*?)</analysis>", re.DOTALL),
 }
 _XML_OPEN = {"principles": "<specific_criteria>", "critique": "<analysis>"}
+_MARKUP = str.maketrans("", "", "*_`#>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,21 +109,52 @@ class ParsedJudgment:
     spans: tuple[tuple[int, int], ...] | None = None
 
 
-def split_reasoning(text: str) -> tuple[str | None, str, int, bool]:
+def split_reasoning(text: str, nonce: str | None = None) -> tuple[str | None, str, int, bool]:
     """(reasoning, verdict_text, offset of verdict_text in text, terminated).
 
-    A judge prompt may pre-fill `<think>`, so a lone `</think>` also closes reasoning.
+    Only the judge's own think block counts: a leading `<think>` (after whitespace), or for
+    a prompt that pre-filled `<think>`, a `</think>` with no `<think>` before it that begins
+    or ends its line (as a model's own close does; "has a stray </think> in it" is prose).
+    The block ends at the first `</think>` not quoted on its line (backticks, quote marks)
+    nor inside a response echoed between `nonce` fences. Tags elsewhere are quoted text:
+    output that does not open with `<think>` and holds no such `</think>` has no reasoning.
     """
-    close = text.rfind("</think>")
-    if close >= 0:
-        start = text.find("<think>")
-        begin = start + len("<think>") if 0 <= start < close else 0
-        offset = close + len("</think>")
-        return text[begin:close].strip(), text[offset:], offset, True
-    start = text.find("<think>")
-    if start >= 0:
-        return text[start + len("<think>") :].strip(), "", len(text), False
-    return None, text, 0, True
+    lead = len(text) - len(text.lstrip())
+    leading = text.startswith(THINK_OPEN, lead)
+    start = lead + len(THINK_OPEN) if leading else 0
+    close = _own_close(text, start, nonce, alone=not leading)
+    if close is None or (not leading and THINK_OPEN in text[:close]):
+        if leading:
+            return text[start:].strip(), "", len(text), False
+        return None, text, 0, True
+    offset = close + len(THINK_CLOSE)
+    return text[start:close].strip(), text[offset:], offset, True
+
+
+def _own_close(text: str, start: int, nonce: str | None, alone: bool) -> int | None:
+    """Where the judge's own `</think>` is: the first one not quoted (see split_reasoning);
+    with `alone`, also the first to begin or end its line, as a model's own close does."""
+    if THINK_CLOSE not in text:
+        return None
+    # Only closed echoes: an echo left open would otherwise hide the judge's real close.
+    echoes = [
+        (a, b) for a, b in (_echo_spans(text, nonce) if nonce is not None else []) if b < len(text)
+    ]
+    at = text.find(THINK_CLOSE, start)
+    while at >= 0:
+        line_start = max(text.rfind("\n", 0, at) + 1, start)
+        line_end = text.find("\n", at)
+        after = text[at + len(THINK_CLOSE) : len(text) if line_end < 0 else line_end]
+        before = text[line_start:at]
+        on_edge = not before.strip() or not after.strip()
+        if (
+            not _quoted(before)
+            and (on_edge or not alone)
+            and not any(a <= at < b for a, b in echoes)
+        ):
+            return at
+        at = text.find(THINK_CLOSE, at + 1)
+    return None
 
 
 def extract_sections(verdict_text: str) -> tuple[str | None, str | None]:
@@ -123,55 +196,180 @@ def _echo_spans(text: str, nonce: str | None) -> list[tuple[int, int]]:
     return spans
 
 
-def _normalise_ws(text: str) -> str:
-    return " ".join(text.split())
-
-
 _QUOTES = (('"', '"'), ("`", "`"), ("“", "”"), ("「", "」"))
 
 
-def _quoted(before: str, labelled: bool) -> bool:
-    """Is a position (after `before` on its line) inside an open quotation?
-
-    On a `Scores:` line a quote mark right before the box is markup around the verdict
-    (`Scores: `\\boxed{8, 3}``), not a quotation of someone else's words.
-    """
+def _quoted(before: str) -> bool:
+    """Is a position (after `before` on its line) inside an open quotation?"""
     for opening, closing in _QUOTES:
         if opening == closing:
-            inside = before.count(opening) % 2 == 1
-        else:
-            inside = before.count(opening) > before.count(closing)
-        if not inside:
-            continue
-        if labelled and not before[before.rfind(opening) + 1 :].strip(" $*"):
-            continue
-        return True
+            if before.count(opening) % 2 == 1:
+                return True
+        elif before.count(opening) > before.count(closing):
+            return True
     return False
 
 
-def _line_of(text: str, start: int, end: int) -> str:
-    line_start = text.rfind("\n", 0, start) + 1
-    line_end = text.find("\n", end)
-    return text[line_start : len(text) if line_end < 0 else line_end]
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    """One verdict line: the label's line, the line holding the items (the same line, or
+    the next non-blank one under a bare label), and the item matches in order."""
+
+    first: int
+    last: int
+    items: tuple[re.Match[str], ...]
 
 
-def _is_echo(
+def _line_bounds(text: str) -> list[tuple[int, int]]:
+    bounds, start = [], 0
+    for line in text.split("\n"):
+        bounds.append((start, start + len(line)))
+        start += len(line) + 1
+    return bounds
+
+
+def _item_run(text: str, pos: int, end: int, item: re.Pattern[str]) -> tuple[re.Match[str], ...]:
+    """The items right after `pos` on a line, joined only by glue; () if none is there."""
+    found: list[re.Match[str]] = []
+    while True:
+        glue = _GLUE.match(text, pos, end)
+        match = item.match(text, glue.end() if glue else pos, end)
+        if match is None:
+            return tuple(found)
+        found.append(match)
+        pos = match.end()
+
+
+def _units(
+    text: str, lines: Sequence[tuple[int, int]], label: re.Pattern[str], item: re.Pattern[str]
+) -> list[_Unit]:
+    """Every verdict line of `text`, in order (see the module docstring, rule 2)."""
+    units: list[_Unit] = []
+    pending: int | None = None  # a bare label line, waiting for its box on the next line
+    for index, (start, end) in enumerate(lines):
+        if start == end or text[start:end].isspace():
+            continue  # a blank line keeps a pending label
+        # A `>` blockquote marker is read past here and judged as a quotation later.
+        quote = _BLOCKQUOTE.match(text, start, end)
+        start = quote.end() if quote else start
+        head = label.match(text, start, end)
+        if head is not None:
+            run = _item_run(text, head.end(), end, item)
+            if run:
+                units.append(_Unit(index, index, run))
+                pending = None
+            else:
+                glue = _GLUE.match(text, head.end(), end)
+                pending = index if glue is not None and glue.end() == end else None
+            continue
+        if pending is not None:
+            run = _item_run(text, start, end, item)
+            if run:
+                units.append(_Unit(pending, index, run))
+        pending = None
+    return units
+
+
+def _quoted_lines(
+    text: str, lines: Sequence[tuple[int, int]], echoes: Sequence[tuple[int, int]]
+) -> list[bool]:
+    """Per line: is it inside a `>` blockquote, a closed fenced code block, or an echo?"""
+    quoted = [False] * len(lines)
+    opened: tuple[int, str] | None = None  # (line index, fence) of an open code block
+    for index, (start, end) in enumerate(lines):
+        if any(a <= start < b for a, b in echoes):
+            quoted[index] = True
+            continue  # fence marks inside an echo belong to the response
+        if text[start:end].lstrip().startswith(">"):
+            quoted[index] = True
+        fence = _CODE_FENCE.match(text, start, end)
+        if fence is None:
+            continue
+        mark = fence.group(1)
+        if opened is None:
+            opened = (index, mark)
+        elif mark[0] == opened[1][0] and len(mark) >= len(opened[1]):
+            for inside in range(opened[0] + 1, index):
+                quoted[inside] = True
+            opened = None
+    # A block never closed is not trusted to be a quotation: a response holding a lone
+    # fence line, reproduced by the judge, would otherwise hide everything after it.
+    return quoted
+
+
+def _normalise_line(line: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", line).translate(_MARKUP).split())
+
+
+@functools.lru_cache(maxsize=256)
+def _response_lines(response: str) -> tuple[str, ...]:
+    """A response's non-blank lines, normalised; cached, as every sample of a request is
+    parsed against the same responses."""
+    return tuple(norm for line in response.split("\n") if (norm := _normalise_line(line)))
+
+
+def _copied_runs(
+    text: str, lines: Sequence[tuple[int, int]], responses: Sequence[str]
+) -> dict[int, int]:
+    """line index -> index of the first line of a run of >= 2 non-blank lines that
+    reproduces a response from its first non-blank line (markup and spacing aside)."""
+    own = [
+        (index, norm)
+        for index, (start, end) in enumerate(lines)
+        if (norm := _normalise_line(text[start:end]))
+    ]
+    runs: dict[int, int] = {}
+    for response in responses:
+        theirs = _response_lines(response)
+        if len(theirs) < 2:
+            continue
+        for i, (first, norm) in enumerate(own):
+            if norm != theirs[0]:
+                continue
+            length = 1
+            while (
+                i + length < len(own)
+                and length < len(theirs)
+                and own[i + length][1] == theirs[length]
+            ):
+                length += 1
+            if length >= 2:
+                for index, _ in own[i : i + length]:
+                    runs[index] = min(runs.get(index, first), first)
+    return runs
+
+
+def _own_units(
     text: str,
-    start: int,
-    line: str,
-    labelled: bool,
-    echoes: Sequence[tuple[int, int]],
-    response_lines: Sequence[str],
-) -> bool:
-    """Is the candidate at `start` part of a response the judge repeated or quoted?"""
-    line_start = text.rfind("\n", 0, start) + 1
-    norm_line = _normalise_ws(line)
-    return (
-        any(a <= start < b for a, b in echoes)
-        or line.lstrip().startswith(">")
-        or _quoted(text[line_start:start], labelled)
-        or any(bool(norm_line) and norm_line in r for r in response_lines)
-    )
+    label: re.Pattern[str],
+    item: re.Pattern[str],
+    responses: Sequence[str],
+    nonce: str | None,
+) -> tuple[list[_Unit], bool]:
+    """The judge's own verdict lines in order, and whether any was dropped as copied."""
+    lines = _line_bounds(text)
+    units = _units(text, lines, label, item)
+    if not units:
+        return [], False
+    echoes = _echo_spans(text, nonce)
+    quoted = _quoted_lines(text, lines, echoes)
+    runs: dict[int, int] | None = None  # computed only if a line needs the check
+    own: list[_Unit] = []
+    for unit in units:
+        label_at = lines[unit.first][0]
+        if (
+            quoted[unit.first]
+            or quoted[unit.last]
+            or any(a <= at < b for a, b in echoes for at in (label_at, unit.items[0].start()))
+        ):
+            continue
+        if runs is None:
+            runs = _copied_runs(text, lines, responses) if responses else {}
+        start = runs.get(unit.first)
+        if start is not None and start < unit.first and unit.last in runs:
+            continue
+        own.append(unit)
+    return own, len(own) < len(units)
 
 
 def _read_scores(
@@ -191,10 +389,11 @@ def _read_scores(
         if raw.isascii() and raw.isdigit():  # the usual "7": NFKC and the regexes agree
             scores.append(int(raw))
             continue
+        # Full-width digits become ASCII; other scripts' digits stay and are refused.
         item = unicodedata.normalize("NFKC", raw)
-        if _INT.match(item):
+        if _INT.fullmatch(item):
             scores.append(int(item))
-        elif _FLOAT.match(item) and float(item).is_integer():
+        elif _FLOAT.fullmatch(item) and float(item).is_integer():
             scores.append(int(float(item)))  # "7.0" is still an integer score
         else:
             return None, "not_integer", []
@@ -205,6 +404,29 @@ def _read_scores(
     return tuple(scores), None, [(a, b) for _, a, b in items]
 
 
+def _unit_scores(
+    unit: _Unit, n: int, offset: int
+) -> tuple[tuple[int, ...] | None, str | None, list[tuple[int, int]]]:
+    """Scores of one verdict line: one box of n, or n boxes of one (spans in full text)."""
+    boxes = unit.items
+    if len(boxes) == 1:
+        scores, error, inner = _read_scores(boxes[0].group(1), n)
+        base = offset + boxes[0].start(1)
+        return scores, error, [(base + a, base + b) for a, b in inner]
+    if len(boxes) != n:
+        return None, "wrong_count", []
+    values: list[int] = []
+    spans: list[tuple[int, int]] = []
+    for box in boxes:
+        scores, error, inner = _read_scores(box.group(1), 1)
+        if scores is None:
+            return None, error, []
+        values.append(scores[0])
+        base = offset + box.start(1)
+        spans.append((base + inner[0][0], base + inner[0][1]))
+    return tuple(values), None, spans
+
+
 def parse_judgment(
     text: str,
     n: int,
@@ -212,86 +434,29 @@ def parse_judgment(
     responses: Sequence[str] = (),
     nonce: str | None = None,
 ) -> ParsedJudgment:
-    """Parse one judge output for `n` shown responses (`responses` as shown, for echo checks)."""
-    reasoning, verdict_text, offset, terminated = split_reasoning(text)
+    """Parse one judge output for `n` shown responses.
+
+    `responses` are the responses as shown, used only to recognise the judge reproducing
+    one from its first line; `nonce` is the request's fence nonce (module docstring)."""
+    reasoning, verdict_text, offset, terminated = split_reasoning(text, nonce)
     principles, critique = extract_sections(verdict_text)
     if not terminated:
         return ParsedJudgment(None, "unterminated_think", reasoning, principles, critique)
-
-    echoes = _echo_spans(verdict_text, nonce)
-    response_lines = [_normalise_ws(r) for r in responses if r.strip()]
-    preferred: tuple[tuple[int, ...], list[tuple[int, int]]] | None = None
-    fallback: tuple[tuple[int, ...], list[tuple[int, int]]] | None = None
+    if "\\boxed" not in verdict_text:
+        return ParsedJudgment(None, "no_verdict", reasoning, principles, critique)
+    units, saw_echo = _own_units(verdict_text, _SCORES_LABEL, _BOXED, responses, nonce)
+    chosen: tuple[tuple[int, ...], list[tuple[int, int]]] | None = None
     last_error: str | None = None
-    saw_echo = False
-    for boxes, line, labelled in _lines_with(_BOXED, verdict_text, _SCORES_LINE):
-        kept = [
-            m
-            for m in boxes
-            if not _is_echo(verdict_text, m.start(), line, labelled, echoes, response_lines)
-        ]
-        saw_echo = saw_echo or len(kept) < len(boxes)
-        candidates: list[tuple[tuple[int, ...], list[tuple[int, int]]]] = []
-        if n > 1 and len(kept) == n:
-            # "Scores: \boxed{8}, \boxed{3}": one box per response on one line.
-            singles = [_read_scores(m.group(1), 1) for m in kept]
-            if all(scores is not None for scores, _, _ in singles):
-                candidates.append(
-                    (
-                        tuple(scores[0] for scores, _, _ in singles if scores is not None),
-                        [
-                            (offset + m.start(1) + inner[0][0], offset + m.start(1) + inner[0][1])
-                            for m, (_, _, inner) in zip(kept, singles, strict=True)
-                        ],
-                    )
-                )
-        if not candidates:
-            for match in kept:
-                scores, error, inner = _read_scores(match.group(1), n)
-                if scores is None:
-                    last_error = error
-                    continue
-                base = offset + match.start(1)
-                candidates.append((scores, [(base + a, base + b) for a, b in inner]))
-        if candidates:
-            if labelled:
-                preferred = candidates[-1]
-            else:
-                fallback = candidates[-1]
-    chosen = preferred or fallback
+    for unit in units:
+        scores, error, spans = _unit_scores(unit, n, offset)
+        if scores is None:
+            last_error = error
+        else:
+            chosen = (scores, spans)
     if chosen is not None:
         return ParsedJudgment(chosen[0], None, reasoning, principles, critique, tuple(chosen[1]))
     error = last_error or ("echoed_verdict" if saw_echo else "no_verdict")
     return ParsedJudgment(None, error, reasoning, principles, critique)
-
-
-def _lines_with(
-    pattern: re.Pattern[str], text: str, label: re.Pattern[str]
-) -> list[tuple[list[re.Match[str]], str, bool]]:
-    """(matches, line, labelled) for each line holding a match, in text order.
-
-    A line holding nothing but the verdict borrows a bare label on the line above
-    ("Scores:" then "\boxed{3}" below it): it counts as labelled, and the two lines are
-    checked together for echoes — a lone `\boxed{3}` also occurs in many math answers.
-    """
-    by_line: dict[int, list[re.Match[str]]] = {}
-    for match in pattern.finditer(text):
-        by_line.setdefault(text.rfind("\n", 0, match.start()) + 1, []).append(match)
-    out = []
-    for line_start, matches in by_line.items():
-        line = _line_of(text, matches[0].start(), matches[0].end())
-        labelled = bool(label.match(line))
-        if not labelled and not pattern.sub("", line).strip(" \t.,;:*`$\\[]()"):
-            above = text[: max(line_start - 1, 0)].rstrip().rsplit("\n", 1)[-1]
-            head = label.match(above)
-            if head is not None and not above[head.end() :].strip(" *_`$"):
-                line, labelled = f"{above.strip()} {line.strip()}", True
-        out.append((matches, line, labelled))
-    return out
-
-
-_PREFERENCE = re.compile(r"\[\[\s*([12])\s*\]\]")
-_VERDICT_LINE = re.compile(r"^[\s>*#_`-]*verdict\s*[*_]*\s*[:：]", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,29 +472,16 @@ class ParsedPreference:
 def parse_preference(
     text: str, *, responses: Sequence[str] = (), nonce: str | None = None
 ) -> ParsedPreference:
-    """The last `[[1]]` / `[[2]]` outside reasoning and echoes, preferring a `Verdict:` line."""
-    reasoning, verdict_text, _, terminated = split_reasoning(text)
+    """The judge's own last `Verdict: [[1]]` / `[[2]]` line (the same rules as the scores)."""
+    reasoning, verdict_text, _, terminated = split_reasoning(text, nonce)
     _, critique = extract_sections(verdict_text)
     if not terminated:
         return ParsedPreference(None, "unterminated_think", reasoning, critique)
-    echoes = _echo_spans(verdict_text, nonce)
-    response_lines = [_normalise_ws(r) for r in responses if r.strip()]
-    preferred: int | None = None
-    fallback: int | None = None
-    saw_echo = False
-    for matches, line, labelled in _lines_with(_PREFERENCE, verdict_text, _VERDICT_LINE):
-        for match in matches:
-            if _is_echo(verdict_text, match.start(), line, labelled, echoes, response_lines):
-                saw_echo = True
-                continue
-            winner = int(match.group(1)) - 1
-            if labelled:
-                preferred = winner
-            else:
-                fallback = winner
-    chosen = preferred if preferred is not None else fallback
-    if chosen is None:
-        return ParsedPreference(
-            None, "echoed_verdict" if saw_echo else "no_verdict", reasoning, critique
-        )
-    return ParsedPreference(chosen, None, reasoning, critique)
+    units, saw_echo = _own_units(verdict_text, _VERDICT_LABEL, _PREFERENCE, responses, nonce)
+    # A verdict line names one response: a line with two boxes is not a verdict.
+    picks = [unit for unit in units if len(unit.items) == 1]
+    if not picks:
+        error = "echoed_verdict" if saw_echo else "no_verdict"
+        return ParsedPreference(None, error, reasoning, critique)
+    digit = unicodedata.normalize("NFKC", picks[-1].items[0].group(1))
+    return ParsedPreference(int(digit) - 1, None, reasoning, critique)
