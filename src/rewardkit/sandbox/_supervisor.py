@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import json
 import os
 import resource
@@ -33,8 +34,17 @@ import select
 import signal
 import socket
 import sys
+import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rewardkit.sandbox import _cgroup, _seccomp, _view
+else:  # run as a script: the package (and its imports) is not importable, the folder is
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _cgroup
+    import _seccomp
+    import _view
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -43,35 +53,17 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 
-MS_RDONLY = 0x1
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_NOEXEC = 0x8
-MS_REMOUNT = 0x20
-MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
-
-SYS_MOUNT_SETATTR = 442  # same number on every architecture (new syscall table)
-AT_FDCWD = -100
-AT_RECURSIVE = 0x8000
-MOUNT_ATTR_RDONLY = 0x1
-MOUNT_ATTR_NOSUID = 0x2
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
 
 _libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
-
-
-class _MountAttr(ctypes.Structure):
-    _fields_ = [
-        ("attr_set", ctypes.c_uint64),
-        ("attr_clr", ctypes.c_uint64),
-        ("propagation", ctypes.c_uint64),
-        ("userns_fd", ctypes.c_uint64),
-    ]
+#: compiled once by the probe; forked handlers inherit it
+SECCOMP_BPF = b""
+#: (kind, parent directory) of the memory cgroups, found by the probe
+CGROUP_PARENT: tuple[str, str] | None = None
 
 
 def _check(ret: int, what: str) -> None:
@@ -84,118 +76,8 @@ def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare")
 
 
-def mount(
-    source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None
-) -> None:
-    def enc(s: str | None) -> bytes | None:
-        return None if s is None else s.encode()
-
-    _check(
-        _libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
-        f"mount {target}",
-    )
-
-
 def prctl(option: int, value: int) -> None:
     _check(_libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0), "prctl")
-
-
-def make_readonly() -> None:
-    """Every mount read-only and nosuid, recursively: one syscall where the kernel has it."""
-    attr = _MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0, 0, 0)
-    ret = _libc.syscall(
-        ctypes.c_long(SYS_MOUNT_SETATTR),
-        ctypes.c_int(AT_FDCWD),
-        b"/",
-        ctypes.c_uint(AT_RECURSIVE),
-        ctypes.byref(attr),
-        ctypes.c_size_t(ctypes.sizeof(attr)),
-    )
-    if ret == 0:
-        return
-    # Kernels before 5.12: remount each mount point, deepest last, keeping its other flags.
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    for point in points:
-        point = point.encode().decode("unicode_escape")  # mountinfo escapes spaces as \040
-        try:
-            flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | _flags_of(point)
-            mount(None, point, None, flags)
-        except OSError:
-            if point == "/":
-                raise
-
-
-def _flags_of(path: str) -> int:
-    st = os.statvfs(path)
-    flags = 0
-    for bit, ms in ((os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC)):
-        if st.f_flag & bit:
-            flags |= ms
-    return flags
-
-
-def expose(paths: list[str]) -> None:
-    """Make `paths` reachable for an unprivileged uid without opening their siblings.
-
-    A directory others cannot traverse (e.g. /root, mode 0700, holding a pyenv Python) is
-    covered with an empty tmpfs into which only the needed child is bind-mounted from the
-    original, so the interpreter runs while the rest of /root (keys, configs) stays hidden.
-    """
-    shadowed: dict[str, int] = {}
-    for target in paths:
-        parts = [p for p in os.path.realpath(target).split("/") if p]
-        cur = "/"
-        for name in parts:
-            nxt = os.path.join(cur, name)
-            if cur in shadowed:
-                if not os.path.lexists(nxt):
-                    _bind_child(shadowed[cur], name, nxt)
-            else:
-                try:
-                    mode = os.stat(cur).st_mode
-                except OSError:
-                    break
-                if not mode & 0o001:
-                    fd = os.open(cur, os.O_PATH | os.O_DIRECTORY)
-                    mount("tmpfs", cur, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k")
-                    shadowed[cur] = fd
-                    _bind_child(fd, name, nxt)
-            cur = nxt
-
-
-def _bind_child(dir_fd: int, name: str, dst: str) -> None:
-    src = f"/proc/self/fd/{dir_fd}/{name}"
-    if not os.path.lexists(src):
-        return
-    if os.path.isdir(src):
-        os.mkdir(dst)
-    else:
-        os.close(os.open(dst, os.O_CREAT | os.O_WRONLY, 0o644))
-    mount(src, dst, None, MS_BIND | MS_REC)
-
-
-def mount_workdir(workdir: str, size_mb: int, uid: int, gid: int) -> None:
-    """Replace the working directory by a tmpfs of `size_mb` holding a copy of its files.
-
-    Writes then cost no host disk, are capped as a whole, and vanish with the namespace.
-    """
-    files: list[tuple[str, bytes, int]] = []
-    for root, _dirs, names in os.walk(workdir):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                files.append(
-                    (os.path.relpath(path, workdir), f.read(), os.stat(path).st_mode & 0o777)
-                )
-    opts = f"size={size_mb}m,nr_inodes=16384,mode=0700,uid={uid},gid={gid}"
-    mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV, opts)
-    for rel, data, mode in files:
-        path = os.path.join(workdir, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
-        os.chmod(path, mode | 0o444)
 
 
 def chown_tree(workdir: str, uid: int, gid: int) -> None:
@@ -260,10 +142,9 @@ def run_child(
         os.closerange(3, low)
         os.closerange(low + 1, high)
         os.closerange(high + 1, 1 << 20)
-        if "pid" in layers and "mount" in layers:
-            stage = "mount /proc"
-            # a fresh /proc shows only this run's processes, not the host's command lines
-            mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        # at the memory limit the OOM killer takes the program, not its init
+        with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
         stage = "rlimits"
         for name, (soft, hard) in rlimit_values(req["limits"], req["memory_rlimit"]).items():
             resource.setrlimit(RLIMITS[name], (soft, hard))
@@ -277,6 +158,9 @@ def run_child(
         stage = "prctl"
         prctl(PR_SET_NO_NEW_PRIVS, 1)
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
+        if "seccomp" in layers:
+            stage = "seccomp"
+            _seccomp.install(SECCOMP_BPF)
         if select.select([alive_r], [], [], 0)[0]:
             os._exit(126)  # handler died before the death signal was armed
         os.close(alive_r)
@@ -300,14 +184,24 @@ def handle(req: dict[str, Any], fds: list[int]) -> None:
     stdio = fds[1:4]
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the supervisor ignores it to auto-reap
     t0 = time.perf_counter()
+    cgroup = None
     try:
-        child, err_r, status_r = start(req, stdio)
+        if "cgroup" in req["layers"] and CGROUP_PARENT is not None:
+            # the whole budget: the program's memory, its workdir files and /dev/shm
+            limit = int(req["limits"]["memory_mb"]) << 20
+            cgroup = _cgroup.RunCgroup(*CGROUP_PARENT, f"rewardkit-{os.getpid()}", limit)
+        child, err_r, status_r = start(req, stdio, cgroup)
     except Exception as exc:
+        if cgroup is not None:
+            cgroup.remove()
         reply.send(json.dumps({"event": "error", "error": f"sandbox setup failed: {exc}"}).encode())
         return
     setup = time.perf_counter() - t0
     reply.send(b'{"event": "started"}')
     result = supervise(req, child, reply)
+    if cgroup is not None:
+        result["memory_limit_hit"] = cgroup.oom_killed()
+        cgroup.remove()
     result["setup_seconds"] = setup
     program_status = os.read(status_r, 64)
     if program_status:  # pid 1 reported how the program ended
@@ -327,7 +221,9 @@ def _drain(sock: socket.socket) -> None:
         pass
 
 
-def start(req: dict[str, Any], stdio: list[int]) -> tuple[int, int, int]:
+def start(
+    req: dict[str, Any], stdio: list[int], cgroup: _cgroup.RunCgroup | None
+) -> tuple[int, int, int]:
     layers = set(req["layers"])
     workdir = req["workdir"]
     if "uid" in layers:
@@ -348,11 +244,8 @@ def start(req: dict[str, Any], stdio: list[int]) -> tuple[int, int, int]:
     if "user" in layers:
         write_id_maps(uid, gid)
     if "mount" in layers:
-        mount(None, "/", None, MS_REC | MS_PRIVATE)
-        if "uid" in layers:
-            expose([*req["expose"], workdir])
-        make_readonly()
-        mount_workdir(workdir, req["limits"]["max_file_mb"], uid, gid)
+        # nothing we mount from here on propagates back to the host
+        _view.mount(None, "/", None, MS_REC | MS_PRIVATE)
     elif "uid" in layers:
         chown_tree(workdir, uid, gid)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -363,6 +256,7 @@ def start(req: dict[str, Any], stdio: list[int]) -> tuple[int, int, int]:
         os.close(err_r)
         os.close(alive_w)
         os.close(status_r)
+        enter(req, uid, gid, cgroup, err_w)
         if "pid" in layers:
             run_init(req, stdio, uid, gid, err_w, alive_r, status_w)
         run_child(req, stdio, uid, gid, err_w, alive_r)
@@ -373,6 +267,35 @@ def start(req: dict[str, Any], stdio: list[int]) -> tuple[int, int, int]:
         os.close(fd)
     # alive_w stays open (and unread) for the handler's lifetime: the child's liveness check
     return child, err_r, status_r
+
+
+def enter(
+    req: dict[str, Any], uid: int, gid: int, cgroup: _cgroup.RunCgroup | None, err_w: int
+) -> None:
+    """In the run's first process (init, or the program without a pid namespace): join the
+    memory cgroup before anything is allocated, then replace the root by the minimal view."""
+    stage = "join the memory cgroup"
+    try:
+        if cgroup is not None:
+            cgroup.join()
+        layers = set(req["layers"])
+        if "mount" in layers:
+            stage = "build the filesystem view"
+            limits = req["limits"]
+            _view.build_root(
+                req["workdir"],
+                req.get("expose", []),
+                size_mb=int(limits["max_file_mb"]),
+                shm_mb=int(limits.get("shm_mb", 64)),
+                uid=uid,
+                gid=gid,
+                mount_proc="pid" in layers,
+            )
+    except BaseException as exc:
+        try:
+            os.write(err_w, f"{stage}: {exc}".encode()[:2000])
+        finally:
+            os._exit(127)
 
 
 def run_init(
@@ -479,12 +402,16 @@ def probe() -> dict[str, Any]:
             prefix = CLONE_NEWUSER
         else:
             result["errors"]["user"] = err
-    for name, flag in tests.items():
-        ok, err = _try(lambda flag=flag, name=name: _layer_test(prefix, flag, name))
-        if ok:
-            result["layers"].append(name)
-        else:
-            result["errors"][name] = err
+    workdir = tempfile.mkdtemp(prefix="rewardkit-probe-")
+    try:
+        for name, flag in tests.items():
+            ok, err = _try(lambda f=flag, n=name: _layer_test(prefix, f, n, workdir))
+            if ok:
+                result["layers"].append(name)
+            else:
+                result["errors"][name] = err
+    finally:
+        os.rmdir(workdir)
     if root:
         ok, err = _try(lambda: _uid_test())
         if ok:
@@ -493,7 +420,29 @@ def probe() -> dict[str, Any]:
             result["errors"]["uid"] = err
     else:
         result["errors"]["uid"] = "not running as root: cannot switch to a private uid"
+    global SECCOMP_BPF, CGROUP_PARENT
+    try:
+        SECCOMP_BPF = _seccomp.compile_filter()
+        ok, err = _try(_seccomp_test)
+    except OSError as exc:
+        ok, err = False, str(exc)
+    if ok:
+        result["layers"].append("seccomp")
+    else:
+        result["errors"]["seccomp"] = err
+    try:
+        CGROUP_PARENT = _cgroup.find_parent()
+        result["layers"].append("cgroup")
+    except OSError as exc:
+        result["errors"]["cgroup"] = f"no writable memory cgroup: {exc}"
     return result
+
+
+def _seccomp_test() -> None:
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    _seccomp.install(SECCOMP_BPF)
+    if _libc.unshare(CLONE_NEWUSER) == 0 or ctypes.get_errno() != errno.EPERM:
+        raise OSError("the seccomp filter did not refuse unshare(CLONE_NEWUSER)")
 
 
 def _userns_test() -> None:
@@ -502,7 +451,7 @@ def _userns_test() -> None:
     write_id_maps(uid, gid)
 
 
-def _layer_test(prefix: int, flag: int, name: str) -> None:
+def _layer_test(prefix: int, flag: int, name: str, workdir: str) -> None:
     if prefix:
         uid, gid = os.getuid(), os.getgid()
         unshare(prefix | flag)
@@ -510,10 +459,11 @@ def _layer_test(prefix: int, flag: int, name: str) -> None:
     else:
         unshare(flag)
     if name == "mount":
-        mount(None, "/", None, MS_REC | MS_PRIVATE)
-        make_readonly()
-        if os.access("/", os.W_OK) and not os.statvfs("/").f_flag & os.ST_RDONLY:
-            raise OSError("read-only remount did not take")
+        _view.mount(None, "/", None, MS_REC | MS_PRIVATE)
+        uid, gid = os.getuid(), os.getgid()
+        _view.build_root(workdir, [], size_mb=1, shm_mb=1, uid=uid, gid=gid, mount_proc=False)
+        if os.path.exists("/etc/hostname") or os.access("/", os.W_OK):
+            raise OSError("the minimal read-only root did not replace the host's")
     if name == "pid":
         pid = os.fork()
         if pid == 0:
