@@ -13,13 +13,15 @@ For each request it forks a *handler*, which owns the run and talks on the reply
     handler -> parent      {"event": "started"} then {"event": "exit", ...}
     parent -> handler      any byte, or EOF (parent gone): kill the run now
 
-The handler unshares the namespaces (net+ipc+uts, mount, pid; user when not root), makes
-every mount read-only, mounts a size-capped tmpfs on the working directory, then forks a
-small init (pid 1 of the new pid namespace) which forks the program: when the program
-exits, init exits, and the kernel kills every process left in the namespace, double-forked
-daemons included; the deadline kills init to the same effect. The program drops to a
-uid of its own (uid_base + handler pid: unique among live runs, so RLIMIT_NPROC counts this
-run only), sets rlimits, no_new_privs and a parent-death signal, and execs.
+The handler makes the run's memory cgroup (where one is writable), unshares the
+namespaces (net+ipc+uts, mount, pid; user when not root) and forks a small init (pid 1 of
+the new pid namespace). Init joins the cgroup, replaces the root by the minimal read-only
+view of `_view` (a size-capped tmpfs as the working directory), and forks the program:
+when the program exits, init exits, and the kernel kills every process left in the
+namespace, double-forked daemons included; the deadline kills init to the same effect.
+The program drops to a uid of its own (uid_base + handler pid: unique among live runs, so
+RLIMIT_NPROC counts this run only), sets rlimits, no_new_privs, a parent-death signal and
+the seccomp filter of `_seccomp`, and execs.
 """
 
 from __future__ import annotations
@@ -201,7 +203,6 @@ def handle(req: dict[str, Any], fds: list[int]) -> None:
     result = supervise(req, child, reply)
     if cgroup is not None:
         result["memory_limit_hit"] = cgroup.oom_killed()
-        cgroup.remove()
     result["setup_seconds"] = setup
     program_status = os.read(status_r, 64)
     if program_status:  # pid 1 reported how the program ended
@@ -210,6 +211,8 @@ def handle(req: dict[str, Any], fds: list[int]) -> None:
     _drain(reply)  # closing over unread kill requests would reset the parent's socket
     with contextlib.suppress(OSError):  # the parent may be gone; nothing left to tell
         reply.send(json.dumps(result).encode())
+    if cgroup is not None:
+        cgroup.remove()  # after the reply: rmdir waits for the kernel to retire the cgroup
 
 
 def _drain(sock: socket.socket) -> None:
