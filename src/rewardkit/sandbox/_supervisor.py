@@ -238,18 +238,13 @@ def start(
         flags |= CLONE_NEWUSER
     if "net" in layers:
         flags |= CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
-    if "mount" in layers:
-        flags |= CLONE_NEWNS
     if "pid" in layers:
         flags |= CLONE_NEWPID
     if flags:
         unshare(flags)
     if "user" in layers:
         write_id_maps(uid, gid)
-    if "mount" in layers:
-        # nothing we mount from here on propagates back to the host
-        _view.mount(None, "/", None, MS_REC | MS_PRIVATE)
-    elif "uid" in layers:
+    if "uid" in layers and "mount" not in layers:
         chown_tree(workdir, uid, gid)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     alive_r, alive_w = os.pipe2(os.O_CLOEXEC)
@@ -284,6 +279,10 @@ def enter(
         layers = set(req["layers"])
         if "mount" in layers:
             stage = "build the filesystem view"
+            # the mount namespace is the run's alone: the handler keeps the host's view
+            unshare(CLONE_NEWNS)
+            # nothing mounted from here on propagates back to the host
+            _view.mount(None, "/", None, MS_REC | MS_PRIVATE)
             limits = req["limits"]
             _view.build_root(
                 req["workdir"],
