@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
-from rewardkit.sandbox import SandboxLimits, isolation_report, run_code
+from rewardkit.sandbox import SandboxLimits, isolation, isolation_report, run_code
 
 pytestmark = [
     pytest.mark.usefixtures("full_isolation"),
@@ -175,19 +177,38 @@ def test_the_workdir_tmpfs_is_capped_as_a_whole():
     assert int(r.stdout.split()[-1]) <= 32
 
 
-def test_cgroups_are_removed_after_runs(memory_cgroup):
-    run_code("print(1)")
+def _run_cgroups() -> list[str]:
     kind = "memory" if os.path.isdir("/sys/fs/cgroup/memory") else ""
     with open("/proc/self/cgroup") as f:
         lines = f.read().splitlines()
-    mine = next(
-        (ln.split(":", 2)[2] for ln in lines if (kind and kind in ln.split(":")[1].split(","))),
-        None,
-    ) or next(ln.split(":", 2)[2] for ln in lines if ln.startswith("0::"))
+    if kind:
+        mine = next(ln.split(":", 2)[2] for ln in lines if "memory" in ln.split(":")[1].split(","))
+    else:
+        mine = next(ln.split(":", 2)[2] for ln in lines if ln.startswith("0::"))
     parent = os.path.join("/sys/fs/cgroup", kind, mine.lstrip("/"))
-    for _ in range(100):  # the handler removes it right after replying
-        leftovers = [d for d in os.listdir(parent) if d.startswith("rewardkit-")]
-        if not leftovers:
-            break
+    return [d for d in os.listdir(parent) if d.startswith("rewardkit-")]
+
+
+def _settled(predicate) -> bool:
+    for _ in range(200):  # handlers remove their cgroup right after replying
+        if predicate():
+            return True
         time.sleep(0.01)
-    assert not leftovers
+    return False
+
+
+def test_cgroups_do_not_accumulate_and_go_with_the_supervisor(memory_cgroup):
+    for _ in range(4):
+        assert run_code("print(1)").ok
+    # what remains are the spare handlers' cgroups, waiting for the next runs
+    assert _settled(lambda: len(_run_cgroups()) <= isolation_spares())
+    isolation._shutdown()
+    assert _settled(lambda: _run_cgroups() == [])
+
+
+def isolation_spares() -> int:
+    # read, not imported: the supervisor is a script that puts its folder on sys.path
+    text = (Path(isolation.__file__).with_name("_supervisor.py")).read_text()
+    match = re.search(r"^SPARES = (\d+)", text, re.M)
+    assert match
+    return int(match.group(1))

@@ -75,18 +75,15 @@ def _probe(kind: str, parent: str) -> None:
 class RunCgroup:
     """One run's cgroup: made with its limit, joined by the run's first process, removed."""
 
-    def __init__(self, kind: str, parent: str, name: str, limit_bytes: int) -> None:
+    def __init__(self, kind: str, parent: str, name: str, limit_bytes: int | None) -> None:
         self.kind = kind
         self.name = name
         self.path = os.path.join(parent, name)
+        self.joined = False
         os.mkdir(self.path, 0o700)
         try:
-            if kind == "v2":
-                self._write("memory.max", limit_bytes)
-                self._write("memory.swap.max", 0, optional=True)
-            else:
-                self._write("memory.limit_in_bytes", limit_bytes)
-                self._write("memory.memsw.limit_in_bytes", limit_bytes, optional=True)
+            if limit_bytes is not None:
+                self.set_limit(limit_bytes)
             # the run lives in its own mount namespace, where these paths may be gone
             self.parent_fd = os.open(parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             self.dir_fd = os.open(self.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -98,6 +95,14 @@ class RunCgroup:
                 os.rmdir(self.path)
             raise
 
+    def set_limit(self, limit_bytes: int) -> None:
+        if self.kind == "v2":
+            self._write("memory.max", limit_bytes)
+            self._write("memory.swap.max", 0, optional=True)
+        else:
+            self._write("memory.limit_in_bytes", limit_bytes)
+            self._write("memory.memsw.limit_in_bytes", limit_bytes, optional=True)
+
     def _write(self, name: str, value: int, optional: bool = False) -> None:
         try:
             with open(os.path.join(self.path, name), "w") as f:
@@ -107,8 +112,21 @@ class RunCgroup:
                 raise
 
     def join(self) -> None:
-        """Move the calling process in ("0" is the writer, whatever its pid namespace)."""
+        """Move the calling process in ("0" is the writer, whatever its pid namespace).
+
+        Slow (~10 ms: the kernel waits for an RCU grace period), hence the supervisor's
+        spare handlers, which join ahead of their run.
+        """
         os.write(self.procs_fd, b"0")
+        self.joined = True
+
+    def leave(self) -> None:
+        """Move the calling process back to the parent, so that the cgroup can go."""
+        fd = os.open("cgroup.procs", os.O_WRONLY | os.O_CLOEXEC, dir_fd=self.parent_fd)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
 
     def oom_killed(self) -> bool:
         """Whether the kernel's OOM killer ended a process of this run at the limit."""
@@ -128,7 +146,13 @@ class RunCgroup:
         return False
 
     def remove(self) -> None:
-        """Remove the cgroup once its processes are gone (retrying while they finish dying)."""
+        """Remove the cgroup once its processes are gone (retrying while they finish dying).
+
+        A process that joined it itself leaves it first.
+        """
+        if self.joined:
+            with contextlib.suppress(OSError):
+                self.leave()
         for fd in (self.procs_fd, self.dir_fd):
             with contextlib.suppress(OSError):
                 os.close(fd)

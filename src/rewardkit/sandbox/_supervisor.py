@@ -181,18 +181,24 @@ def run_child(
 # ---------------------------------------------------------------------------- the handler
 
 
-def handle(req: dict[str, Any], fds: list[int]) -> None:
+def handle(req: dict[str, Any], fds: list[int], cgroup: _cgroup.RunCgroup | None = None) -> None:
+    """Run one request; `cgroup` is the one a spare handler already sits in."""
     reply = socket.socket(fileno=fds[0])
     stdio = fds[1:4]
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the supervisor ignores it to auto-reap
     t0 = time.perf_counter()
-    cgroup = None
+    limited = "cgroup" in req["layers"] and CGROUP_PARENT is not None
     try:
-        if "cgroup" in req["layers"] and CGROUP_PARENT is not None:
+        if limited:
             # the whole budget: the program's memory, its workdir files and /dev/shm
             limit = int(req["limits"]["memory_mb"]) << 20
-            cgroup = _cgroup.RunCgroup(*CGROUP_PARENT, f"rewardkit-{os.getpid()}", limit)
-        child, err_r, status_r = start(req, stdio, cgroup)
+            if cgroup is None:
+                assert CGROUP_PARENT is not None  # `limited` says so
+                kind, parent = CGROUP_PARENT
+                cgroup = _cgroup.RunCgroup(kind, parent, f"rewardkit-{os.getpid()}", limit)
+            else:
+                cgroup.set_limit(limit)
+        child, err_r, status_r = start(req, stdio, cgroup if limited else None)
     except Exception as exc:
         if cgroup is not None:
             cgroup.remove()
@@ -201,7 +207,7 @@ def handle(req: dict[str, Any], fds: list[int]) -> None:
     setup = time.perf_counter() - t0
     reply.send(b'{"event": "started"}')
     result = supervise(req, child, reply)
-    if cgroup is not None:
+    if limited and cgroup is not None:
         result["memory_limit_hit"] = cgroup.oom_killed()
     result["setup_seconds"] = setup
     program_status = os.read(status_r, 64)
@@ -274,8 +280,11 @@ def enter(
     memory cgroup before anything is allocated, then replace the root by the minimal view."""
     stage = "join the memory cgroup"
     try:
-        if cgroup is not None:
+        if cgroup is not None and not cgroup.joined:
             cgroup.join()
+        # a spare handler protects itself from the OOM killer; its runs must not inherit it
+        with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
+            f.write("0")
         layers = set(req["layers"])
         if "mount" in layers:
             stage = "build the filesystem view"
@@ -501,10 +510,54 @@ def _try(fn: Any) -> tuple[bool, str]:
 # ---------------------------------------------------------------------------- main loop
 
 
+#: handlers kept ready inside their own memory cgroup (one per usual parallel run)
+SPARES = 2
+
+
+def spare_main(sock: socket.socket) -> None:
+    """A handler made ahead of its run, already inside a fresh memory cgroup: joining one
+    waits ~10 ms for an RCU grace period, which would otherwise delay every run."""
+    cgroup = None
+    if CGROUP_PARENT is not None:
+        with contextlib.suppress(OSError):
+            cgroup = _cgroup.RunCgroup(*CGROUP_PARENT, f"rewardkit-{os.getpid()}", None)
+            cgroup.join()
+            # at the limit the OOM killer must take the program, never its handler
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write("-1000")
+    try:
+        msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 20, 8)
+    except OSError:
+        msg, fds = b"", []
+    sock.close()
+    if msg:
+        handle(json.loads(msg), fds, cgroup)
+    elif cgroup is not None:
+        cgroup.remove()  # the supervisor is gone
+
+
 def main() -> None:
     ctrl = socket.socket(fileno=int(sys.argv[1]))
     ctrl.send(json.dumps({"hello": probe()}).encode())
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # handlers are reaped by the kernel
+    spares: list[socket.socket] = []
+
+    def refill() -> None:
+        while CGROUP_PARENT is not None and len(spares) < SPARES:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            if os.fork() == 0:
+                ctrl.close()
+                ours.close()
+                for other in spares:
+                    other.close()
+                try:
+                    spare_main(theirs)
+                finally:
+                    os._exit(0)
+            theirs.close()
+            spares.append(ours)
+
+    refill()
     while True:
         try:
             msg, fds, _flags, _addr = socket.recv_fds(ctrl, 1 << 20, 8)
@@ -514,15 +567,26 @@ def main() -> None:
             for fd in fds:
                 os.close(fd)
             break  # the parent closed the socket or died
-        pid = os.fork()
-        if pid == 0:
-            ctrl.close()
-            try:
-                handle(json.loads(msg), fds)
-            finally:
-                os._exit(0)
+        sent = False
+        while spares and not sent:
+            spare = spares.pop(0)
+            with contextlib.suppress(OSError):  # a dead spare: try the next
+                socket.send_fds(spare, [msg], fds)
+                sent = True
+            spare.close()
+        if not sent:
+            pid = os.fork()
+            if pid == 0:
+                ctrl.close()
+                try:
+                    handle(json.loads(msg), fds)
+                finally:
+                    os._exit(0)
         for fd in fds:
             os.close(fd)
+        refill()
+    for spare in spares:
+        spare.close()  # EOF: each removes its cgroup and exits
 
 
 if __name__ == "__main__":
