@@ -223,3 +223,14 @@ def test_explicit_expose_makes_a_host_path_readable(plant):
         shutil.rmtree(workdir)
     assert r.ok, r
     assert token in r.stdout
+
+
+def test_details_carry_numbers_never_program_output():
+    """What callers put in reward details: the program's text stays in the capped stdout."""
+    token = f"REF-{uuid.uuid4().hex}"
+    src = f"import sys\nprint({token!r} * 1000)\nprint({token!r}, file=sys.stderr)\n"
+    r = run_code(src, limits=SandboxLimits(max_output_bytes=4096))
+    assert r.output_truncated
+    assert len(r.stdout.encode()) + len(r.stderr.encode()) <= 4096
+    assert token not in repr(r.details) and token not in (r.error or "")
+    assert all(v is None or isinstance(v, int | float | bool) for v in r.details.values())
