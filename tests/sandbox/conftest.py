@@ -6,7 +6,7 @@ import pytest
 
 from rewardkit.sandbox import isolation_report
 
-FULL = ("net", "pid", "mount", "uid")
+FULL = ("net", "pid", "mount", "uid", "seccomp")
 
 
 @pytest.fixture(scope="session")

@@ -115,10 +115,12 @@ def test_writes_outside_the_workdir_fail_and_inside_succeed(tmp_path):
     targets = [
         f"/tmp/{name}",
         str(REPO / name),
-        f"/dev/shm/{name}",
         f"/var/tmp/{name}",
         "/etc/passwd",
     ]
+    # /dev/shm is the run's own size-capped tmpfs (multiprocessing needs it): writable
+    # inside, and nothing reaches the host's
+    private = f"/dev/shm/{name}"
     src = code(
         f"""
         import os
@@ -132,6 +134,8 @@ def test_writes_outside_the_workdir_fail_and_inside_succeed(tmp_path):
         with open("own.txt", "w") as f:
             f.write("fine")
         print("own", open("own.txt").read())
+        with open({private!r}, "w") as f:
+            f.write("private")
         """
     )
     passwd = Path("/etc/passwd").read_bytes()
@@ -140,7 +144,7 @@ def test_writes_outside_the_workdir_fail_and_inside_succeed(tmp_path):
     assert "wrote" not in r.stdout
     assert r.stdout.count("denied") == len(targets)
     assert "own fine" in r.stdout
-    for path in targets[:-1]:
+    for path in [*targets[:-1], private]:
         assert not os.path.exists(path)
     assert Path("/etc/passwd").read_bytes() == passwd
 
@@ -191,7 +195,8 @@ def test_orphaned_daemon_never_runs_after_return(layers, processes_of_uid):
         )
         (workdir / "main.py").write_text(src)
         use = layers or ("net", "pid", "uid")
-        r = run_process(["python3", "-I", "main.py"], workdir, layers=use)
+        # without the mount namespace the host is readable: an explicit opt-in
+        r = run_process(["python3", "-I", "main.py"], workdir, layers=use, allow_unisolated=True)
         return workdir, r
 
     dirs: list[Path] = []

@@ -3,15 +3,20 @@
 One supervisor runs per parent process (restarted after a fork or a crash). It probes the
 layers once at start, so the probe is cached for the life of the process:
 
-    net     fresh network namespace (only a downed loopback: no connection goes anywhere)
-    pid     fresh pid namespace (the program is pid 1; its exit kills every descendant)
-    mount   private mount namespace: everything read-only, a tmpfs as the working directory
-    uid     a private unprivileged uid per run (root only): RLIMIT_NPROC binds, no capabilities
-    user    user namespace, used instead of root to get the others when not running as root
+    net      fresh network, IPC and UTS namespaces (only a downed loopback: no connection
+             goes anywhere)
+    pid      fresh pid namespace (the program's init is pid 1; its exit kills every descendant)
+    mount    private mount namespace whose root is the minimal read-only view of `_view`:
+             system libraries, the interpreter, /dev basics, a tmpfs working directory
+    uid      a private unprivileged uid per run (root only): RLIMIT_NPROC binds, no capabilities
+    user     user namespace, used instead of root to get the others when not running as root
+    seccomp  a libseccomp filter: no new namespaces, mounts, keyrings, BPF, perf, ptrace...
+    cgroup   a memory cgroup per run (where one is writable): tmpfs and shm count too
 
-Code is refused (`IsolationUnavailableError`) unless the network is cut off and writes
-outside the working directory are prevented (mount or uid). Opt in to weaker isolation
-with ``allow_unisolated=True`` or the environment variable ``REWARDKIT_ALLOW_UNISOLATED=1``.
+Code is refused (`IsolationUnavailableError`) unless the network is cut off, the program
+sees only the minimal view (mount) and the seccomp filter is in force. Opt in to weaker
+isolation with ``allow_unisolated=True`` or the environment variable
+``REWARDKIT_ALLOW_UNISOLATED=1``.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ _SCRIPT = Path(__file__).with_name("_supervisor.py")
 # Private uids are UID_BASE + the handler's pid: far above any login or system account.
 UID_BASE = 1_000_000
 #: every layer, in the order they are applied
-LAYERS = ("user", "net", "mount", "pid", "uid")
+LAYERS = ("user", "net", "mount", "pid", "uid", "seccomp", "cgroup")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +68,31 @@ class IsolationReport:
     def writes_contained(self) -> bool:
         return "mount" in self.layers or "uid" in self.layers
 
+    @property
+    def reads_contained(self) -> bool:
+        """The program sees the minimal view, not the host's files."""
+        return "mount" in self.layers
+
+    @property
+    def syscalls_filtered(self) -> bool:
+        return "seccomp" in self.layers
+
+    @property
+    def memory_counted(self) -> bool:
+        """A memory cgroup counts tmpfs and shared memory against `memory_mb`."""
+        return "cgroup" in self.layers
+
     def missing(self) -> list[str]:
         """Human-readable list of the required protections this host lacks."""
         out = []
         if not self.network_isolated:
             out.append(f"network namespace ({self.errors.get('net', 'unavailable')})")
-        if not self.writes_contained:
+        if not self.reads_contained:
             why = self.errors.get("mount", "unavailable")
-            out.append(f"read-only mount namespace or a private uid ({why})")
+            out.append(f"mount namespace for a minimal read-only filesystem view ({why})")
+        if not self.syscalls_filtered:
+            why = self.errors.get("seccomp", "unavailable")
+            out.append(f"seccomp filter ({why})")
         return out
 
 
@@ -120,7 +142,8 @@ def select_layers(
                 "refusing to run untrusted code without "
                 + "; ".join(missing)
                 + ". Run as root or enable unprivileged user namespaces "
-                "(sysctl kernel.unprivileged_userns_clone=1), or accept the risk with "
+                "(sysctl kernel.unprivileged_userns_clone=1), install libseccomp2, or accept "
+                "the risk with "
                 f"allow_unisolated=True / {ALLOW_UNISOLATED_ENV}=1"
             )
     return report.layers

@@ -16,11 +16,15 @@ class SandboxLimits:
 
     `wall_seconds` is the deadline that always holds (it also stops programs that sleep,
     which `cpu_seconds` cannot see). `memory_mb` bounds the address space (RLIMIT_AS) for
-    languages whose runtime tolerates it, the data segment otherwise. `max_processes`
-    counts processes and threads; it binds because each run gets its own unprivileged uid
-    (RLIMIT_NPROC does nothing for root). `max_file_mb` caps each written file and, when a
-    mount namespace is available, the whole working directory (a tmpfs of that size).
-    `max_output_bytes` caps stdout and stderr together; the program is killed past it.
+    languages whose runtime tolerates it, the data segment otherwise; where a memory
+    cgroup is available it is also the run's whole budget, counting the working
+    directory's files and /dev/shm with the program's memory (without one, the bound is
+    `memory_mb` + `max_file_mb` + `shm_mb`). `max_processes` counts processes and threads;
+    it binds because each run gets its own unprivileged uid (RLIMIT_NPROC does nothing for
+    root). `max_file_mb` caps each written file and, when a mount namespace is available,
+    the whole working directory (a tmpfs of that size); `shm_mb` sizes the private
+    /dev/shm (POSIX shared memory, multiprocessing's semaphores). `max_output_bytes` caps
+    stdout and stderr together; the program is killed past it.
     """
 
     cpu_seconds: float = 10.0
@@ -30,6 +34,7 @@ class SandboxLimits:
     max_file_mb: int = 64
     max_open_files: int = 256
     max_output_bytes: int = 4 * 1024 * 1024
+    shm_mb: int = 64
 
     def __post_init__(self) -> None:
         for name in ("cpu_seconds", "wall_seconds"):
@@ -42,6 +47,7 @@ class SandboxLimits:
             "max_file_mb",
             "max_open_files",
             "max_output_bytes",
+            "shm_mb",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

@@ -100,9 +100,10 @@ def run_process(
 ) -> ExecResult:
     """Run `argv` isolated, in `workdir` (which the program sees, and may write into).
 
-    `env` adds variables to the scrubbed environment. `expose` names extra paths the
-    program must reach through directories an unprivileged uid cannot traverse (the
-    executable's own are added automatically). Raises `IsolationUnavailableError` when
+    `env` adds variables to the scrubbed environment. `expose` names extra host paths
+    the program may read (bound read-only into its view; the executable's installation
+    and, for this interpreter, its prefixes are added automatically). Nothing else of the
+    host is visible: not the caller's directory, /tmp, /home or the input files. Raises `IsolationUnavailableError` when
     the host cannot isolate and nobody opted in; a program that crashes, hangs or floods
     its output is a normal `ExecResult`. `layers` restricts isolation to a subset of
     what the host offers (see `isolation`); the default is everything available.
@@ -130,11 +131,16 @@ def run_process(
 
 
 def _expose_paths(exe: str, extra: Sequence[str]) -> list[str]:
-    paths = [os.path.realpath(exe), *extra]
-    if os.path.realpath(exe) == os.path.realpath(sys.executable):
+    real = os.path.realpath(exe)
+    paths = [real, *extra]
+    if os.path.basename(os.path.dirname(real)) == "bin":
+        # an installation prefix (/opt/node, ~/.pyenv/versions/X): its lib/ comes along
+        paths.append(os.path.dirname(os.path.dirname(real)))
+    if real == os.path.realpath(sys.executable) or exe == sys.executable:
         # a venv interpreter loads the base installation's stdlib and shared library
         paths += [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
-    return sorted({os.path.realpath(p) for p in paths})
+    # "/" would be the whole host: the view never binds it
+    return sorted({os.path.realpath(p) for p in paths} - {"/"})
 
 
 def _execute(
@@ -269,6 +275,8 @@ def _execute(
             "max_rss_kb": exit_msg.get("max_rss_kb"),
             # namespaces, mounts and init, measured in the handler (the sandbox's own cost)
             "setup_seconds": exit_msg.get("setup_seconds"),
+            # the memory cgroup's OOM killer ended the run at memory_mb (None: no cgroup)
+            "memory_limit_hit": exit_msg.get("memory_limit_hit"),
         },
     )
 
