@@ -45,7 +45,6 @@ import json
 import math
 import os
 import re
-import secrets
 import signal
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from rewardkit.errors import ConfigError, SandboxError
 from rewardkit.reward import Reward
+from rewardkit.rules._asserts import AssertsOutcome, run_asserts
 from rewardkit.sandbox import ExecResult, SandboxLimits, run_code
 from rewardkit.sandbox.languages import LANGUAGES, Language, get_language, language_for_fence
 from rewardkit.think import answer_part
@@ -75,7 +75,6 @@ __all__ = [
 
 Mode = Literal["all", "fraction"]
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([^\s`]*)[^\n]*\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILINE)
-_NONCE_FILE = ".rewardkit_nonce"
 # Failure details keep only the end of stderr: the traceback's last lines say what broke.
 _TAIL_CHARS = 1000
 # ... and only the first few failures: details travel with every sample's result.
@@ -241,6 +240,8 @@ class TestOutcome:
     failures: list[dict[str, Any]] = field(default_factory=list)
     isolation: tuple[str, ...] = ()
     sandbox_error: str | None = None
+    #: (reason, message) when the tests cannot judge this program at all
+    unscored: tuple[str, str] | None = None
 
     @property
     def first_failure(self) -> str | None:
@@ -274,58 +275,25 @@ def _failure_record(index: int, kind: str, result: ExecResult) -> dict[str, Any]
     }
 
 
-_HARNESS = f"""\
-import builtins as _builtins, os as _os, sys as _sys
-
-
-def _rewardkit_harness(exec=exec, compile=compile, open=open, settrace=_sys.settrace,
-                       setprofile=_sys.setprofile, write=_os.write, unlink=_os.unlink,
-                       builtins_snapshot=dict(_builtins.__dict__)):
-    # Everything the harness calls after the program ran is bound here, before it runs:
-    # replacing builtins.exec or sys.settrace cannot skip the asserts.
-    # The nonce leaves the filesystem before the program starts, so it cannot print it.
-    with open({_NONCE_FILE!r}, "rb") as f:
-        nonce = f.read()
-    unlink({_NONCE_FILE!r})
-    with open("solution.py", encoding="utf-8") as f:
-        solution = compile(f.read(), "solution.py", "exec")
-    with open("tests.py", encoding="utf-8") as f:
-        tests = compile(f.read(), "tests.py", "exec")
-    namespace = {{"__name__": "__main__", "__builtins__": _builtins}}
-    exec(solution, namespace)
-    # a trace or profile hook left by the program could jump over the asserts, and
-    # patched builtins (len, print, ...) could make them lie
-    settrace(None)
-    setprofile(None)
-    _builtins.__dict__.clear()
-    _builtins.__dict__.update(builtins_snapshot)
-    exec(tests, namespace)
-    try:
-        _sys.stdout.flush()
-    except Exception:
-        pass
-    write(1, b"\\n" + nonce + b"\\n")
-
-
-_rewardkit_harness()
-"""
-
-
-def _run_asserts(
-    code: str, asserts: str, limits: SandboxLimits, allow: bool | None
-) -> tuple[ExecResult, bool]:
-    nonce = secrets.token_hex(16)
-    files = {"solution.py": code, "tests.py": asserts, _NONCE_FILE: nonce}
-    result = run_code(
-        _HARNESS, language="python", limits=limits, files=files, allow_unisolated=allow
-    )
-    lines = result.stdout.rstrip("\n").split("\n")
-    return result, bool(lines) and lines[-1] == nonce
-
-
-def _last_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return lines[-1] if lines else ""
+def _assert_outcome(out: AssertsOutcome) -> TestOutcome:
+    if out.status == "error":
+        return TestOutcome(
+            0, 1, ["error"], isolation=out.isolation, sandbox_error=out.sandbox_error
+        )
+    if out.status in ("unsupported", "bad_reference"):
+        reason = "unsupported_assert" if out.status == "unsupported" else "bad_reference"
+        return TestOutcome(0, 1, isolation=out.isolation, unscored=(reason, out.message))
+    if out.status == "passed":
+        return TestOutcome(1, 1, ["passed"], isolation=out.isolation)
+    record = {
+        "test": 0,
+        "status": out.status,
+        "message": out.message,
+        "calls": out.calls,
+        "phases": out.phases,
+        **out.run,
+    }
+    return TestOutcome(0, 1, [out.status], [record], out.isolation)
 
 
 def run_tests(
@@ -349,17 +317,7 @@ def run_tests(
             return TestOutcome(
                 0, 1, sandbox_error=f"asserts are Python; this sample's language is {lang.name}"
             )
-        result, ok = _run_asserts(code, tests.assert_source, limits, allow_unisolated)
-        if result.error is not None:
-            return TestOutcome(
-                0, 1, ["error"], isolation=result.isolation, sandbox_error=result.error
-            )
-        kind = _failure_kind(result, limits) or (None if ok else "asserts_not_reached")
-        if kind == "runtime_error" and _last_line(result.stderr).startswith("AssertionError"):
-            kind = "wrong_answer"
-        if kind is None:
-            return TestOutcome(1, 1, ["passed"], isolation=result.isolation)
-        return TestOutcome(0, 1, [kind], [_failure_record(0, kind, result)], result.isolation)
+        return _assert_outcome(run_asserts(code, tests.assert_source, limits, allow_unisolated))
 
     io_tests = tests.tests or []
     statuses: list[str] = []
@@ -428,6 +386,8 @@ def code_reward(
         if type(exc) is not SandboxError:
             raise  # IsolationUnavailableError: a host problem the user must see
         return Unscored("sandbox_error", str(exc), raw=code)
+    if outcome.unscored is not None:
+        return Unscored(outcome.unscored[0], outcome.unscored[1], raw=code)
     if outcome.sandbox_error is not None:
         reason = (
             "bad_reference"

@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True, slots=True)
 class _Labels:
     """Reason codes for one shape, so both shapes share one parser."""
@@ -135,9 +134,7 @@ def summary_format(text: str, *, token: str = "|special_token|", opened: bool = 
     """R1's readable pattern `token reasoning token summary`: 1.0 if kept, else 0.0 with a reason."""
     if not token:
         raise ValueError("token must be a non-empty string")
-    return _check_block(
-        text, token, token, _SUMMARY_LABELS, opened=opened, allow_empty_block=False
-    )
+    return _check_block(text, token, token, _SUMMARY_LABELS, opened=opened, allow_empty_block=False)
 
 
 def split_think(text: str) -> tuple[str | None, str]:
