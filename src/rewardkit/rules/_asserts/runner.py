@@ -22,6 +22,13 @@ MAX_PHASES = 8
 #: distinct calls of the program per sample
 MAX_CALLS = 20_000
 _TAIL_CHARS = 1000
+#: the sandbox's words for a call without a result -> the failure reason it scores as
+_SANDBOX_KINDS = {
+    "unsupported_return": "unsupported_return",
+    "result_too_large": "result_too_large",
+    "missing_function": "runtime_error",
+    "exited": "asserts_not_reached",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +92,10 @@ def _parse_line(payload: str, count: int) -> tuple[int, Record] | None:
             return index, ("x", "result_too_large", f"unreadable result: {exc}")
         return index, ("r", data[2])
     if tag in ("e", "x") and len(data) == 4 and all(type(x) is str for x in data[2:]):
-        if tag == "x" and data[2] not in {
-            "unsupported_return",
-            "result_too_large",
-            "missing_function",
-            "exited",
-        }:
-            return None
+        if tag == "x":
+            if data[2] not in _SANDBOX_KINDS:
+                return None
+            return index, ("x", _SANDBOX_KINDS[data[2]], data[3][:300])
         return index, (tag, data[2][:100], data[3][:300])
     return None
 

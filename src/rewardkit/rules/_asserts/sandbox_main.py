@@ -15,8 +15,10 @@ One line per call on stdout, after a newline and the run's marker:
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # in the sandbox these come from the codec's source, sent before this
@@ -81,6 +83,9 @@ def main() -> None:
             else:
                 record = _record(index, value, None)
         write(1, b"\n" + marker + b" " + record.encode() + b"\n")
+    for stream in (sys.stdout, sys.stderr):  # the program's prints, for failure details
+        with contextlib.suppress(BaseException):
+            stream.flush()
     os._exit(0)  # no atexit handler or finalizer of the candidate's runs after the results
 
 
