@@ -13,15 +13,30 @@ No block: `Score(0.0, "no_code")`.
 
 * `{"tests": [{"input": "1 2\n", "output": "3\n"}, ...]}` — stdin/stdout pairs; the APPS
   layout `{"inputs": [...], "outputs": [...]}` is accepted too. Each pair is a separate run.
-* `{"asserts": "assert f(1) == 2\n..."}` (Python only) — the statements run after the
-  program in the same process. The verdict is still the parent's: a harness prints a
-  per-run random nonce only after the last assert, the parent checks for it, and the
-  program never sees the nonce (read from a file the harness deletes before the program
-  starts). `sys.exit(0)`, `os._exit(0)`, a trace hook skipping the asserts, or printing
-  something nonce-like all fail; builtins are restored before the asserts run. Limits:
-  code that deliberately digs through the harness's frames could find the nonce, and a
-  returned object whose `__eq__` is always true passes `assert f(x) == y`; where that
-  matters, use stdin/stdout tests, which the parent compares itself.
+* `{"asserts": "assert f(1) == 2\n..."}` or a list of assert lines (Python only): test
+  code (MBPP's asserts, or HumanEval's `test` + `check(entry_point)`) judged *outside*
+  the program by record/replay (`rewardkit.rules._asserts`). The sandbox runs the
+  program and only answers calls: each of its functions the tests call, with the
+  arguments the tests computed, returns plain data (None, bool, int, float, complex,
+  str, bytes, list, tuple, set, frozenset, dict; subclasses become their base value; at
+  most 1 MB each). The test code itself, with every comparison and expected value, runs
+  in a trusted `rewardkit.deadline` worker against those values, record/replay rounds
+  until no new call appears. What is contained: the verdict depends only on the values
+  the program returned (or the builtin exceptions it raised); the test text and its
+  expected values never enter the program's process or files; the program cannot
+  patch builtins, `math` or anything else the tests use, and cannot reach the verdict
+  by exiting, printing or forging result lines (that only chooses its own return
+  values). Builtin names in the tests always mean the builtin.
+  What is not: functions the tests call but do not define are the program's, so the
+  program also supplies HumanEval's prompt helpers (`poly`, `encode_cyclic`) and may
+  redefine them; arguments the tests pass do enter the program (HumanEval/38 passes the
+  plaintext to `encode_cyclic`), and on a host without a mount namespace two rounds
+  could share /tmp; in-place changes to arguments are not seen by the tests; objects
+  (a class instance, a generator, `Solution().method()`) are not plain data and fail.
+  Tests that use a program name other than by calling it (`f.__name__`), pass it
+  non-plain arguments (a lambda), or call nothing are `Unscored("unsupported_assert")`.
+  The program loads with `__name__ == "solution"` (its `if __name__ == "__main__"`
+  block does not run).
 * optional `"language"` overrides the reward's language for that sample.
 
 Missing, empty or malformed tests are `Unscored("bad_reference")`: the data is wrong.
@@ -34,9 +49,11 @@ out or floods its output fails whatever it printed.
 
 **Reward.** `mode="all"` (default): 1.0 when every test passes, else 0.0 (stops at the
 first failure); `mode="fraction"`: the fraction passed. The reason is "correct" or the kind
-of the first failure: wrong_answer, runtime_error, timeout, output_limit. A sandbox that
-could not run the program is `Unscored("sandbox_error")`; a host that cannot isolate code
-raises `IsolationUnavailableError` (see `rewardkit.sandbox.isolation`).
+of the first failure: wrong_answer, runtime_error, timeout, output_limit; for asserts also
+asserts_not_reached (the program exited before answering), unsupported_return and
+result_too_large; a reference's asserts count as one test. A sandbox (or test evaluator)
+that could not run is `Unscored("sandbox_error")`; a host that cannot isolate code raises
+`IsolationUnavailableError` (see `rewardkit.sandbox.isolation`).
 """
 
 from __future__ import annotations

@@ -10,7 +10,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from rewardkit.deadline import DeadlineExceeded, DeadlinePool, shared_pool
+from rewardkit.deadline import (
+    DeadlineExceeded,
+    DeadlinePool,
+    PoolClosed,
+    WorkerCrashed,
+    shared_pool,
+)
 from rewardkit.rules._asserts.codec import CodecError, decode, loads
 from rewardkit.rules._asserts.evaluator import Record, evaluate
 from rewardkit.rules._asserts.names import free_names
@@ -158,6 +164,10 @@ def run_asserts(
                 isolation,
                 run=run,
             )
+        except (WorkerCrashed, PoolClosed) as exc:
+            # the trusted side failed (out of memory on the program's results, a closed
+            # pool): nobody can say whether the program was right
+            return AssertsOutcome("error", sandbox_error=f"the test evaluator failed: {exc}")
         status = report["status"]
         if status == "verdict":
             if report["kind"] == "passed" and report["calls"] == 0:
