@@ -154,7 +154,12 @@ NAMES = [
     ),
     ("x = 1\ndef g():\n    global y\n    y = 2\ng()\nassert f(x, y)", ["f"], []),
     ("assert all(f(i) for i in range(3))", ["f"], []),
-    ("assert string(1) == 'a'", ["string"], []),  # a stdlib name called: the program's
+    ("assert string(1) == 'a'", ["string"], []),
+    (
+        "if __name__ == '__main__':\n    assert f(__file__)",
+        ["f"],
+        [],
+    ),  # a stdlib name called: the program's
 ]
 
 

@@ -192,6 +192,14 @@ def evens(xs):
         "assert evens([1, 2, 3, 4]) == [2, 4]\nassert evens([]) == []\n",
         "wrong_answer",
     ),
+    "stop_iteration_empties_map": (
+        """
+def is_prime(n):
+    raise StopIteration
+""",
+        "assert all(map(is_prime, [2, 3, 5, 7]))\nassert not any(map(is_prime, [4, 6]))\n",
+        "runtime_error",
+    ),
     "lazy_object_digs_at_iteration": (
         r"""
 import os, sys

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import importlib
+import io
 import random
 import sys
 import traceback
@@ -39,6 +41,8 @@ from typing import Any, Literal
 from rewardkit.rules._asserts.codec import CodecError, decode, dumps, encode
 
 TEST_FILENAME = "<tests>"
+#: distinct calls of the program per sample
+MAX_CALLS = 20_000
 Mode = Literal["record", "strict"]
 #: a call's known result: ("r", encoded value) | ("e", exception name, message) | ("x", failure kind, message)
 Record = tuple[Any, ...]
@@ -134,6 +138,9 @@ class CandidateFunction:
         record = state.known.get(key)
         if record is None:
             state.new.setdefault(key, (name, enc_args, enc_kwargs))
+            if len(state.new) + len(state.known) > MAX_CALLS:
+                state.unsupported = f"the asserts make more than {MAX_CALLS} distinct calls"
+                raise UnsupportedAssert(state.unsupported)
             if state.mode == "strict":
                 state.need = True
                 raise _NeedCall
@@ -150,10 +157,15 @@ class CandidateFunction:
         raise _CallFailed(state.failure[1])
 
 
+#: never replayed as themselves: raised inside `map()` or `zip()` they would end the
+#: iteration quietly, and `all(map(f, xs))` would pass on an empty run
+_CONTROL_FLOW = (StopIteration, StopAsyncIteration)
+
+
 def _replayed(name: str, message: str) -> Exception:
     """The exception the program raised, rebuilt from its builtin class name."""
     cls = getattr(builtins, name, None)
-    if isinstance(cls, type) and issubclass(cls, Exception):
+    if isinstance(cls, type) and issubclass(cls, Exception) and not issubclass(cls, _CONTROL_FLOW):
         try:
             return cls(message)
         except Exception:
@@ -197,6 +209,14 @@ def _where(exc: BaseException, source: str) -> str:
     return f"line {lineno}: {lines[lineno - 1].strip()[:300]}"
 
 
+class _Discard(io.TextIOBase):
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+_DISCARD = _Discard()
+
+
 def _run(
     source: str, mode: Mode, names: Sequence[str], modules: Sequence[str], state: _State
 ) -> dict[str, Any]:
@@ -214,7 +234,9 @@ def _run(
     limit = sys.getrecursionlimit()
     verdict: dict[str, Any] = {"status": "verdict", "kind": "passed", "message": ""}
     try:
-        exec(compile_tests(source, mode), namespace)
+        # the tests' prints must not reach the worker's stdout (a CLI's JSONL output)
+        with contextlib.redirect_stdout(_DISCARD), contextlib.redirect_stderr(_DISCARD):
+            exec(compile_tests(source, mode), namespace)
     except (UnsupportedAssert, _NeedCall, _CallFailed, _Pending):
         pass  # the state says which
     except AssertionError as exc:

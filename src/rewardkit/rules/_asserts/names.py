@@ -48,7 +48,9 @@ def free_names(source: str) -> tuple[list[str], list[str]]:
                     bound.add(name)
                 if sym.is_referenced():
                     read.add(name)
-    free = sorted(read - bound - set(dir(builtins)))
+    # dunders (`__name__`, `__file__`) are the test module's own, never the program's
+    dunders = {n for n in read if n.startswith("__") and n.endswith("__")}
+    free = sorted(read - bound - dunders - set(dir(builtins)))
     attribute_only = _attribute_only(tree, set(free))
     modules = sorted(n for n in free if n in sys.stdlib_module_names and n in attribute_only)
     return [n for n in free if n not in modules], modules

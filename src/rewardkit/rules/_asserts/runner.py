@@ -18,15 +18,13 @@ from rewardkit.deadline import (
     shared_pool,
 )
 from rewardkit.rules._asserts.codec import CodecError, decode, loads
-from rewardkit.rules._asserts.evaluator import Record, evaluate
+from rewardkit.rules._asserts.evaluator import MAX_CALLS, Record, evaluate
 from rewardkit.rules._asserts.names import free_names
 from rewardkit.sandbox import ExecResult, SandboxLimits, run_code
 
 #: record/replay rounds before a test is declared unsupported (a call whose arguments come
 #: from the result of another call needs one round per level)
 MAX_PHASES = 8
-#: distinct calls of the program per sample
-MAX_CALLS = 20_000
 _TAIL_CHARS = 1000
 #: the sandbox's words for a call without a result -> the failure reason it scores as
 _SANDBOX_KINDS = {
