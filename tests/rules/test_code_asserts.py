@@ -6,12 +6,13 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import time
 from pathlib import Path
 
 import pytest
 
 from rewardkit import Sample, Score, Unscored
-from rewardkit.rules._asserts.codec import CodecError, decode, dumps, encode, loads
+from rewardkit.rules._asserts.codec import CodecError, decode, dumps, encode, loads, validate
 from rewardkit.rules._asserts.names import free_names
 from rewardkit.rules.code import CodeReward, code_reward
 from rewardkit.sandbox import isolation_report
@@ -130,6 +131,25 @@ MALFORMED = [
 def test_decode_refuses_malformed_data(data):
     with pytest.raises(CodecError):
         decode(data)
+
+
+@pytest.mark.parametrize("value", ROUND_TRIP, ids=repr)
+def test_validate_accepts_what_decode_reads(value):
+    validate(encode(value))
+
+
+@pytest.mark.parametrize("data", MALFORMED, ids=repr)
+def test_validate_refuses_what_decode_refuses(data):
+    with pytest.raises(CodecError):
+        validate(data)
+
+
+def test_validate_builds_no_set_so_colliding_hashes_cost_nothing():
+    # every key hashes to 0: building this set would take quadratic time
+    colliding = ["s", *(["I", format(k * (2**61 - 1), "x")] for k in range(1, 50_000))]
+    started = time.perf_counter()
+    validate(colliding)
+    assert time.perf_counter() - started < 1.0
 
 
 def test_loads_limits_and_errors():
@@ -377,19 +397,27 @@ def test_humaneval_canonical_solutions_pass_and_empty_bodies_fail():
 # ---------------------------------------------------------------------------- plumbing
 
 
-def test_a_failed_evaluator_or_sandbox_is_unscored(monkeypatch):
-    from rewardkit.deadline import WorkerCrashed
+def test_evaluator_crash_fails_and_a_closed_pool_or_broken_sandbox_is_unscored(monkeypatch):
+    from rewardkit.deadline import PoolClosed, WorkerCrashed
     from rewardkit.rules._asserts import run_asserts, runner
     from rewardkit.sandbox import ExecResult, SandboxLimits
 
-    class CrashingPool:
-        def run(self, *args, **kwargs):
-            raise WorkerCrashed("worker died")
+    class FailingPool:
+        def __init__(self, exc):
+            self.exc = exc
 
-    out = run_asserts(
-        "def f(x):\n    return 1", "assert f(1) == 1", SandboxLimits(), pool=CrashingPool()
-    )  # type: ignore[arg-type]
-    assert (out.status, out.sandbox_error) == ("error", "the test evaluator failed: worker died")
+        def run(self, *args, **kwargs):
+            raise self.exc
+
+    def run(pool):
+        return run_asserts(
+            "def f(x):\n    return 1", "assert f(1) == 1", SandboxLimits(), pool=pool
+        )
+
+    crashed = run(FailingPool(WorkerCrashed("worker died")))
+    assert crashed.status == "runtime_error" and "worker died" in crashed.message
+    closed = run(FailingPool(PoolClosed("closed")))
+    assert (closed.status, closed.sandbox_error) == ("error", "the test evaluator failed: closed")
 
     monkeypatch.setattr(
         runner, "run_code", lambda *a, **k: ExecResult("", "", None, error="exec: no python")

@@ -332,6 +332,23 @@ def test_huge_or_cyclic_results_fail_without_reaching_the_parent(program):
     assert (result.value, result.reason) == (0.0, "result_too_large"), result.details
 
 
+def test_colliding_hashes_cost_the_program_its_deadline_not_the_parent():
+    """A set of ints that all hash alike is quadratic to build; the parent never builds
+    it, the test evaluator does, under its deadline."""
+    program = "def f():\n    return {k * (2**61 - 1) for k in range(1, 60_000)}"
+    reward = CodeReward(timeout=5, wall_timeout=2)
+    result = reward.score(Sample("p", fence(program), {"asserts": "assert len(f()) == 3"}))
+    assert isinstance(result, Score) and (result.value, result.reason) == (0.0, "timeout")
+
+
+def test_a_result_fed_back_too_deep_fails_rather_than_unscores():
+    """Results the tests pass back into a call are the program's data: if they are too
+    large to send, that is the program's failure, not a sample to skip."""
+    program = "def wrap(x):\n    for _ in range(64):\n        x = [x]\n    return x\ndef f(x):\n    return 1"
+    result = code_reward(fence(program), {"asserts": "assert f(wrap(0)) == 1"})
+    assert isinstance(result, Score) and (result.value, result.reason) == (0.0, "result_too_large")
+
+
 def test_a_bare_except_in_the_tests_cannot_swallow_a_failed_call():
     program = "def f(x):\n    return object()"
     asserts = "try:\n    f(1)\nexcept BaseException:\n    pass\n"

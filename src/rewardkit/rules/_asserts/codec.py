@@ -154,6 +154,68 @@ def decode(data: Any, *, max_depth: int = MAX_DEPTH) -> Any:
     return dec(data, 0)
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def validate(data: Any, *, max_depth: int = MAX_DEPTH) -> None:
+    """Raise CodecError unless `decode(data)` would succeed, without building anything.
+
+    For the parent, which must not hash what the program sent: a set of ints that all
+    hash alike takes quadratic time to build. `decode` runs later, under a deadline.
+    """
+
+    def hashable(d: Any) -> bool:
+        if type(d) is not list:
+            return True
+        if d[0] == "t":
+            return all(hashable(x) for x in d[1:])
+        return d[0] in ("I", "f", "c", "b", "S")
+
+    def check(d: Any, depth: int) -> None:
+        if depth > max_depth:
+            raise CodecError("too_deep", f"nested deeper than {max_depth} levels")
+        kind = type(d)
+        if d is None or kind is bool or kind is str:
+            return
+        if kind is int:
+            if not -_SAFE_INT < d < _SAFE_INT:
+                raise CodecError("malformed", "a large int must be tagged")
+            return
+        if kind is not list or not d or type(d[0]) is not str:
+            raise CodecError("malformed", f"unexpected {kind.__name__} in encoded data")
+        tag, rest = d[0], d[1:]
+        texts = all(type(x) is str for x in rest)
+        if tag == "I" and len(rest) == 1 and texts:
+            digits = rest[0].removeprefix("-")
+            if digits and set(digits) <= _HEX:
+                return
+        elif tag in ("f", "b", "c") and len(rest) == (2 if tag == "c" else 1) and texts:
+            try:
+                for x in rest:
+                    if tag == "b":
+                        bytes.fromhex(x)
+                    else:
+                        float.fromhex(x)
+            except (ValueError, OverflowError) as exc:
+                raise CodecError("malformed", f"bad {tag!r} value: {exc}") from None
+            return
+        elif tag in _BUILD or tag == "d":
+            items = rest
+            if tag == "d":
+                if not all(type(p) is list and len(p) == 2 for p in rest):
+                    raise CodecError("malformed", "a dict entry must be a [key, value] pair")
+                items = [x for p in rest for x in p]
+            for x in items:
+                check(x, depth + 1)
+            keys = [p[0] for p in rest] if tag == "d" else rest if tag in ("s", "S") else []
+            if not all(hashable(k) for k in keys):
+                raise CodecError("malformed", "unhashable set member or dict key")
+            return
+        raise CodecError("malformed", f"bad {tag!r} value")
+
+    check(data, 0)
+
+
 def loads(line: str, *, max_chars: int = MAX_CHARS) -> Any:
     """Parse one line of untrusted JSON into its (still encoded) structure."""
     if len(line) > max_chars:

@@ -77,6 +77,8 @@ class _State:
     failure: tuple[str, str] | None = None
     unsupported: str | None = None
     need: bool = False
+    #: a failure that ends the evaluation in any mode
+    fatal: bool = False
 
 
 def _pending(*_: Any, **__: Any) -> Any:
@@ -132,6 +134,10 @@ class CandidateFunction:
         except CodecError as exc:
             if exc.kind == "pending":
                 return Placeholder()
+            if exc.kind != "unsupported":  # built from the program's own (huge) results
+                state.failure = state.failure or ("result_too_large", f"{name}(...): {exc}")
+                state.fatal = True
+                raise _CallFailed(state.failure[1]) from None
             state.unsupported = f"`{name}` is called with an argument that is not plain data: {exc}"
             raise UnsupportedAssert(state.unsupported) from None
         key = dumps([name, enc_args, enc_kwargs])
@@ -259,6 +265,8 @@ def _run(
         sys.setrecursionlimit(limit)
     if state.unsupported is not None:
         return {"status": "unsupported", "message": state.unsupported}
+    if state.fatal and state.failure is not None:
+        return {"status": "verdict", "kind": state.failure[0], "message": state.failure[1]}
     if state.need or (mode == "record" and state.new):
         return {"status": "need", "calls": [[k, *v] for k, v in state.new.items()]}
     if state.failure is not None:

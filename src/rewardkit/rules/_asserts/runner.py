@@ -17,7 +17,7 @@ from rewardkit.deadline import (
     WorkerCrashed,
     shared_pool,
 )
-from rewardkit.rules._asserts.codec import CodecError, decode, loads
+from rewardkit.rules._asserts.codec import CodecError, loads, validate
 from rewardkit.rules._asserts.evaluator import MAX_CALLS, Record, evaluate
 from rewardkit.rules._asserts.names import free_names
 from rewardkit.sandbox import ExecResult, SandboxLimits, run_code
@@ -91,8 +91,8 @@ def _parse_line(payload: str, count: int) -> tuple[int, Record] | None:
         return None
     if tag == "r" and len(data) == 3:
         try:
-            decode(data[2])
-        except (CodecError, RecursionError, MemoryError) as exc:
+            validate(data[2])
+        except CodecError as exc:
             return index, ("x", "result_too_large", f"unreadable result: {exc}")
         return index, ("r", data[2])
     if tag in ("e", "x") and len(data) == 4 and all(type(x) is str for x in data[2:]):
@@ -162,9 +162,19 @@ def run_asserts(
                 isolation,
                 run=run,
             )
-        except (WorkerCrashed, PoolClosed) as exc:
-            # the trusted side failed (out of memory on the program's results, a closed
-            # pool): nobody can say whether the program was right
+        except WorkerCrashed as exc:
+            # only the program's results vary between runs of trusted test code: a worker
+            # that dies on them (out of memory on a huge value) is the program's failure,
+            # never a skipped sample a policy could learn to aim for
+            return AssertsOutcome(
+                "runtime_error",
+                f"the tests crashed on the program's results: {exc}",
+                len(known),
+                phase,
+                isolation,
+                run=run,
+            )
+        except PoolClosed as exc:
             return AssertsOutcome("error", sandbox_error=f"the test evaluator failed: {exc}")
         status = report["status"]
         if status == "verdict":
