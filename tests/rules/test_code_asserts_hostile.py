@@ -9,6 +9,8 @@ now, and the expected values must never be visible to the program at all.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from rewardkit import Sample, Score
@@ -332,13 +334,25 @@ def test_huge_or_cyclic_results_fail_without_reaching_the_parent(program):
     assert (result.value, result.reason) == (0.0, "result_too_large"), result.details
 
 
+COLLIDING = r"""
+import json, os
+# forged straight onto stdout: the program never builds the set itself
+_job = json.load(open("calls.json"))
+_keys = [["I", format(k * (2**61 - 1), "x")] for k in range(1, 30_000)]
+os.write(1, ("\n" + _job["marker"] + " " + json.dumps([0, "r", ["s", *_keys]]) + "\n").encode())
+os._exit(0)
+"""
+
+
 def test_colliding_hashes_cost_the_program_its_deadline_not_the_parent():
     """A set of ints that all hash alike is quadratic to build; the parent never builds
     it, the test evaluator does, under its deadline."""
-    program = "def f():\n    return {k * (2**61 - 1) for k in range(1, 60_000)}"
-    reward = CodeReward(timeout=5, wall_timeout=2)
-    result = reward.score(Sample("p", fence(program), {"asserts": "assert len(f()) == 3"}))
+    reward = CodeReward(timeout=5, wall_timeout=1)
+    started = time.monotonic()
+    result = reward.score(Sample("p", fence(COLLIDING), {"asserts": "assert len(f()) == 3"}))
     assert isinstance(result, Score) and (result.value, result.reason) == (0.0, "timeout")
+    assert "ran past" in result.details["failures"][0]["message"]
+    assert time.monotonic() - started < 10
 
 
 def test_a_result_fed_back_too_deep_fails_rather_than_unscores():

@@ -23,7 +23,8 @@ from typing import Any
 
 MAX_DEPTH = 64
 MAX_NODES = 1_000_000
-MAX_CHARS = 4 * 1024 * 1024
+#: one call's result line, as the sandbox writes it and the parent reads it
+MAX_CHARS = 1024 * 1024
 _SAFE_INT = 2**53
 _CONTAINERS: dict[type, str] = {list: "l", tuple: "t", set: "s", frozenset: "S"}
 _BUILD: dict[str, Any] = {"l": list, "t": tuple, "s": set, "S": frozenset}

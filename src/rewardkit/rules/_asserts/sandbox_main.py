@@ -22,10 +22,9 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # in the sandbox these come from the codec's source, sent before this
-    from rewardkit.rules._asserts.codec import CodecError, decode, dumps, encode
+    from rewardkit.rules._asserts.codec import MAX_CHARS, CodecError, decode, dumps, encode
 
 _MAX_MESSAGE = 300
-_MAX_RESULT_CHARS = 1024 * 1024
 
 
 def _builtin_exception(exc: BaseException) -> str:
@@ -55,7 +54,7 @@ def _record(index: int, outcome: Any, exc: BaseException | None) -> str:
         return dumps([index, "x", kind, str(err)])
     except BaseException as err:  # a subclass whose conversion raises, a RecursionError
         return dumps([index, "x", "unsupported_return", _message(err)])
-    if len(line) > _MAX_RESULT_CHARS:
+    if len(line) > MAX_CHARS:
         return dumps([index, "x", "result_too_large", f"{len(line)} characters encoded"])
     return line
 
