@@ -266,6 +266,17 @@ FORMS = [
         "def sqrt(x):\n    return round(abs(x) ** 0.5)",
     ),
     (
+        "a unittest suite ending in SystemExit",
+        [
+            "import unittest\n\nclass T(unittest.TestCase):\n    def test_add(self):\n"
+            "        self.assertEqual(add(2, 2), 4)\n        self.assertEqual(add(1, 2), 3)\n\n"
+            "suite = unittest.defaultTestLoader.loadTestsFromTestCase(T)\n"
+            "raise SystemExit(not unittest.TextTestRunner().run(suite).wasSuccessful())"
+        ],
+        "def add(a, b):\n    return a + b",
+        "def add(a, b):\n    return a * b",
+    ),
+    (
         "dict, bytes, tuple and nan results",
         [
             "assert counts('abca') == {'a': 2, 'b': 1, 'c': 1}",

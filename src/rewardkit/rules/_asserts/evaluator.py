@@ -245,6 +245,13 @@ def _run(
             exec(compile_tests(source, mode), namespace)
     except (UnsupportedAssert, _NeedCall, _CallFailed, _Pending):
         pass  # the state says which
+    except SystemExit as exc:  # only the test code can raise it here (`unittest.main()`)
+        if exc.code not in (None, 0):
+            verdict = {
+                "status": "verdict",
+                "kind": "wrong_answer",
+                "message": f"the tests exited with status {exc.code!r}",
+            }
     except AssertionError as exc:
         detail = str(exc)[:300]
         verdict = {
