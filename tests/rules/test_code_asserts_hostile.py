@@ -363,6 +363,25 @@ def test_a_result_fed_back_too_deep_fails_rather_than_unscores():
     assert isinstance(result, Score) and (result.value, result.reason) == (0.0, "result_too_large")
 
 
+@pytest.mark.parametrize(
+    ("program", "asserts"),
+    [
+        (
+            "def n():\n    return 10**6\ndef f(i):\n    return i",
+            "for i in range(n()):\n    assert f(i) == i",
+        ),
+        (
+            "def step(x):\n    return x + 1\ndef done(x):\n    return x > 50",
+            "x = 0\nwhile not done(x):\n    x = step(x)",
+        ),
+    ],
+    ids=["a million calls", "results fed back 50 rounds deep"],
+)
+def test_a_program_that_makes_the_tests_sprawl_fails_rather_than_unscores(program, asserts):
+    result = code_reward(fence(program), {"asserts": asserts})
+    assert isinstance(result, Score) and (result.value, result.reason) == (0.0, "too_many_calls")
+
+
 def test_a_bare_except_in_the_tests_cannot_swallow_a_failed_call():
     program = "def f(x):\n    return object()"
     asserts = "try:\n    f(1)\nexcept BaseException:\n    pass\n"

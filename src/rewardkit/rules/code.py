@@ -50,8 +50,9 @@ out or floods its output fails whatever it printed.
 **Reward.** `mode="all"` (default): 1.0 when every test passes, else 0.0 (stops at the
 first failure); `mode="fraction"`: the fraction passed. The reason is "correct" or the kind
 of the first failure: wrong_answer, runtime_error, timeout, output_limit; for asserts also
-asserts_not_reached (the program exited before answering), unsupported_return and
-result_too_large; a reference's asserts count as one test. A sandbox (or test evaluator)
+asserts_not_reached (the program exited before answering), unsupported_return,
+result_too_large and too_many_calls (over 20,000 distinct calls, or calls fed by results
+more than 12 rounds deep); a reference's asserts count as one test. A sandbox (or test evaluator)
 that could not run is `Unscored("sandbox_error")`; a host that cannot isolate code raises
 `IsolationUnavailableError` (see `rewardkit.sandbox.isolation`).
 """

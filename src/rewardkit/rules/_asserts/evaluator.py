@@ -127,6 +127,8 @@ class CandidateFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         name, state = self._rk_name, self._rk_state
+        if state.fatal:  # decided; the tests swallowed the first raise and went on
+            raise _CallFailed(state.failure[1] if state.failure else "")
         state.calls += 1
         try:
             enc_args = encode(list(args), pending=Placeholder)
@@ -145,8 +147,11 @@ class CandidateFunction:
         if record is None:
             state.new.setdefault(key, (name, enc_args, enc_kwargs))
             if len(state.new) + len(state.known) > MAX_CALLS:
-                state.unsupported = f"the asserts make more than {MAX_CALLS} distinct calls"
-                raise UnsupportedAssert(state.unsupported)
+                # a failure, not unscored: the count can follow the program's results
+                # (`for i in range(f(x))`), and a skipped sample is something to aim for
+                message = f"the tests made more than {MAX_CALLS} distinct calls"
+                state.failure, state.fatal = ("too_many_calls", message), True
+                raise _CallFailed(message)
             if state.mode == "strict":
                 state.need = True
                 raise _NeedCall
@@ -180,7 +185,7 @@ def _replayed(name: str, message: str) -> Exception:
 
 
 class _HarmlessAsserts(ast.NodeTransformer):
-    """`assert t, m` -> `try: t / except unsupported: raise / except BaseException: pass`."""
+    """`assert t, m` -> `try: t / except (unsupported, fatal): raise / except BaseException: pass`."""
 
     def visit_Assert(self, node: ast.Assert) -> ast.AST:
         self.generic_visit(node)
@@ -229,7 +234,7 @@ def _run(
     namespace: dict[str, Any] = {
         "__name__": "__main__",
         "__builtins__": builtins,
-        "__rk_unsupported__": UnsupportedAssert,
+        "__rk_unsupported__": (UnsupportedAssert, _CallFailed),
         "__rk_any__": BaseException,
     }
     for name in modules:
@@ -273,7 +278,8 @@ def _run(
     if state.unsupported is not None:
         return {"status": "unsupported", "message": state.unsupported}
     if state.fatal and state.failure is not None:
-        return {"status": "verdict", "kind": state.failure[0], "message": state.failure[1]}
+        kind, message = state.failure
+        return {"status": "verdict", "kind": kind, "message": message, "final": True}
     if state.need or (mode == "record" and state.new):
         return {"status": "need", "calls": [[k, *v] for k, v in state.new.items()]}
     if state.failure is not None:
@@ -290,11 +296,16 @@ def evaluate(
     {"status": "verdict", "kind": "passed" | failure kind, "message", "calls": n} or
     {"status": "unsupported", "message"}.
     """
-    report = _run(source, "record", names, modules, _State("record", known))
+    state = _State("record", known)
+    report = _run(source, "record", names, modules, state)
     if report["status"] != "verdict":
+        return report
+    if report.pop("final", False):  # a fatal failure: no strict run can change it
+        report["calls"] = state.calls
         return report
     state = _State("strict", known)
     report = _run(source, "strict", names, modules, state)
+    report.pop("final", None)
     if report["status"] == "verdict":
         report["calls"] = state.calls
     return report

@@ -24,7 +24,7 @@ from rewardkit.sandbox import ExecResult, SandboxLimits, run_code
 
 #: record/replay rounds before a test is declared unsupported (a call whose arguments come
 #: from the result of another call needs one round per level)
-MAX_PHASES = 8
+MAX_PHASES = 12
 _TAIL_CHARS = 1000
 #: the sandbox's words for a call without a result -> the failure reason it scores as
 _SANDBOX_KINDS = {
@@ -40,7 +40,8 @@ class AssertsOutcome:
     """How the program did on one reference's asserts.
 
     `status`: "passed"; a failure kind (wrong_answer, runtime_error, timeout, output_limit,
-    asserts_not_reached, unsupported_return, result_too_large); "unsupported" (the test
+    asserts_not_reached, unsupported_return, result_too_large, too_many_calls);
+    "unsupported" (the test
     cannot be checked from outside the program: unscored) or "bad_reference".
     """
 
@@ -189,9 +190,8 @@ def run_asserts(
             return AssertsOutcome("unsupported", report["message"], len(known), phase, isolation)
         calls = report["calls"]
         if len(known) + len(calls) > MAX_CALLS:
-            return AssertsOutcome(
-                "unsupported", f"the asserts make more than {MAX_CALLS} distinct calls"
-            )
+            message = f"the tests made more than {MAX_CALLS} distinct calls"
+            return AssertsOutcome("too_many_calls", message, len(known), phase, isolation, run=run)
         records, result = _run_calls(code, calls, limits, allow_unisolated)
         isolation = result.isolation
         if result.error is not None:
@@ -200,10 +200,12 @@ def run_asserts(
         missing = ("x", _run_kind(result, limits), f"no result: the run ended ({result.status})")
         for i, (key, *_) in enumerate(calls):
             known[key] = records.get(i, missing)
+    # a failure like MAX_CALLS: how deep calls feed on results can follow the program
     return AssertsOutcome(
-        "unsupported",
+        "too_many_calls",
         f"the calls still depended on other calls' results after {MAX_PHASES} rounds",
         len(known),
         MAX_PHASES,
         isolation,
+        run=run,
     )
