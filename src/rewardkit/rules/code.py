@@ -31,7 +31,9 @@ No block: `Score(0.0, "no_code")`.
   program also supplies HumanEval's prompt helpers (`poly`, `encode_cyclic`) and may
   redefine them; arguments the tests pass do enter the program (HumanEval/38 passes the
   plaintext to `encode_cyclic`), and on a host without a mount namespace two rounds
-  could share /tmp; in-place changes to arguments are not seen by the tests; objects
+  could share /tmp; in-place changes to arguments are not seen by the tests; each
+  distinct call (function and arguments) runs once, so a function whose result depends
+  on earlier calls (a counter) is seen once; objects
   (a class instance, a generator, `Solution().method()`) are not plain data and fail.
   Tests that use a program name other than by calling it (`f.__name__`), pass it
   non-plain arguments (a lambda), or call nothing are `Unscored("unsupported_assert")`.

@@ -16,7 +16,9 @@ One `evaluate` is one phase of record/replay:
    arguments are plain data are recorded; the parent runs them in the sandbox and calls
    `evaluate` again with their results.
 2. *strict*: once a record run finds no new call, the unmodified test code runs against
-   the known results. Its outcome is the verdict.
+   the known results. Its outcome is the verdict: passed when it ends (or raises
+   SystemExit(0), as a unittest runner may), wrong_answer on AssertionError or another
+   exit status, runtime_error on any other exception, or the failure of a call.
 
 A form that cannot be checked this way (a program name used other than by calling it,
 arguments that are not plain data) raises `UnsupportedAssert`, which test code cannot
