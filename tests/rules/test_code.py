@@ -313,10 +313,12 @@ ASSERT_CASES = [
         "asserts_not_reached",
     ),
     (
+        # the results are in before shutdown (which never runs the program's handlers):
+        # its wrong answers are judged as such
         "exit at interpreter shutdown",
         "import atexit, os\natexit.register(lambda: os._exit(0))\ndef add(a, b):\n    return 0",
         0.0,
-        "asserts_not_reached",
+        "wrong_answer",
     ),
     (
         "prints a fake nonce",

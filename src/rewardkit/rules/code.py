@@ -13,15 +13,32 @@ No block: `Score(0.0, "no_code")`.
 
 * `{"tests": [{"input": "1 2\n", "output": "3\n"}, ...]}` — stdin/stdout pairs; the APPS
   layout `{"inputs": [...], "outputs": [...]}` is accepted too. Each pair is a separate run.
-* `{"asserts": "assert f(1) == 2\n..."}` (Python only) — the statements run after the
-  program in the same process. The verdict is still the parent's: a harness prints a
-  per-run random nonce only after the last assert, the parent checks for it, and the
-  program never sees the nonce (read from a file the harness deletes before the program
-  starts). `sys.exit(0)`, `os._exit(0)`, a trace hook skipping the asserts, or printing
-  something nonce-like all fail; builtins are restored before the asserts run. Limits:
-  code that deliberately digs through the harness's frames could find the nonce, and a
-  returned object whose `__eq__` is always true passes `assert f(x) == y`; where that
-  matters, use stdin/stdout tests, which the parent compares itself.
+* `{"asserts": "assert f(1) == 2\n..."}` or a list of assert lines (Python only): test
+  code (MBPP's asserts, or HumanEval's `test` + `check(entry_point)`) judged *outside*
+  the program by record/replay (`rewardkit.rules._asserts`). The sandbox runs the
+  program and only answers calls: each of its functions the tests call, with the
+  arguments the tests computed, returns plain data (None, bool, int, float, complex,
+  str, bytes, list, tuple, set, frozenset, dict; subclasses become their base value; at
+  most 1 MB each). The test code itself, with every comparison and expected value, runs
+  in a trusted `rewardkit.deadline` worker against those values, record/replay rounds
+  until no new call appears. What is contained: the verdict depends only on the values
+  the program returned (or the builtin exceptions it raised); the test text and its
+  expected values never enter the program's process or files; the program cannot
+  patch builtins, `math` or anything else the tests use, and cannot reach the verdict
+  by exiting, printing or forging result lines (that only chooses its own return
+  values). Builtin names in the tests always mean the builtin.
+  What is not: functions the tests call but do not define are the program's, so the
+  program also supplies HumanEval's prompt helpers (`poly`, `encode_cyclic`) and may
+  redefine them; arguments the tests pass do enter the program (HumanEval/38 passes the
+  plaintext to `encode_cyclic`), and on a host without a mount namespace two rounds
+  could share /tmp; in-place changes to arguments are not seen by the tests; each
+  distinct call (function and arguments) runs once, so a function whose result depends
+  on earlier calls (a counter) is seen once; objects
+  (a class instance, a generator, `Solution().method()`) are not plain data and fail.
+  Tests that use a program name other than by calling it (`f.__name__`), pass it
+  non-plain arguments (a lambda), or call nothing are `Unscored("unsupported_assert")`.
+  The program loads with `__name__ == "solution"` (its `if __name__ == "__main__"`
+  block does not run).
 * optional `"language"` overrides the reward's language for that sample.
 
 Missing, empty or malformed tests are `Unscored("bad_reference")`: the data is wrong.
@@ -34,9 +51,12 @@ out or floods its output fails whatever it printed.
 
 **Reward.** `mode="all"` (default): 1.0 when every test passes, else 0.0 (stops at the
 first failure); `mode="fraction"`: the fraction passed. The reason is "correct" or the kind
-of the first failure: wrong_answer, runtime_error, timeout, output_limit. A sandbox that
-could not run the program is `Unscored("sandbox_error")`; a host that cannot isolate code
-raises `IsolationUnavailableError` (see `rewardkit.sandbox.isolation`).
+of the first failure: wrong_answer, runtime_error, timeout, output_limit; for asserts also
+asserts_not_reached (the program exited before answering), unsupported_return,
+result_too_large and too_many_calls (over 20,000 distinct calls, or calls fed by results
+more than 12 rounds deep); a reference's asserts count as one test. A sandbox (or test evaluator)
+that could not run is `Unscored("sandbox_error")`; a host that cannot isolate code raises
+`IsolationUnavailableError` (see `rewardkit.sandbox.isolation`).
 """
 
 from __future__ import annotations
@@ -45,7 +65,6 @@ import json
 import math
 import os
 import re
-import secrets
 import signal
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +75,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from rewardkit.errors import ConfigError, SandboxError
 from rewardkit.reward import Reward
+from rewardkit.rules._asserts import AssertsOutcome, run_asserts
 from rewardkit.sandbox import ExecResult, SandboxLimits, run_code
 from rewardkit.sandbox.languages import LANGUAGES, Language, get_language, language_for_fence
 from rewardkit.think import answer_part
@@ -75,7 +95,6 @@ __all__ = [
 
 Mode = Literal["all", "fraction"]
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([^\s`]*)[^\n]*\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILINE)
-_NONCE_FILE = ".rewardkit_nonce"
 # Failure details keep only the end of stderr: the traceback's last lines say what broke.
 _TAIL_CHARS = 1000
 # ... and only the first few failures: details travel with every sample's result.
@@ -241,6 +260,8 @@ class TestOutcome:
     failures: list[dict[str, Any]] = field(default_factory=list)
     isolation: tuple[str, ...] = ()
     sandbox_error: str | None = None
+    #: (reason, message) when the tests cannot judge this program at all
+    unscored: tuple[str, str] | None = None
 
     @property
     def first_failure(self) -> str | None:
@@ -274,58 +295,25 @@ def _failure_record(index: int, kind: str, result: ExecResult) -> dict[str, Any]
     }
 
 
-_HARNESS = f"""\
-import builtins as _builtins, os as _os, sys as _sys
-
-
-def _rewardkit_harness(exec=exec, compile=compile, open=open, settrace=_sys.settrace,
-                       setprofile=_sys.setprofile, write=_os.write, unlink=_os.unlink,
-                       builtins_snapshot=dict(_builtins.__dict__)):
-    # Everything the harness calls after the program ran is bound here, before it runs:
-    # replacing builtins.exec or sys.settrace cannot skip the asserts.
-    # The nonce leaves the filesystem before the program starts, so it cannot print it.
-    with open({_NONCE_FILE!r}, "rb") as f:
-        nonce = f.read()
-    unlink({_NONCE_FILE!r})
-    with open("solution.py", encoding="utf-8") as f:
-        solution = compile(f.read(), "solution.py", "exec")
-    with open("tests.py", encoding="utf-8") as f:
-        tests = compile(f.read(), "tests.py", "exec")
-    namespace = {{"__name__": "__main__", "__builtins__": _builtins}}
-    exec(solution, namespace)
-    # a trace or profile hook left by the program could jump over the asserts, and
-    # patched builtins (len, print, ...) could make them lie
-    settrace(None)
-    setprofile(None)
-    _builtins.__dict__.clear()
-    _builtins.__dict__.update(builtins_snapshot)
-    exec(tests, namespace)
-    try:
-        _sys.stdout.flush()
-    except Exception:
-        pass
-    write(1, b"\\n" + nonce + b"\\n")
-
-
-_rewardkit_harness()
-"""
-
-
-def _run_asserts(
-    code: str, asserts: str, limits: SandboxLimits, allow: bool | None
-) -> tuple[ExecResult, bool]:
-    nonce = secrets.token_hex(16)
-    files = {"solution.py": code, "tests.py": asserts, _NONCE_FILE: nonce}
-    result = run_code(
-        _HARNESS, language="python", limits=limits, files=files, allow_unisolated=allow
-    )
-    lines = result.stdout.rstrip("\n").split("\n")
-    return result, bool(lines) and lines[-1] == nonce
-
-
-def _last_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return lines[-1] if lines else ""
+def _assert_outcome(out: AssertsOutcome) -> TestOutcome:
+    if out.status == "error":
+        return TestOutcome(
+            0, 1, ["error"], isolation=out.isolation, sandbox_error=out.sandbox_error
+        )
+    if out.status in ("unsupported", "bad_reference"):
+        reason = "unsupported_assert" if out.status == "unsupported" else "bad_reference"
+        return TestOutcome(0, 1, isolation=out.isolation, unscored=(reason, out.message))
+    if out.status == "passed":
+        return TestOutcome(1, 1, ["passed"], isolation=out.isolation)
+    record = {
+        "test": 0,
+        "status": out.status,
+        "message": out.message,
+        "calls": out.calls,
+        "phases": out.phases,
+        **out.run,
+    }
+    return TestOutcome(0, 1, [out.status], [record], out.isolation)
 
 
 def run_tests(
@@ -349,17 +337,7 @@ def run_tests(
             return TestOutcome(
                 0, 1, sandbox_error=f"asserts are Python; this sample's language is {lang.name}"
             )
-        result, ok = _run_asserts(code, tests.assert_source, limits, allow_unisolated)
-        if result.error is not None:
-            return TestOutcome(
-                0, 1, ["error"], isolation=result.isolation, sandbox_error=result.error
-            )
-        kind = _failure_kind(result, limits) or (None if ok else "asserts_not_reached")
-        if kind == "runtime_error" and _last_line(result.stderr).startswith("AssertionError"):
-            kind = "wrong_answer"
-        if kind is None:
-            return TestOutcome(1, 1, ["passed"], isolation=result.isolation)
-        return TestOutcome(0, 1, [kind], [_failure_record(0, kind, result)], result.isolation)
+        return _assert_outcome(run_asserts(code, tests.assert_source, limits, allow_unisolated))
 
     io_tests = tests.tests or []
     statuses: list[str] = []
@@ -428,6 +406,8 @@ def code_reward(
         if type(exc) is not SandboxError:
             raise  # IsolationUnavailableError: a host problem the user must see
         return Unscored("sandbox_error", str(exc), raw=code)
+    if outcome.unscored is not None:
+        return Unscored(outcome.unscored[0], outcome.unscored[1], raw=code)
     if outcome.sandbox_error is not None:
         reason = (
             "bad_reference"

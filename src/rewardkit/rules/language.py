@@ -163,10 +163,25 @@ _LETTER_HINTS: dict[str, frozenset[str]] = {
 }
 
 _NAMES: dict[str, str] = {
-    "english": "en", "french": "fr", "german": "de", "spanish": "es", "italian": "it",
-    "portuguese": "pt", "dutch": "nl", "chinese": "zh", "japanese": "ja", "korean": "ko",
-    "russian": "ru", "arabic": "ar", "hebrew": "he", "greek": "el", "hindi": "hi",
-    "iw": "he", "jp": "ja", "kr": "ko", "cn": "zh",
+    "english": "en",
+    "french": "fr",
+    "german": "de",
+    "spanish": "es",
+    "italian": "it",
+    "portuguese": "pt",
+    "dutch": "nl",
+    "chinese": "zh",
+    "japanese": "ja",
+    "korean": "ko",
+    "russian": "ru",
+    "arabic": "ar",
+    "hebrew": "he",
+    "greek": "el",
+    "hindi": "hi",
+    "iw": "he",
+    "jp": "ja",
+    "kr": "ko",
+    "cn": "zh",
 }
 
 
@@ -244,7 +259,9 @@ def _latin_evidence(word: str) -> frozenset[str]:
     found = _EVIDENCE.get(word, frozenset())
     if "'" in word:
         head, _, tail = word.partition("'")
-        found = found | _EVIDENCE.get(head + "'", frozenset()) | _EVIDENCE.get("'" + tail, frozenset())
+        found = (
+            found | _EVIDENCE.get(head + "'", frozenset()) | _EVIDENCE.get("'" + tail, frozenset())
+        )
     if not found:
         for ch in word:
             hint = _LETTER_HINTS.get(ch)
@@ -317,7 +334,9 @@ class LanguageCounts:
         return sum(self.by_language.values()) + self.undetermined
 
 
-def _pick(evidence: Mapping[str, float], prefer: str | None, fallback: str | None = None) -> str | None:
+def _pick(
+    evidence: Mapping[str, float], prefer: str | None, fallback: str | None = None
+) -> str | None:
     if not evidence:
         return None
     best = max(evidence.values())
@@ -416,9 +435,13 @@ class LanguageConsistencyReward(Reward):
     name: ClassVar[str] = "language_consistency"
     value_range: ClassVar[tuple[float, float] | None] = (0.0, 1.0)
 
-    def __init__(self, target: str | None = None, scope: Literal["cot", "response"] = "cot") -> None:
+    def __init__(
+        self, target: str | None = None, scope: Literal["cot", "response"] = "cot"
+    ) -> None:
         if scope not in ("cot", "response"):
-            raise ConfigError(f"language_consistency: scope must be 'cot' or 'response', got {scope!r}")
+            raise ConfigError(
+                f"language_consistency: scope must be 'cot' or 'response', got {scope!r}"
+            )
         self.target = normalize_language(target) if target is not None else None
         self.scope = scope
 
@@ -434,7 +457,9 @@ class LanguageConsistencyReward(Reward):
         text = cot if cot is not None and self.scope == "cot" else sample.response
         counts = count_languages(text, prefer=target)
         if not counts.total:
-            return Unscored("no_cot_words", f"no words to count in the {source} (only math, code or nothing)")
+            return Unscored(
+                "no_cot_words", f"no words to count in the {source} (only math, code or nothing)"
+            )
         matched = _matched(counts, target)
         details = {
             "target": target,

@@ -71,7 +71,9 @@ _PHRASE_RE = re.compile(
     r"\b(?:final\s+answer|answer)\b(?:\s*\*\*)?\s*(?:is\b\s*:?|:|=)(?:\s*\*\*)?[ \t]*(?P<ans>[^\n]*)",
     re.IGNORECASE,
 )
-_A_LINE_RE = re.compile(r"^[ \t]*(?:\*\*)?A(?:\*\*)?[ \t]*:(?:\*\*)?[ \t]*(?P<ans>[^\n]*)", re.MULTILINE)
+_A_LINE_RE = re.compile(
+    r"^[ \t]*(?:\*\*)?A(?:\*\*)?[ \t]*:(?:\*\*)?[ \t]*(?P<ans>[^\n]*)", re.MULTILINE
+)
 _HASH_RE = re.compile(r"####[ \t]*(?P<ans>[^\n]*)")
 # Sentence end: . ! ? before whitespace or the end (a decimal point is followed by a digit).
 _SENTENCE_END_RE = re.compile(r"[.!?](?=\s|$)")
@@ -79,7 +81,9 @@ _OR_RE = re.compile(r"\\(?:text|textrm|mbox|mathrm)\{\s*or\s*\}|\bor\b", re.IGNO
 # After a chosen answer: ", or 13", ". Or maybe 13", a new line starting "or ...".
 _OR_TAIL_RE = re.compile(r"\s*[.,;:]?\s*(?:\*\*)?\s*(?:or)\b[ \t]*(?P<rest>[^\n]*)", re.IGNORECASE)
 _MATH_SPAN_RE = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
-_TEXT_CMD_RE = re.compile(r"\\(?:text|textrm|textbf|textit|mbox|mathrm|mathbf|operatorname)\s*\{([^{}]*)\}")
+_TEXT_CMD_RE = re.compile(
+    r"\\(?:text|textrm|textbf|textit|mbox|mathrm|mathbf|operatorname)\s*\{([^{}]*)\}"
+)
 _NUMBER_RE = re.compile(r"[-+]?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+(?:\.\d+)?)?(?:\s*\\?%)?")
 _THIN_THOUSANDS_RE = re.compile(r"(?<=\d)(?:\\,|\\;|\\!|\{,\}|~)(?=\d{3}(?!\d))")
 _LEADING_WORDS_RE = re.compile(
@@ -229,7 +233,9 @@ def _find_answer(text: str) -> _Found | None:
 def _boxed_chain(text: str, boxes: list[tuple[int, int, int]]) -> list[str]:
     """Earlier boxes on the same line joined to the last one by "or" (a hedge)."""
     chain: list[str] = []
-    for (_, content, end), (nxt_start, _, _) in zip(reversed(boxes[:-1]), reversed(boxes[1:]), strict=True):
+    for (_, content, end), (nxt_start, _, _) in zip(
+        reversed(boxes[:-1]), reversed(boxes[1:]), strict=True
+    ):
         between = text[end:nxt_start]
         if "\n" in between or not _OR_RE.search(between):
             break
@@ -327,10 +333,14 @@ def _score(part: str | None, reference: Any) -> RewardResult:
     """Score one answer part against one reference, in this process, without a deadline."""
     gold_text = _reference_text(reference)
     if gold_text is None:
-        return Unscored("bad_reference", "reference has no answer to check against", repr(reference)[:200])
+        return Unscored(
+            "bad_reference", "reference has no answer to check against", repr(reference)[:200]
+        )
     gold = _parse_gold(gold_text)
     if not gold:
-        return Unscored("bad_reference", f"cannot parse the reference answer {gold_text!r}", gold_text)
+        return Unscored(
+            "bad_reference", f"cannot parse the reference answer {gold_text!r}", gold_text
+        )
     found = None if part is None else _find_answer(part)
     if found is None or not found.text:
         return Score(0.0, "no_answer", {"reference": gold_text})
@@ -390,7 +400,9 @@ def _from_outcome(outcome: Outcome[RewardResult]) -> RewardResult:
 def _check_options(timeout: float, workers: int | None) -> None:
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
         raise ConfigError(f"math: timeout must be a positive number of seconds, got {timeout!r}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
         raise ConfigError(f"math: workers must be a positive integer or null, got {workers!r}")
 
 
