@@ -455,6 +455,17 @@ class MathReward(Reward):
         outcomes = self._get_pool().map(_score_item, items, timeout=self.timeout)
         return [_from_outcome(o) for o in outcomes]
 
+    def warm_up(self) -> None:
+        """Start every worker now and run one comparison in each, instead of on the first batch.
+
+        The first start imports Math-Verify and builds its parser caches (seconds on a busy
+        machine); a server calls this before it accepts requests, so its first batch does
+        not time out on a cold pool.
+        """
+        pool = self._get_pool()
+        items = [_item("\\boxed{1}", "1")] * pool.workers
+        pool.map(_score_item, items, timeout=max(self.timeout, 10.0), chunksize=1)
+
     def close(self) -> None:
         """Stop this reward's own pool (the shared pool lives until exit)."""
         with _pool_lock:
