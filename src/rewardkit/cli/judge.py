@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rewardkit.errors import ConfigError, InputError
-from rewardkit.io import InputRow, ResultWriter, iter_rows, row_id
+from rewardkit.io import InputRow, ResultWriter, check_output_path, iter_rows, row_id
 
 if TYPE_CHECKING:
     from rewardkit.backends.base import Backend
@@ -264,8 +264,7 @@ async def judge_file(options: JudgeOptions) -> int:
     """Judge every query of `options.input` not yet in `options.output`. Returns the exit code."""
     if not options.input.exists():
         raise InputError(f"input not found: {options.input}")
-    if options.output.is_dir():
-        raise ConfigError(f"-o {options.output} is a directory; give a file path")
+    check_output_path(options.output)  # before the cache next to it is created
     if options.cache is not None and options.cache.resolve() == options.output.resolve():
         raise ConfigError("--cache must not be the output file")
     parts = _build(options)
