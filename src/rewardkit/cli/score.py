@@ -14,6 +14,11 @@ Every input row gets exactly one line, keyed by a unique `id`:
 * a row whose id was already used by an earlier row: id `"<id>@line<N>"`, with `line`
   and `error` naming the first line — the earlier row wins and is the one scored.
 
+Ids are kept exactly as given (integers past 64 bits too). A key rewardkit makes up (a
+repeated id's `"<id>@line<N>"`, or `"@line<N>"` for a row without an id whose line number
+another row has as its id) never equals an id of the input: the input's ids are read in a
+first pass, and a taken key gets "~" appended until it is free.
+
 Rerunning the same command resumes: ids already in OUTPUT are skipped, and a half-written
 last line from a crash is trimmed first (`ResultWriter`). Rewards that need many cores
 (math, code) bring their own worker pools; this loop only batches.
