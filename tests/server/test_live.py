@@ -8,6 +8,7 @@ connection that is never closed.
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import threading
 import time
@@ -18,21 +19,25 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from uvicorn.config import HTTP_PROTOCOLS
+from uvicorn.importer import import_from_string
 
 from rewardkit.scoring import Scorer
 from rewardkit.server import ServerConfig, create_app
-from rewardkit.server.serving import uvicorn_options
+from rewardkit.server.serving import header_deadline_protocol, uvicorn_options
+
+HTTP_IMPLEMENTATIONS = ["h11", "httptools"] if importlib.util.find_spec("httptools") else ["h11"]
 
 
 @contextmanager
-def live_server(scorer: Scorer, **options: Any) -> Iterator[tuple[str, int]]:
+def live_server(scorer: Scorer, http: str = "auto", **options: Any) -> Iterator[tuple[str, int]]:
     config = ServerConfig(**options)
+    uv_options = uvicorn_options(config)
+    if http != "auto":  # the same deadline on the other HTTP implementation
+        base = import_from_string(HTTP_PROTOCOLS[http])
+        uv_options["http"] = header_deadline_protocol(config.header_timeout_s, base)
     uv = uvicorn.Config(
-        create_app(scorer, config),
-        host="127.0.0.1",
-        port=0,
-        log_level="error",
-        **uvicorn_options(config),
+        create_app(scorer, config), host="127.0.0.1", port=0, log_level="error", **uv_options
     )
     server = uvicorn.Server(uv)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -170,8 +175,11 @@ SLOW_HEADERS = (
 )
 
 
-def test_slowloris_headers_are_cut_off_and_others_still_served(exact_scorer: Scorer) -> None:
-    with live_server(exact_scorer, header_timeout_s=0.5) as (base, port):
+@pytest.mark.parametrize("http", HTTP_IMPLEMENTATIONS)
+def test_slowloris_headers_are_cut_off_and_others_still_served(
+    exact_scorer: Scorer, http: str
+) -> None:
+    with live_server(exact_scorer, http, header_timeout_s=0.5) as (base, port):
         sock = _raw_connect(port)
         with HealthProbe(base) as probe:
             took, answer = _trickle_until_closed(sock, SLOW_HEADERS, interval=0.05, limit=8.0)
@@ -183,8 +191,9 @@ def test_slowloris_headers_are_cut_off_and_others_still_served(exact_scorer: Sco
     assert not probe.failures and probe.latencies and max(probe.latencies) < 1.0
 
 
-def test_idle_connection_is_closed(exact_scorer: Scorer) -> None:
-    with live_server(exact_scorer, header_timeout_s=0.5) as (_, port):
+@pytest.mark.parametrize("http", HTTP_IMPLEMENTATIONS)
+def test_idle_connection_is_closed(exact_scorer: Scorer, http: str) -> None:
+    with live_server(exact_scorer, http, header_timeout_s=0.5) as (_, port):
         sock = _raw_connect(port)
         start = time.monotonic()
         sock.settimeout(5)
@@ -195,10 +204,11 @@ def test_idle_connection_is_closed(exact_scorer: Scorer) -> None:
     assert 0.3 < took < 3.0
 
 
-def test_slow_body_is_cut_off(exact_scorer: Scorer) -> None:
+@pytest.mark.parametrize("http", HTTP_IMPLEMENTATIONS)
+def test_slow_body_is_cut_off(exact_scorer: Scorer, http: str) -> None:
     body = b'{"query": ["' + b"a" * 300 + b'"]}'
     head = f"POST /get_reward HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    with live_server(exact_scorer, body_timeout_s=0.5, header_timeout_s=30) as (base, port):
+    with live_server(exact_scorer, http, body_timeout_s=0.5, header_timeout_s=30) as (base, port):
         sock = _raw_connect(port)
         sock.sendall(head.encode())
         took, answer = _trickle_until_closed(sock, body, interval=0.05, limit=8.0)
@@ -209,9 +219,10 @@ def test_slow_body_is_cut_off(exact_scorer: Scorer) -> None:
     assert b"body_timeout" in answer and b"connection: close" in answer.lower()
 
 
-def test_kept_alive_client_between_requests_is_not_cut(exact_scorer: Scorer) -> None:
+@pytest.mark.parametrize("http", HTTP_IMPLEMENTATIONS)
+def test_kept_alive_client_between_requests_is_not_cut(exact_scorer: Scorer, http: str) -> None:
     # The header deadline runs while headers arrive, not while a kept-alive connection idles.
-    server = live_server(exact_scorer, header_timeout_s=0.3, keep_alive_timeout_s=5)
+    server = live_server(exact_scorer, http, header_timeout_s=0.3, keep_alive_timeout_s=5)
     with server as (base, _), httpx.Client(base_url=base, timeout=5) as http:
         statuses = []
         for _ in range(3):

@@ -79,12 +79,17 @@ class _HeaderDeadline(asyncio.Protocol):
         self.transport.close()
 
 
-def header_deadline_protocol(header_timeout: float) -> type[asyncio.Protocol]:
-    """uvicorn's default HTTP protocol class, with a `header_timeout` deadline on headers."""
-    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+def header_deadline_protocol(
+    header_timeout: float, base: type[asyncio.Protocol] | None = None
+) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol class `base` (default: the one uvicorn picks, httptools when
+    installed, else h11) with a `header_timeout` deadline on request headers."""
+    if base is None:
+        from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-    name = f"HeaderDeadline{AutoHTTPProtocol.__name__}"
-    return type(name, (_HeaderDeadline, AutoHTTPProtocol), {"header_timeout": header_timeout})
+        base = AutoHTTPProtocol
+    name = f"HeaderDeadline{base.__name__}"
+    return type(name, (_HeaderDeadline, base), {"header_timeout": header_timeout})
 
 
 def uvicorn_options(config: ServerConfig) -> dict[str, Any]:
