@@ -37,11 +37,11 @@ from rewardkit.server.schemas import (
 from rewardkit.types import Sample, Unscored
 
 try:
-    from anyio import to_thread
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.requests import Request
     from fastapi.responses import JSONResponse, PlainTextResponse
+    from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from rewardkit.server.prepare import TooManySamples, prepare_get_reward, prepare_rewards
@@ -224,7 +224,7 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None) -> FastAPI:
     async def get_reward(request: Request) -> Any:
         body = await request.body()
         try:
-            samples = await to_thread.run_sync(prepare_get_reward, body, config.max_batch)
+            samples = await run_in_threadpool(prepare_get_reward, body, config.max_batch)
         except TooManySamples as exc:
             return _too_many(exc.count, config.max_batch)
         reports = await service.score(samples, "/get_reward")
@@ -240,7 +240,7 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None) -> FastAPI:
     async def rewards(request: Request) -> Any:
         raw = await request.body()
         try:
-            body, samples = await to_thread.run_sync(prepare_rewards, raw, config.max_batch)
+            body, samples = await run_in_threadpool(prepare_rewards, raw, config.max_batch)
         except TooManySamples as exc:
             return _too_many(exc.count, config.max_batch)
         reports = await service.score(samples, "/v1/rewards")

@@ -3,8 +3,9 @@
 A 32 MiB body costs real CPU: JSON parsing, validation, and for OpenRLHF queries cutting
 the response out and stripping special tokens. Done on the event loop, that time is a
 stall for every other connection, `/health` included. `prepare_get_reward` and
-`prepare_rewards` are plain functions the app runs with `anyio.to_thread.run_sync`; their
-user errors come back as `RequestValidationError` (the app's 422) or `TooManySamples` (413).
+`prepare_rewards` are plain functions the app runs in Starlette's thread pool
+(`run_in_threadpool`); their user errors come back as `RequestValidationError` (the app's
+422) or `TooManySamples` (413).
 
 The body is parsed by pydantic's JSON parser straight into the request model: one pass,
 no intermediate `dict`, and a JSON string with a lone surrogate (`"\\ud800"`, which no
