@@ -271,9 +271,9 @@ async def judge_file(options: JudgeOptions) -> int:
     cache = parts.cache
     try:
         writer = ResultWriter(options.output, retry_errors=options.retry_errors)
-    except OSError as exc:
+    except ConfigError:  # an output it cannot write (it names the path and why)
         await parts.aclose()
-        raise ConfigError(f"cannot write {options.output}: {exc.strerror or exc}") from None
+        raise
     started = time.perf_counter()
     tally = _Tally()
     bar = _progress_bar(options, writer)
