@@ -99,8 +99,12 @@ def test_linear_strip_agrees_with_the_naive_rule(monkeypatch: pytest.MonkeyPatch
         assert strip_special_tokens(text) == _naive_strip(text, SPECIAL_TOKENS), repr(text)
 
 
-def test_longer_token_wins_when_one_is_a_prefix_of_another() -> None:
+def test_longer_token_wins_when_one_is_a_prefix_of_another(monkeypatch: pytest.MonkeyPatch) -> None:
     assert strip_special_tokens("<end><end_turn> hi <end_turn>", ["<end>", "<end_turn>"]) == "hi"
+    # The same after a whitespace run longer than a scan window.
+    monkeypatch.setattr(openrlhf, "_WINDOW", 4)
+    text = "<end>" + " " * 10 + "<end_turn>_x"
+    assert strip_special_tokens(text, ["<end>", "<end_turn>"]) == "_x"
     assert strip_special_tokens("", ["<end>"]) == "" and strip_special_tokens("a", []) == "a"
 
 
