@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rewardkit.errors import InputError
+from rewardkit.errors import ConfigError, InputError
 from rewardkit.io import InputRow, ResultWriter, iter_rows, row_id, sample_from_record
 
 
@@ -269,3 +269,40 @@ def test_jsonl_rows_same_with_crlf_and_bare_cr(tmp_path: Path) -> None:
         expected = expected or got
         assert got == expected
     assert expected is not None and [line for line, _, _ in expected] == [1, 3, 4, 5]
+
+
+# Integers past 64 bits: orjson reads them as floats, so 2**64 and 2**64 + 1 would be one id.
+BIG_IDS = [2**64, 2**64 + 1, 123456789012345678901234567890, -(2**63) - 1, 10**19]
+
+
+def test_ids_past_64_bits_stay_exact(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    lines = [json.dumps({"id": i, "response": "x", "n": i}) for i in BIG_IDS]
+    lines.append(json.dumps({"id": "12345678901234567890123", "response": "a string id, same digits"}))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rows = list(iter_rows(path))
+    assert [r.id for r in rows] == [str(i) for i in BIG_IDS] + ["12345678901234567890123"]
+    assert [r.record["n"] for r in rows[:-1] if r.record] == BIG_IDS  # other fields too
+    assert len({r.id for r in rows}) == len(rows)
+
+
+def test_writer_resumes_big_integer_ids_exactly(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_text("".join(json.dumps({"id": i, "reward": 1.0}) + "\n" for i in BIG_IDS[:2]))
+    with ResultWriter(out) as writer:
+        assert writer.done == {str(BIG_IDS[0]), str(BIG_IDS[1])}
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("{tmp}", "is a directory"),
+        ("{tmp}/a_file/out.jsonl", "which is a file, not a directory"),
+        ("{tmp}/a_file/deeper/out.jsonl", "which is a file, not a directory"),
+        ("/proc/rewardkit-test/out.jsonl", "cannot write"),  # a real OS error, even as root
+    ],
+)
+def test_writer_unusable_path_is_a_config_error(tmp_path: Path, where: str, message: str) -> None:
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(ConfigError, match=message):
+        ResultWriter(where.format(tmp=tmp_path))

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from rewardkit.errors import InputError, MissingDependencyError
+from rewardkit.errors import ConfigError, InputError, MissingDependencyError
 from rewardkit.text import completion_text, prompt_text
 from rewardkit.types import Sample
 
@@ -40,6 +41,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 __all__ = [
     "InputRow",
     "ResultWriter",
+    "check_output_path",
     "iter_rows",
     "row_id",
     "sample_from_record",
@@ -79,6 +81,12 @@ def iter_rows(path: str | Path) -> Iterator[InputRow]:
         yield from _jsonl_rows(path)
 
 
+#: Maybe an integer outside [-2**63, 2**64) (20 digits, or "-" and 19), which orjson turns
+#: into a float: two distinct ids would then collide. Such a line goes to the stdlib, which
+#: keeps integers exact (a false alarm, e.g. digits in a string, only costs speed).
+_BIG_INT = re.compile(rb"\d{20}|-\d{19}")
+
+
 def _jsonl_rows(path: Path) -> Iterator[InputRow]:
     if _orjson_loads is None or _has_lone_cr(path):
         yield from _jsonl_text_rows(path)
@@ -86,6 +94,8 @@ def _jsonl_rows(path: Path) -> Iterator[InputRow]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
+                if _BIG_INT.search(raw):
+                    raise ValueError("may hold an integer orjson cannot keep exact")
                 record = _orjson_loads(raw)
             except ValueError:
                 # Blank, not JSON, or not UTF-8: the stdlib decides, with its messages.
@@ -181,6 +191,17 @@ def sample_from_record(record: dict[str, Any], line: int) -> Sample:
     )
 
 
+def check_output_path(path: Path) -> None:
+    """Raise `ConfigError` when `path` cannot be a results file: a directory, or under a file."""
+    if path.is_dir():
+        raise ConfigError(f"output {path} is a directory; give a file path")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"output {path} is under {parent}, which is a file, not a directory")
+            return
+
+
 class ResultWriter:
     """Append-only JSONL results keyed by `id`; reopening resumes where a run stopped.
 
@@ -191,21 +212,25 @@ class ResultWriter:
 
     def __init__(self, path: str | Path, *, retry_errors: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_output_path(self.path)
         self.done: set[str] = set()
         #: Lines dropped on open because they held an error (retry_errors=True).
         self.dropped = 0
-        if self.path.exists():
-            self._trim_partial_line()
-            if retry_errors:
-                self._drop_error_lines()
-            else:
-                with self.path.open("rb") as handle:
-                    for line in handle:
-                        rid = _line_id(line)
-                        if rid is not None:
-                            self.done.add(rid)
-        self._handle: BinaryIO = self.path.open("ab")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.exists():
+                self._trim_partial_line()
+                if retry_errors:
+                    self._drop_error_lines()
+                else:
+                    with self.path.open("rb") as handle:
+                        for line in handle:
+                            rid = _line_id(line)
+                            if rid is not None:
+                                self.done.add(rid)
+            self._handle: BinaryIO = self.path.open("ab")
+        except OSError as exc:
+            raise ConfigError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 
     def _trim_partial_line(self) -> None:
         with self.path.open("rb+") as handle:
@@ -260,7 +285,9 @@ class ResultWriter:
 
 def _load_line(line: bytes) -> Any:
     try:
-        return _orjson_loads(line) if _orjson_loads is not None else json.loads(line)
+        if _orjson_loads is None or _BIG_INT.search(line):
+            return json.loads(line)
+        return _orjson_loads(line)
     except ValueError:
         try:
             return json.loads(line)  # NaN, huge integers, invalid UTF-8: json decides

@@ -130,6 +130,13 @@ class Scorer:
         total = sum(weights[label] * r.value for label, r in scored)
         return RewardReport(float(total), parts, used)
 
+    def warm_up(self) -> None:
+        """Start what rewards start lazily (worker pools): rewards with a `warm_up()` method."""
+        for _, reward in self._rewards:
+            warm_up = getattr(reward, "warm_up", None)
+            if callable(warm_up):
+                warm_up()
+
     def close(self) -> None:
         for _, reward in self._rewards:
             reward.close()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -393,3 +395,98 @@ def test_mixed_example_routes_by_task(tmp_path: Path, capsys: pytest.CaptureFixt
     assert got["m3"]["details"]["format"]["reason"] == "missing_think"
     # The Chinese prompt's CoT drifts into English: language consistency below 1.
     assert 0 < got["t2"]["details"]["language"]["score"] < 1
+
+
+def test_ids_past_64_bits_are_not_duplicates(tmp_path: Path) -> None:
+    # orjson reads both as the float 1.8446744073709552e19: they would collide as one id.
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        f'{{"id": {2**64}, "response": "r", "reference": "r"}}\n'
+        f'{{"id": {2**64 + 1}, "response": "r", "reference": "r"}}\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.jsonl"
+    assert main(["score", str(src), "-o", str(out), "--reward", "test_cli_exact"]) == 0
+    got = by_id(out)
+    assert set(got) == {str(2**64), str(2**64 + 1)}
+    assert all(line["reward"] == 1.0 for line in got.values())
+
+
+def test_made_up_keys_never_take_an_id_of_the_input(tmp_path: Path) -> None:
+    rows: list[dict[str, Any] | str] = [
+        {"id": "1", "response": "r", "reference": "r"},
+        {"id": "1", "response": "dup", "reference": "r"},  # would be keyed "1@line2"...
+        {"id": "1@line2", "response": "r", "reference": "r"},  # ...which is this row's own id
+        {"prompt": "no id", "response": "r", "reference": "r"},  # line 4: "4" is taken below
+        {"id": 4, "response": "r", "reference": "r"},
+        {"id": "@line4", "response": "r", "reference": "r"},  # and so is "@line4"
+        "not json",  # line 7, keyed "7"
+    ]
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    assert main(["score", str(src), "-o", str(out), "--reward", "test_cli_exact"]) == 0
+    got = by_id(out)  # asserts one line per id
+    assert len(got) == len(rows)
+    # Every id given in the input is kept as given and scored.
+    for given in ("1", "1@line2", "4", "@line4"):
+        assert got[given]["reward"] == 1.0, given
+    assert got["1@line2~"]["error"].startswith("line 2: duplicate id '1' (first on line 1)")
+    assert got["@line4~"]["reward"] == 1.0  # the row without an id is scored too
+    assert "invalid JSON" in got["7"]["error"]
+    # The keys are the same on every run: a rerun finds everything done.
+    assert main(["score", str(src), "-o", str(out), "--reward", "test_cli_exact"]) == 0
+    assert len(read_jsonl(out)) == len(rows)
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("{tmp}", "is a directory; give a file path"),
+        ("{tmp}/in.jsonl/out.jsonl", "which is a file, not a directory"),
+        ("/proc/rewardkit-test/out.jsonl", "cannot write /proc/rewardkit-test/out.jsonl"),
+    ],
+)
+@pytest.mark.parametrize("command", ["score", "judge"])
+def test_unusable_output_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], output: str, message: str, command: str
+) -> None:
+    src = write_jsonl(tmp_path / "in.jsonl", ROWS)
+    target = output.format(tmp=tmp_path)
+    if command == "score":
+        tail = ["--reward", "test_cli_exact"]
+    else:  # the judge is never reached: the output is checked first
+        tail = ["--model", "j", "--base-url", "http://127.0.0.1:9/v1", "--no-progress"]
+        if target.startswith("/proc"):
+            tail.append("--no-cache")  # else the cache beside it fails first (also one line)
+    assert main([command, str(src), "-o", target, *tail]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"rewardkit {command}: error:") and err.count("\n") == 1, err
+    assert message in err
+
+
+@pytest.mark.slow  # starts the math worker pool in a subprocess
+def test_ctrl_c_during_worker_start_up_prints_no_traceback(tmp_path: Path) -> None:
+    rows = [{"id": i, "response": f"\\boxed{{{i}}}", "reference": str(i)} for i in range(50)]
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rewardkit.cli.main", "score", str(src), "-o", str(out),
+         "--reward", "math", "--no-progress"],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not out.exists():  # OUTPUT opens right before the first batch starts the pool
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.2)  # the fork server is importing Math-Verify now
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(0.5)  # a worker or fork server dying after the parent would write now
+    assert "Traceback" not in err, err
+    assert proc.returncode == 130, err
+    assert "interrupted; rerun the same command to resume" in err

@@ -138,8 +138,53 @@ SCORED: list[tuple[str, object, object]] = [
     (r"\boxed{7}", "", "bad_reference"),
     (r"\boxed{7}", {"question": "7"}, "bad_reference"),
     (r"\boxed{7}", True, "bad_reference"),
+    # a missing value written as a value is not a gold answer ("nan" would score "nan")
+    (r"\boxed{7}", float("nan"), "bad_reference"),
+    (r"\boxed{nan}", float("nan"), "bad_reference"),
+    (r"\boxed{nan}", "nan", "bad_reference"),
+    (r"\boxed{NaN}", "NaN", "bad_reference"),
+    (r"\boxed{null}", "null", "bad_reference"),
+    (r"\boxed{None}", "None", "bad_reference"),
+    (r"\boxed{7}", "#### nan", "bad_reference"),
+    (r"\boxed{7}", {"answer": float("nan")}, "bad_reference"),
+    (r"\boxed{7}", "   ", "bad_reference"),
+    (r"\boxed{\infty}", r"\infty", 1.0),  # infinity is a real answer (limits)
     ("The answer is " + "7" * (MAX_ANSWER_CHARS + 1), "7", "answer_too_long"),
 ]
+
+
+# Percent answers compare against the reference as written. Math-Verify alone reads
+# "42%" as both 42 and 0.42, so one answer would be right for two references a factor of
+# 100 apart (a hedge in one token). A percent answer against a plain reference counts as
+# its number (42% = 42, not 0.42); a percent reference accepts 42%, 42 and 0.42.
+PERCENT: list[tuple[str, object, object]] = [
+    (r"\boxed{42\%}", "42", 1.0),
+    (r"\boxed{42\%}", "0.42", 0.0),
+    (r"\boxed{42\%}", 0.42, 0.0),
+    (r"\boxed{42\%}", r"42\%", 1.0),
+    (r"\boxed{42\%}", "42%", 1.0),
+    (r"\boxed{42}", r"42\%", 1.0),
+    (r"\boxed{0.42}", r"42\%", 1.0),
+    (r"\boxed{0.42}", "42", 0.0),
+    ("The answer is 42%.", "42", 1.0),
+    ("The answer is 42%.", "0.42", 0.0),
+    ("The answer is 42 percent.", "0.42", 0.0),
+    (r"\boxed{12.5\%}", "12.5", 1.0),
+    (r"\boxed{12.5\%}", "0.125", 0.0),
+    (r"\boxed{42\%} or \boxed{0.42}", "0.42", "hedged"),  # two magnitudes are two answers
+]
+
+
+def test_percent_answers_compare_as_written(reward: MathReward) -> None:
+    samples = [Sample(prompt="", response=r, reference=ref) for r, ref, _ in PERCENT]
+    got = [_outcome(result) for result in reward.score_batch(samples)]
+    assert got == [expected for _, _, expected in PERCENT]
+
+
+def test_missing_reference_says_so(reward: MathReward) -> None:
+    result = reward.score(Sample("", r"\boxed{nan}", float("nan")))
+    assert isinstance(result, Unscored) and result.reason == "bad_reference"
+    assert "missing" in result.message
 
 
 def _outcome(result: Score | Unscored) -> object:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rewardkit.errors import ConfigError, InputError
-from rewardkit.io import InputRow, ResultWriter, iter_rows, row_id
+from rewardkit.io import InputRow, ResultWriter, check_output_path, iter_rows, row_id
 from rewardkit.text import prompt_text
 
 if TYPE_CHECKING:
@@ -254,17 +254,16 @@ async def judge_file(options: JudgeOptions) -> int:
     """Judge every query of `options.input` not yet in `options.output`. Returns the exit code."""
     if not options.input.exists():
         raise InputError(f"input not found: {options.input}")
-    if options.output.is_dir():
-        raise ConfigError(f"-o {options.output} is a directory; give a file path")
+    check_output_path(options.output)  # before the cache next to it is created
     if options.cache is not None and options.cache.resolve() == options.output.resolve():
         raise ConfigError("--cache must not be the output file")
     parts = _build(options)
     cache = parts.cache
     try:
         writer = ResultWriter(options.output, retry_errors=options.retry_errors)
-    except OSError as exc:
+    except ConfigError:  # an output it cannot write (it names the path and why)
         await parts.aclose()
-        raise ConfigError(f"cannot write {options.output}: {exc.strerror or exc}") from None
+        raise
     started = time.perf_counter()
     tally = _Tally()
     bar = _progress_bar(options, writer)

@@ -46,18 +46,21 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(args_list)
-    args = parser.parse_args(args_list)
-    if not getattr(args, "_run", None):
-        parser.print_help()
-        return EXIT_USAGE
+    command = next((a for a in args_list if not a.startswith("-")), "")
     try:
+        # Inside the try: importing a subcommand (numpy, pydantic...) takes a while, and a
+        # Ctrl-C then must not print a traceback either.
+        parser = build_parser(args_list)
+        args = parser.parse_args(args_list)
+        if not getattr(args, "_run", None):
+            parser.print_help()
+            return EXIT_USAGE
         return int(args._run(args) or 0)
     except RewardkitError as exc:
-        print(f"rewardkit {args.command}: error: {exc}", file=sys.stderr)
+        print(f"rewardkit {command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"rewardkit {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        print(f"rewardkit {command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
 
 

@@ -14,6 +14,11 @@ Every input row gets exactly one line, keyed by a unique `id`:
 * a row whose id was already used by an earlier row: id `"<id>@line<N>"`, with `line`
   and `error` naming the first line — the earlier row wins and is the one scored.
 
+Ids are kept exactly as given (integers past 64 bits too). A key rewardkit makes up (a
+repeated id's `"<id>@line<N>"`, or `"@line<N>"` for a row without an id whose line number
+another row has as its id) never equals an id of the input: the input's ids are read in a
+first pass, and a taken key gets "~" appended until it is free.
+
 Rerunning the same command resumes: ids already in OUTPUT are skipped, and a half-written
 last line from a crash is trimmed first (`ResultWriter`). Rewards that need many cores
 (math, code) bring their own worker pools; this loop only batches.
@@ -25,14 +30,14 @@ import argparse
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from rewardkit.errors import ConfigError, InputError
-from rewardkit.io import InputRow, ResultWriter, iter_rows, sample_from_record
+from rewardkit.io import InputRow, ResultWriter, check_output_path, iter_rows, sample_from_record
 from rewardkit.scoring import RewardReport, Scorer
 from rewardkit.spec import RewardSpec, load_spec
 from rewardkit.types import Sample
@@ -141,22 +146,65 @@ def _progress(total: int | None, enabled: bool) -> Any:
     return tqdm(total=total, unit="sample", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
 
 
+def _given_id(row: InputRow) -> str | None:
+    if row.record is None or row.record.get("id") is None:
+        return None
+    return str(row.record["id"])
+
+
+class _Keys:
+    """The output key of every row: unique, deterministic, and a given id is kept as given.
+
+    A row's key is its own id; a row without one (or unreadable) is keyed by its line
+    number. Keys made up by rewardkit — `<id>@line<N>` for a repeated id, `@line<N>` for a
+    line number that some row uses as its id — must never equal an id of the input, not
+    even one further down: `given` holds every id of the input (one pass ahead of scoring),
+    and a made-up key is lengthened with "~" until it is free. The same input gives the
+    same keys on every run, which resuming relies on.
+    """
+
+    def __init__(self, given: set[str]) -> None:
+        self.given = given
+        self.first_line: dict[str, int] = {}
+
+    def _free(self, key: str) -> str:
+        while key in self.given or key in self.first_line:
+            key += "~"
+        return key
+
+    def assign(self, row: InputRow) -> tuple[str, str | None]:
+        """The row's key, and why it is not scored when it repeats an earlier row's id."""
+        given = _given_id(row)
+        problem: str | None = None
+        if given is None:
+            key = str(row.line)
+            if key in self.given or key in self.first_line:
+                key = self._free(f"@line{row.line}")
+        elif given in self.first_line:
+            problem = (
+                f"line {row.line}: duplicate id {given!r} (first on line "
+                f"{self.first_line[given]}); not scored"
+            )
+            key = self._free(f"{given}@line{row.line}")
+        else:
+            key = given
+        self.first_line[key] = row.line
+        return key, problem
+
+
+def _given_ids(path: Path) -> set[str]:
+    """Every id given in the input (a first pass: reading is cheap next to scoring)."""
+    return {rid for row in iter_rows(path) if (rid := _given_id(row)) is not None}
+
+
 def _chunks(
-    rows: Iterator[InputRow], done: set[str], counts: _Counts, bar: Any, size: int
+    rows: Iterator[InputRow], keys: _Keys, done: set[str], counts: _Counts, bar: Any, size: int
 ) -> Iterator[list[Sample | dict[str, Any]]]:
     """Rows still to do, in input order and in chunks: a `Sample`, or the error line of a bad row."""
-    first_line: dict[str, int] = {}
     chunk: list[Sample | dict[str, Any]] = []
     for row in rows:
-        key = row.id
-        if key in first_line:
-            key = f"{row.id}@line{row.line}"
-            problem: str | None = (
-                f"line {row.line}: duplicate id {row.id!r} (first on line {first_line[row.id]}); not scored"
-            )
-        else:
-            first_line[key] = row.line
-            problem = row.error
+        key, problem = keys.assign(row)
+        problem = problem or row.error
         if key in done:
             counts.skipped += 1
             bar.update(1)
@@ -164,7 +212,7 @@ def _chunks(
         item: Sample | dict[str, Any] | None = None
         if problem is None and row.record is not None:
             try:
-                item = sample_from_record(row.record, row.line)
+                item = replace(sample_from_record(row.record, row.line), id=key)
             except InputError as exc:
                 problem = str(exc)
         if item is None:
@@ -188,13 +236,15 @@ def run(args: argparse.Namespace) -> int:
     if output_path.exists() and output_path.resolve() == input_path.resolve():
         raise ConfigError("OUTPUT is the INPUT file; choose another -o path")
     spec = _spec_from_args(args)
+    check_output_path(output_path)
+    keys = _Keys(_given_ids(input_path))
     rows = iter_rows(input_path)  # a generator: reading starts below
     counts = _Counts()
     # Build the rewards before touching OUTPUT, so a bad spec leaves no empty file behind.
     with Scorer(spec) as scorer, ResultWriter(output_path) as writer:
         show = not args.no_progress and sys.stderr.isatty()
         with _progress(_count_lines(input_path) if show else None, show) as bar:
-            for chunk in _chunks(rows, writer.done, counts, bar, args.chunk_size):
+            for chunk in _chunks(rows, keys, writer.done, counts, bar, args.chunk_size):
                 samples = [item for item in chunk if isinstance(item, Sample)]
                 reports = iter(scorer.score(samples) if samples else [])
                 lines = []

@@ -35,10 +35,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "environment variable, a flag shows in the process list)",
     )
     parser.add_argument(
-        "--max-batch", type=int, default=4096, metavar="N", help="most samples per request (413 beyond)"
+        "--max-batch",
+        type=int,
+        default=4096,
+        metavar="N",
+        help="most samples per request (413 beyond)",
     )
     parser.add_argument(
-        "--max-body-mb", type=float, default=32.0, metavar="M", help="largest request body in MiB (413 beyond)"
+        "--max-body-mb",
+        type=float,
+        default=32.0,
+        metavar="M",
+        help="largest request body in MiB (413 beyond)",
     )
     parser.add_argument(
         "--batch-window-ms",
@@ -48,7 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how long to gather concurrent requests into one scoring call (0: no wait)",
     )
     parser.add_argument(
-        "--batch-max-samples", type=int, default=1024, metavar="N", help="most samples per scoring call"
+        "--batch-max-samples",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="most samples per scoring call",
     )
     parser.add_argument(
         "--max-inflight", type=int, default=4, metavar="N", help="scoring calls running at once"
@@ -58,6 +70,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=0.0,
         help="reward sent to OpenRLHF for an unscored sample (default 0.0; counted in extra_logs)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds a client may take to send request headers; slower ones get 408 and are dropped",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds a client may take to send a request body; slower ones get 408 and are dropped",
+    )
+    parser.add_argument(
+        "--keep-alive-timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds an idle connection stays open between requests",
     )
     parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
@@ -74,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from rewardkit.scoring import Scorer
     from rewardkit.server.app import create_app
     from rewardkit.server.config import ServerConfig, is_loopback
+    from rewardkit.server.serving import uvicorn_options
     from rewardkit.spec import RewardSpec
 
     if args.arg and not args.reward:
@@ -91,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
         batch_max_samples=args.batch_max_samples,
         max_inflight_batches=args.max_inflight,
         fill_value=args.fill_value,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
+        keep_alive_timeout_s=args.keep_alive_timeout,
     )
     spec = args.spec if args.spec else RewardSpec.single(args.reward, **parse_reward_args(args.arg))
     if not is_loopback(args.host) and token is None:
@@ -101,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
         )
     with Scorer(spec) as scorer:
         app = create_app(scorer, config)
+        # Workers start before the port opens: a trainer that sees the server up gets
+        # warm workers, not a first batch that times out while Math-Verify imports.
+        print("rewardkit serve: starting reward workers...", file=sys.stderr)
+        scorer.warm_up()
         print(
             f"rewardkit serve: {', '.join(e.label for e in scorer.spec.rewards)} on "
             f"http://{args.host}:{args.port} (OpenRLHF: /get_reward, native: /v1/rewards)",
@@ -112,5 +153,6 @@ def run(args: argparse.Namespace) -> int:
             port=args.port,
             log_level=args.log_level,
             access_log=args.access_log,
+            **uvicorn_options(config),
         )
     return 0

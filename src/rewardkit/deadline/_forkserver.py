@@ -53,7 +53,10 @@ def fork_server_main(fd: int) -> None:
             finally:
                 os._exit(0)
         os.close(child_fd)
-        conn.send_bytes(str(pid).encode())
+        try:
+            conn.send_bytes(str(pid).encode())
+        except OSError:
+            return  # the parent went away meanwhile (e.g. Ctrl-C): nothing to report to
 
 
 class ForkServer:
@@ -66,8 +69,14 @@ class ForkServer:
             f"from {__name__} import fork_server_main; fork_server_main({theirs.fileno()})"
         )
         try:
+            # Its own session: a Ctrl-C meant for the parent (the terminal signals the whole
+            # foreground group) must not hit the server while it imports, before it can
+            # ignore SIGINT; it exits on EOF when the parent goes.
             self.process = subprocess.Popen(
-                [sys.executable, "-c", code], pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL
+                [sys.executable, "-c", code],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         finally:
             theirs.close()

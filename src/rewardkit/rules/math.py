@@ -20,8 +20,16 @@ contain a digit or a LaTeX command count, so "18 or so" is 18.
 
 Equivalence is Math-Verify's (`parse`, then `verify(gold, pred)`, gold first: it is not
 symmetric): LaTeX and plain expressions, fractions vs decimals, sets, intervals, "1,000" =
-1000, percent. Before parsing, both sides lose the noise Math-Verify trips on: math
-delimiters, `\text{}`, currency signs, trailing unit words ("18 dollars"), `1\,000`.
+1000. Before parsing, both sides lose the noise Math-Verify trips on: math delimiters,
+`\text{}`, currency signs, trailing unit words ("18 dollars"), `1\,000`.
+
+Percent answers compare against the reference *as written*. Math-Verify on its own reads
+"42%" as both 42 and 0.42 (it has no option to choose), so one answer would be right for two
+references a factor of 100 apart. Here a percent answer against a reference that is not a
+percent counts as its number: `\boxed{42\%}` is correct for "42" and wrong for "0.42". A
+percent reference ("42%", "42\%") keeps Math-Verify's reading and accepts `42\%`, `42` and
+`0.42`: there, both magnitudes name the same quantity. "42%" next to "0.42" in one final
+answer is a hedge.
 
 Every call runs in a `DeadlinePool` worker with a hard deadline (default 1 s): SymPy can
 stall for minutes on a power tower, and Math-Verify's own `signal.alarm` timeout fails off
@@ -29,13 +37,16 @@ the main thread (it is switched off inside workers). A call past its deadline sc
 `Score(0.0, "timeout")`; a worker that dies under an input scores `Score(0.0,
 "worker_crashed")`; an answer longer than `MAX_ANSWER_CHARS` scores
 `Score(0.0, "answer_too_long")` without being parsed. A missing or unparseable *reference*
-is `Unscored("bad_reference")`: the data is wrong, not the policy.
+is `Unscored("bad_reference")`: the data is wrong, not the policy. Missing includes what
+datasets write for a missing value: NaN, "nan", "null", "None", "" and blank text (never a
+gold answer, or a policy answering "nan" would be rewarded).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import math
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -274,11 +285,19 @@ def _fallback(text: str) -> _Found | None:
 # ---------------------------------------------------------------------------- verification
 
 
+#: References that stand for a missing value (pandas writes NaN, `str(None)` gives "None"):
+#: not gold answers, or a policy answering "nan" would be rewarded.
+_MISSING_REFERENCES = frozenset({"nan", "null", "none"})
+_PERCENT_END_RE = re.compile(r"\s*\\%$")
+
+
 def _reference_text(reference: Any) -> str | None:
     """The gold answer as text: GSM8K "... #### 72", a bare value, LaTeX, a box, a dict."""
     if isinstance(reference, Mapping):
         reference = reference.get("answer")
     if isinstance(reference, bool) or reference is None:
+        return None
+    if isinstance(reference, float) and math.isnan(reference):
         return None
     if isinstance(reference, int | float):
         reference = repr(reference)
@@ -292,7 +311,18 @@ def _reference_text(reference: Any) -> str | None:
         _, content, end = boxes[-1]
         text = text[content : end - 1]
     text = _clean(text)
+    if text.lower() in _MISSING_REFERENCES:
+        return None
     return text or None
+
+
+def _as_written(answer: str, gold_text: str) -> str:
+    """A percent answer against a reference that is not a percent: the number as written.
+
+    Math-Verify takes "42%" as both 42 and 0.42, so one answer would match two references a
+    factor of 100 apart. Only a percent reference ("42\\%") accepts both 42 and 0.42.
+    """
+    return answer if "%" in gold_text else _PERCENT_END_RE.sub("", answer)
 
 
 _warning_filter_installed = False
@@ -334,7 +364,9 @@ def _score(part: str | None, reference: Any) -> RewardResult:
     gold_text = _reference_text(reference)
     if gold_text is None:
         return Unscored(
-            "bad_reference", "reference has no answer to check against", repr(reference)[:200]
+            "bad_reference",
+            "reference is missing (empty, null or NaN): there is no answer to check against",
+            repr(reference)[:200],
         )
     gold = _parse_gold(gold_text)
     if not gold:
@@ -353,15 +385,15 @@ def _score(part: str | None, reference: Any) -> RewardResult:
         return Score(0.0, "answer_too_long", details)
     answer = found.text
     if len(found.alternatives) > 1:
-        parsed = [p for p in (_parse(a) for a in found.alternatives) if p]
+        parsed = [p for p in (_parse(_as_written(a, gold_text)) for a in found.alternatives) if p]
         if any(not _verify(parsed[0], other) for other in parsed[1:]):
             details["alternatives"] = list(found.alternatives)
-            joined = _parse(", ".join(found.alternatives))
+            joined = _parse(", ".join(_as_written(a, gold_text) for a in found.alternatives))
             if joined and _verify(gold, joined):  # the reference is that set of values
                 return Score(1.0, "correct", details)
             return Score(0.0, "hedged", details)
         answer = found.alternatives[0]  # "1/2 or 0.5": one value said twice
-    pred = _parse(answer)
+    pred = _parse(_as_written(answer, gold_text))
     if pred and _verify(gold, pred):
         return Score(1.0, "correct", details)
     return Score(0.0, "wrong", details)
@@ -466,6 +498,17 @@ class MathReward(Reward):
         items = [_item(s.response, s.reference) for s in samples]
         outcomes = self._get_pool().map(_score_item, items, timeout=self.timeout)
         return [_from_outcome(o) for o in outcomes]
+
+    def warm_up(self) -> None:
+        """Start every worker now and run one comparison in each, instead of on the first batch.
+
+        The first start imports Math-Verify and builds its parser caches (seconds on a busy
+        machine); a server calls this before it accepts requests, so its first batch does
+        not time out on a cold pool.
+        """
+        pool = self._get_pool()
+        items = [_item("\\boxed{1}", "1")] * pool.workers
+        pool.map(_score_item, items, timeout=max(self.timeout, 10.0), chunksize=1)
 
     def close(self) -> None:
         """Stop this reward's own pool (the shared pool lives until exit)."""

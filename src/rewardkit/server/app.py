@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from contextlib import asynccontextmanager
 from typing import Any
 
+from pydantic import BaseModel
+
 from rewardkit import __version__
 from rewardkit.errors import MissingDependencyError
 from rewardkit.registry import resolve_factory
@@ -23,7 +25,7 @@ from rewardkit.scoring import RewardReport, Scorer
 from rewardkit.server.batching import MicroBatcher
 from rewardkit.server.config import ServerConfig
 from rewardkit.server.metrics import Metrics
-from rewardkit.server.openrlhf import extract_response, openrlhf_payload
+from rewardkit.server.openrlhf import openrlhf_payload
 from rewardkit.server.schemas import (
     ErrorBody,
     GetRewardRequest,
@@ -32,7 +34,6 @@ from rewardkit.server.schemas import (
     RewardsRequest,
     RewardsResponse,
 )
-from rewardkit.text import templated_prompt_text
 from rewardkit.types import Sample, Unscored
 
 try:
@@ -40,7 +41,10 @@ try:
     from fastapi.exceptions import RequestValidationError
     from fastapi.requests import Request
     from fastapi.responses import JSONResponse, PlainTextResponse
+    from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from rewardkit.server.prepare import TooManySamples, prepare_get_reward, prepare_rewards
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError("fastapi", "server", "rewardkit serve") from exc
 
@@ -55,7 +59,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: Paths reachable without the token: load balancers and orchestrators probe it.
 OPEN_PATHS = frozenset({"/health"})
 #: Paths reported by name in metrics; anything else is "other" (bounded label values).
-KNOWN_PATHS = frozenset({"/get_reward", "/v1/rewards", "/health", "/metrics", "/docs", "/openapi.json"})
+KNOWN_PATHS = frozenset(
+    {"/get_reward", "/v1/rewards", "/health", "/metrics", "/docs", "/openapi.json"}
+)
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
@@ -133,6 +139,29 @@ def _unscored_batch(samples: Sequence[Sample], exc: BaseException) -> list[Rewar
     return [RewardReport(None, {}, {}, reason=reason) for _ in samples]
 
 
+def _request_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of an endpoint that parses `model` itself (off the event loop)."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _with_request_schemas(app: FastAPI, models: Sequence[type[BaseModel]]) -> None:
+    """Add the schemas `_request_body` refers to; FastAPI only lists models it parses itself."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in models:
+                found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(found.pop("$defs", {}))
+                components[model.__name__] = found
+        return generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def _too_many(n: int, limit: int) -> JSONResponse:
     return _error(
         413,
@@ -175,7 +204,9 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None) -> FastAPI:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and request.method == "POST":
             # FastAPI's answer to a body it cannot even decode (bad encoding): still bad JSON.
-            return _error(422, "invalid_request", f"body: request body is not valid JSON ({exc.detail})")
+            return _error(
+                422, "invalid_request", f"body: request body is not valid JSON ({exc.detail})"
+            )
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail))
 
@@ -188,26 +219,14 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None) -> FastAPI:
         response_model=GetRewardResponse,
         responses={413: {"model": ErrorBody}, 422: {"model": ErrorBody}},
         summary="OpenRLHF remote reward protocol",
+        openapi_extra=_request_body(GetRewardRequest),
     )
-    async def get_reward(body: GetRewardRequest) -> Any:
-        n = len(body.query)
-        if n > config.max_batch:
-            return _too_many(n, config.max_batch)
-        prompts: list[str | None] = list(body.prompts) if body.prompts is not None else [None] * n
-        labels = body.labels if body.labels is not None else [None] * n
-        sources = body.datasources if body.datasources is not None else [None] * n
-        samples = [
-            Sample(
-                prompt=templated_prompt_text(prompt) if prompt else "",
-                response=extract_response(query, prompt),
-                reference=label,
-                id=str(i),
-                fields={} if source is None else {"data_source": source},
-            )
-            for i, (query, prompt, label, source) in enumerate(
-                zip(body.query, prompts, labels, sources, strict=True)
-            )
-        ]
+    async def get_reward(request: Request) -> Any:
+        body = await request.body()
+        try:
+            samples = await run_in_threadpool(prepare_get_reward, body, config.max_batch)
+        except TooManySamples as exc:
+            return _too_many(exc.count, config.max_batch)
         reports = await service.score(samples, "/get_reward")
         return JSONResponse(openrlhf_payload(reports, fill_value=config.fill_value))
 
@@ -216,12 +235,14 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None) -> FastAPI:
         response_model=RewardsResponse,
         responses={413: {"model": ErrorBody}, 422: {"model": ErrorBody}},
         summary="Score rewardkit samples, with per-reward details",
+        openapi_extra=_request_body(RewardsRequest),
     )
-    async def rewards(body: RewardsRequest) -> Any:
-        n = sum(s.size for s in body.samples)
-        if n > config.max_batch:
-            return _too_many(n, config.max_batch)
-        samples = [s for i, item in enumerate(body.samples, 1) for s in item.to_samples(i)]
+    async def rewards(request: Request) -> Any:
+        raw = await request.body()
+        try:
+            body, samples = await run_in_threadpool(prepare_rewards, raw, config.max_batch)
+        except TooManySamples as exc:
+            return _too_many(exc.count, config.max_batch)
         reports = await service.score(samples, "/v1/rewards")
         scored = sum(1 for r in reports if r.scored)
         remaining = iter(reports)
@@ -233,7 +254,9 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None) -> FastAPI:
                 results.append(
                     {"id": item.id, "responses": [_result(next(remaining)) for _ in item.responses]}
                 )
-        return JSONResponse({"results": results, "scored": scored, "unscored": n - scored})
+        return JSONResponse(
+            {"results": results, "scored": scored, "unscored": len(samples) - scored}
+        )
 
     @app.get("/health", response_model=HealthResponse)
     async def health() -> dict[str, Any]:
@@ -243,6 +266,7 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None) -> FastAPI:
     async def metrics_text() -> PlainTextResponse:
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
+    _with_request_schemas(app, [GetRewardRequest, RewardsRequest])
     # Starlette's add_middleware expects a class; _Guard wraps the whole app instead.
     app.add_middleware(_GuardMiddleware, config=config, metrics=metrics)
     return app
@@ -306,8 +330,11 @@ class _GuardMiddleware:
             await _send_json(
                 send,
                 401,
-                {"error": "unauthorized", "message": "missing or wrong bearer token; send "
-                 "'Authorization: Bearer <token>' with the server's token"},
+                {
+                    "error": "unauthorized",
+                    "message": "missing or wrong bearer token; send "
+                    "'Authorization: Bearer <token>' with the server's token",
+                },
                 extra_headers=[(b"www-authenticate", b"Bearer")],
             )
             return
@@ -317,26 +344,34 @@ class _GuardMiddleware:
             try:
                 too_big = int(declared) > limit
             except ValueError:
-                await _send_json(send, 400, {"error": "bad_request", "message": "invalid Content-Length header"})
+                await _send_json(
+                    send, 400, {"error": "bad_request", "message": "invalid Content-Length header"}
+                )
                 return
             if too_big:
                 await _send_json(send, 413, _body_too_large(limit))
                 return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await _send_json(send, 413, _body_too_large(limit))
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        try:
+            async with asyncio.timeout(self.config.body_timeout_s):
+                body = await _read_body(receive, limit)
+        except TimeoutError:
+            # A body slower than the deadline holds a connection for nothing: drop it.
+            message = (
+                f"request body not received within {self.config.body_timeout_s:g} s "
+                "(--body-timeout); send the whole body at once"
+            )
+            await _send_json(
+                send,
+                408,
+                {"error": "body_timeout", "message": message},
+                [(b"connection", b"close")],
+            )
+            return
+        if body is None:  # the client went away
+            return
+        if len(body) > limit:
+            await _send_json(send, 413, _body_too_large(limit))
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -358,6 +393,22 @@ class _GuardMiddleware:
         return hmac.compare_digest(credentials.strip(), self._token)
 
 
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or its first chunks once past `limit` (the caller answers 413); None
+    when the client disconnects."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        chunks.append(chunk)
+        if size > limit or not message.get("more_body", False):
+            return b"".join(chunks)
+
+
 def _body_too_large(limit: int) -> dict[str, str]:
     return {
         "error": "body_too_large",
@@ -374,5 +425,11 @@ async def _send_json(
 ) -> None:
     data = json.dumps(body).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers + (extra_headers or [])})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": headers + (extra_headers or []),
+        }
+    )
     await send({"type": "http.response.body", "body": data})

@@ -29,6 +29,12 @@ class ServerConfig:
     max_inflight_batches: int = 4
     #: Reward reported to OpenRLHF for an unscored sample (it needs a number).
     fill_value: float = 0.0
+    #: Most seconds a client may take to send a request's headers (408 and closed beyond).
+    header_timeout_s: float = 10.0
+    #: Most seconds a client may take to send a request's body (408 and closed beyond).
+    body_timeout_s: float = 60.0
+    #: Seconds an idle kept-alive connection stays open between requests.
+    keep_alive_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
         if self.token is not None and not self.token.strip():
@@ -38,6 +44,10 @@ class ServerConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not (0 <= self.batch_window_s <= 10):
             raise ConfigError(f"batch_window_s must be within [0, 10] s, got {self.batch_window_s}")
+        for name in ("header_timeout_s", "body_timeout_s", "keep_alive_timeout_s"):
+            value = getattr(self, name)
+            if not (0 < value <= 3600):
+                raise ConfigError(f"{name} must be within (0, 3600] s, got {value}")
         if not math.isfinite(self.fill_value):
             raise ConfigError(f"fill_value must be a finite number, got {self.fill_value}")
 

@@ -205,7 +205,12 @@ class JudgeCache:
         self.batch_size = batch_size
         if self.path.exists() and self.path.is_dir():
             raise ConfigError(f"cache path {self.path} is a directory; give a file path")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # e.g. the path runs through a file
+            raise ConfigError(
+                f"cannot open cache {self.path}: {exc.strerror or exc}; pass --no-cache or another path"
+            ) from None
         try:
             self._writer = self._connect()
             self._writer.execute("PRAGMA journal_mode=WAL")
