@@ -480,7 +480,7 @@ def _datasets() -> Any:
 
 
 def _pick_split(data: Any, split: str, where: str) -> Any:
-    if hasattr(data, "keys") and not hasattr(data, "column_names"):  # a DatasetDict
+    if isinstance(data, _datasets().DatasetDict):
         names = list(data.keys())
         if split in names:
             return data[split]
