@@ -16,50 +16,132 @@ SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 # (format, row, expected prompt, responses, good, rule)
 ROWS: list[tuple[str, dict[str, Any], str, tuple[str, ...], tuple[bool, ...], str]] = [
-    ("rewardbench", {"prompt": "Q", "chosen": "good", "rejected": "bad", "subset": "mt-bench-easy"},
-     "Q", ("good", "bad"), (True, False), "separate"),
-    ("rewardbench2", {"prompt": "Q", "chosen": ["g"], "rejected": ["b1", "b2", "b3"], "subset": "Math"},
-     "Q", ("g", "b1", "b2", "b3"), (True, False, False, False), "separate"),
-    ("pairs", {"input": "Q", "output_1": "o1", "output_2": "o2", "label": "2"},
-     "Q", ("o2", "o1"), (True, False), "separate"),
-    ("pairs", {"input": "Q", "output_1": "o1", "output_2": "o2", "label": 1},
-     "Q", ("o1", "o2"), (True, False), "separate"),
-    ("pandalm", {"instruction": "Do", "input": "this", "response1": "r1", "response2": "r2",
-                 "annotator1": "2", "annotator2": "2", "annotator3": "1"},
-     "Do\n\nthis", ("r2", "r1"), (True, False), "separate"),
-    ("hh-rlhf", {"chosen": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: joke?\n\nAssistant: A pun.",
-                 "rejected": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: joke?\n\nAssistant: No."},
-     "Human: hi\n\nAssistant: hello\n\nHuman: joke?", ("A pun.", "No."), (True, False), "separate"),
-    ("hhh", {"chosen_instruction": "###The instruction to evaluate:\nQ\n\n###Response to evaluate:\nyes\n\n###Score Rubrics:\n...",
-             "rejected_instruction": "###The instruction to evaluate:\nQ\n\n###Response to evaluate:\nno\n\n###Score Rubrics:\n...",
-             "source": "harmless"},
-     "Q", ("yes", "no"), (True, False), "separate"),
-    ("best-of-n", {"prompt": "Q", "responses": ["a", "b", "c"], "best": 1},
-     "Q", ("a", "b", "c"), (False, True, False), "top"),
-    ("best-of-n", {"prompt": "Q", "responses": ["a", "b", "c"], "correct": [True, False, True], "reference": 4},
-     "Q", ("a", "b", "c"), (True, False, True), "top"),
+    (
+        "rewardbench",
+        {"prompt": "Q", "chosen": "good", "rejected": "bad", "subset": "mt-bench-easy"},
+        "Q",
+        ("good", "bad"),
+        (True, False),
+        "separate",
+    ),
+    (
+        "rewardbench2",
+        {"prompt": "Q", "chosen": ["g"], "rejected": ["b1", "b2", "b3"], "subset": "Math"},
+        "Q",
+        ("g", "b1", "b2", "b3"),
+        (True, False, False, False),
+        "separate",
+    ),
+    (
+        "pairs",
+        {"input": "Q", "output_1": "o1", "output_2": "o2", "label": "2"},
+        "Q",
+        ("o2", "o1"),
+        (True, False),
+        "separate",
+    ),
+    (
+        "pairs",
+        {"input": "Q", "output_1": "o1", "output_2": "o2", "label": 1},
+        "Q",
+        ("o1", "o2"),
+        (True, False),
+        "separate",
+    ),
+    (
+        "pandalm",
+        {
+            "instruction": "Do",
+            "input": "this",
+            "response1": "r1",
+            "response2": "r2",
+            "annotator1": "2",
+            "annotator2": "2",
+            "annotator3": "1",
+        },
+        "Do\n\nthis",
+        ("r2", "r1"),
+        (True, False),
+        "separate",
+    ),
+    (
+        "hh-rlhf",
+        {
+            "chosen": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: joke?\n\nAssistant: A pun.",
+            "rejected": "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: joke?\n\nAssistant: No.",
+        },
+        "Human: hi\n\nAssistant: hello\n\nHuman: joke?",
+        ("A pun.", "No."),
+        (True, False),
+        "separate",
+    ),
+    (
+        "hhh",
+        {
+            "chosen_instruction": "###The instruction to evaluate:\nQ\n\n###Response to evaluate:\nyes\n\n###Score Rubrics:\n...",
+            "rejected_instruction": "###The instruction to evaluate:\nQ\n\n###Response to evaluate:\nno\n\n###Score Rubrics:\n...",
+            "source": "harmless",
+        },
+        "Q",
+        ("yes", "no"),
+        (True, False),
+        "separate",
+    ),
+    (
+        "best-of-n",
+        {"prompt": "Q", "responses": ["a", "b", "c"], "best": 1},
+        "Q",
+        ("a", "b", "c"),
+        (False, True, False),
+        "top",
+    ),
+    (
+        "best-of-n",
+        {
+            "prompt": "Q",
+            "responses": ["a", "b", "c"],
+            "correct": [True, False, True],
+            "reference": 4,
+        },
+        "Q",
+        ("a", "b", "c"),
+        (True, False, True),
+        "top",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("fmt", "row", "prompt", "responses", "good", "rule"), ROWS)
-def test_each_format_detected_and_converted(tmp_path: Path, fmt, row, prompt, responses, good, rule) -> None:  # type: ignore[no-untyped-def]
+def test_each_format_detected_and_converted(
+    tmp_path: Path, fmt, row, prompt, responses, good, rule
+) -> None:  # type: ignore[no-untyped-def]
     assert detect_format(row) == fmt
     path = tmp_path / "data.jsonl"
     path.write_text(json.dumps(row) + "\n")
     for given in ("auto", fmt):
         loaded = load_items([str(path)], given)
         (item,) = loaded.items
-        assert (item.prompt, item.responses, item.good, item.rule) == (prompt, responses, good, rule)
+        assert (item.prompt, item.responses, item.good, item.rule) == (
+            prompt,
+            responses,
+            good,
+            rule,
+        )
         assert item.id == "data:1"
     assert loaded.formats == {fmt: 1}
-
 
 
 def test_rewardbench2_ties_rows_keep_their_group(tmp_path: Path) -> None:
     path = tmp_path / "rb2.jsonl"
     rows = [
         {"id": "ref:3", "prompt": "Q", "chosen": ["4"], "rejected": ["5", "6"], "subset": "Ties"},
-        {"id": "tied:3", "prompt": "Q", "chosen": ["4", "four"], "rejected": ["5"], "subset": "Ties"},
+        {
+            "id": "tied:3",
+            "prompt": "Q",
+            "chosen": ["4", "four"],
+            "rejected": ["5"],
+            "subset": "Ties",
+        },
         {"id": 7, "prompt": "Q", "chosen": ["x"], "rejected": ["y", "z", "w"], "subset": "Focus"},
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -134,9 +216,12 @@ def test_sources_gz_parquet_datasets_folder_and_folder_of_files(tmp_path: Path) 
 
     files = tmp_path / "files"
     files.mkdir()
-    (files / "llmbar_Natural.json").write_text(json.dumps(
-        [{"input": "Q", "output_1": "a", "output_2": "b", "label": "1"}]))
-    (files / "mine.jsonl").write_text(json.dumps({"prompt": "Q", "chosen": "g", "rejected": "b"}) + "\n")
+    (files / "llmbar_Natural.json").write_text(
+        json.dumps([{"input": "Q", "output_1": "a", "output_2": "b", "label": "1"}])
+    )
+    (files / "mine.jsonl").write_text(
+        json.dumps({"prompt": "Q", "chosen": "g", "rejected": "b"}) + "\n"
+    )
     items = load_items([str(files)]).items
     # LLMBar files are named as RewardBench's subsets; other files by their stem.
     assert sorted(i.subset for i in items) == ["llmbar-natural", "mine"]
@@ -148,7 +233,9 @@ def test_hub_id_goes_through_load_dataset(monkeypatch: pytest.MonkeyPatch) -> No
 
     def fake_load_dataset(name: str, split: str) -> Any:
         calls.append((name, split))
-        return datasets.Dataset.from_list([{"prompt": "Q", "chosen": "g", "rejected": "b", "subset": "x"}])
+        return datasets.Dataset.from_list(
+            [{"prompt": "Q", "chosen": "g", "rejected": "b", "subset": "x"}]
+        )
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     loaded = load_items(["allenai/reward-bench:filtered"])
@@ -176,7 +263,12 @@ def test_user_mistakes_are_one_line_errors(tmp_path: Path, content: str, message
 
 def test_limit_and_duplicate_ids(tmp_path: Path) -> None:
     path = tmp_path / "x.jsonl"
-    path.write_text("".join(json.dumps({"id": "same", "prompt": f"Q{i}", "chosen": "g", "rejected": "b"}) + "\n" for i in range(3)))
+    path.write_text(
+        "".join(
+            json.dumps({"id": "same", "prompt": f"Q{i}", "chosen": "g", "rejected": "b"}) + "\n"
+            for i in range(3)
+        )
+    )
     assert len(load_items([str(path)], limit=1).items) == 1
     with pytest.raises(InputError, match="unique"):
         load_items([str(path)])

@@ -42,8 +42,13 @@ def noisy_content_judge(right: float) -> MockBackend:
     (decided by a hash of the request seed and sample index: reproducible, cache-friendly)."""
 
     def answer(request: GenerateRequest, index: int) -> str:
-        flip = int(hashlib.sha256(f"{request.seed}/{index}".encode()).hexdigest(), 16) % 1000 >= right * 1000
-        scores = [(3 if "good" in t else 8) if flip else (8 if "good" in t else 3) for t in shown(request)]
+        flip = (
+            int(hashlib.sha256(f"{request.seed}/{index}".encode()).hexdigest(), 16) % 1000
+            >= right * 1000
+        )
+        scores = [
+            (3 if "good" in t else 8) if flip else (8 if "good" in t else 3) for t in shown(request)
+        ]
         return "Analysis: ok.\nScores: \\boxed{" + ", ".join(map(str, scores)) + "}"
 
     return MockBackend(answer)
@@ -51,13 +56,21 @@ def noisy_content_judge(right: float) -> MockBackend:
 
 def pair_items(n: int, subset: str = "s") -> list[EvalItem]:
     return [
-        EvalItem(f"q{i}", f"question {i}?", (f"a good answer {i}", f"a bad answer {i}"), (True, False), subset)
+        EvalItem(
+            f"q{i}",
+            f"question {i}?",
+            (f"a good answer {i}", f"a bad answer {i}"),
+            (True, False),
+            subset,
+        )
         for i in range(n)
     ]
 
 
 def run(items: Sequence[EvalItem], judge: Any, outdir: Path, **kw: Any) -> dict[str, Any]:
-    return asyncio.run(run_eval(items, judge, outdir, EvalSettings(bootstrap=200, **kw), progress=False))
+    return asyncio.run(
+        run_eval(items, judge, outdir, EvalSettings(bootstrap=200, **kw), progress=False)
+    )
 
 
 def pointwise(backend: Any, k: int, meta_rm: Any = None) -> PointwiseEvalJudge:
@@ -70,7 +83,9 @@ def pointwise(backend: Any, k: int, meta_rm: Any = None) -> PointwiseEvalJudge:
 
 def test_output_contract(tmp_path: Path) -> None:
     items = pair_items(12, "alpha") + pair_items(0)
-    items += [EvalItem(f"b{i}", "q", ("a good one", "meh"), (True, False), "beta") for i in range(8)]
+    items += [
+        EvalItem(f"b{i}", "q", ("a good one", "meh"), (True, False), "beta") for i in range(8)
+    ]
     results = run(items, pointwise(noisy_content_judge(0.7), 4), tmp_path)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved == json.loads(json.dumps(results))
@@ -140,7 +155,11 @@ def test_meta_rm_curve_beats_plain_voting(tmp_path: Path) -> None:
 
 def test_pairwise_baseline_cancels_and_exposes_position_bias(tmp_path: Path) -> None:
     always_first = CostMeter(MockBackend(["Verdict: [[1]]"]))
-    results = run(pair_items(6), PairwiseEvalJudge(always_first, JudgeConfig(samples=2), always_first), tmp_path / "a")
+    results = run(
+        pair_items(6),
+        PairwiseEvalJudge(always_first, JudgeConfig(samples=2), always_first),
+        tmp_path / "a",
+    )
     assert results["accuracy"] == 0.0 and results["ties"] == 1.0
 
     def by_content(request: GenerateRequest, index: int) -> str:
@@ -148,7 +167,9 @@ def test_pairwise_baseline_cancels_and_exposes_position_bias(tmp_path: Path) -> 
         return f"Verdict: [[{1 if 'good' in texts[0] else 2}]]"
 
     meter = CostMeter(MockBackend(by_content))
-    results = run(pair_items(6), PairwiseEvalJudge(meter, JudgeConfig(samples=2), meter), tmp_path / "b")
+    results = run(
+        pair_items(6), PairwiseEvalJudge(meter, JudgeConfig(samples=2), meter), tmp_path / "b"
+    )
     assert results["accuracy"] == 1.0
     assert {p["k"]: p["requests"] for p in results["curve"]} == {1: 12, 2: 12}
 
@@ -169,9 +190,12 @@ def test_rule_reward_spec_on_gsm8k_right_wrong_pairs(tmp_path: Path) -> None:
     from rewardkit.scoring import Scorer
 
     data = tmp_path / "gsm.jsonl"
-    data.write_text("".join(
-        json.dumps({"question": f"{i}+{i}?", "answer": f"{i} and {i}\n#### {2 * i}"}) + "\n" for i in range(1, 7)
-    ))
+    data.write_text(
+        "".join(
+            json.dumps({"question": f"{i}+{i}?", "answer": f"{i} and {i}\n#### {2 * i}"}) + "\n"
+            for i in range(1, 7)
+        )
+    )
     items = load_items([str(data)]).items
     judge = SpecJudge(Scorer({"rewards": [{"reward": "math"}]}))
     results = run(items, judge, tmp_path / "out")
@@ -202,15 +226,30 @@ def tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.train_from_iterator(
         ["a good answer", "a bad answer", "question?"] * 10,
-        trainers.BpeTrainer(vocab_size=300, special_tokens=["<pad>", "<s>", "</s>"],
-                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
+        trainers.BpeTrainer(
+            vocab_size=300,
+            special_tokens=["<pad>", "<s>", "</s>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
     )
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
-    tokenizer.chat_template = "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}</s>{% endfor %}"
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
+    )
+    tokenizer.chat_template = (
+        "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}</s>{% endfor %}"
+    )
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
-                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-                         max_position_embeddings=128, num_labels=1, pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     path = tmp_path_factory.mktemp("tiny-rm")
     LlamaForSequenceClassification(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -218,7 +257,9 @@ def tiny_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow  # imports torch and transformers (about 20 s on a shared CPU)
-def test_scalar_reward_model_scores_each_response_as_rewardbench_does(tmp_path: Path, tiny_classifier: Path) -> None:
+def test_scalar_reward_model_scores_each_response_as_rewardbench_does(
+    tmp_path: Path, tiny_classifier: Path
+) -> None:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -233,7 +274,10 @@ def test_scalar_reward_model_scores_each_response_as_rewardbench_does(tmp_path: 
     for item, line in zip(items, lines, strict=True):
         for response, got in zip(item.responses, line["totals"], strict=True):
             text = tokenizer.apply_chat_template(
-                [{"role": "user", "content": item.prompt}, {"role": "assistant", "content": response}],
+                [
+                    {"role": "user", "content": item.prompt},
+                    {"role": "assistant", "content": response},
+                ],
                 tokenize=False,
             )
             with torch.no_grad():

@@ -152,7 +152,10 @@ def test_rewardbench_v1_sections_weight_by_example_count_and_upweight_math_prm()
     acc = {"llmbar-natural": 1.0, "llmbar-adver-neighbor": 0.0}
     # Chat Hard = (1.0 * 100 + 0.0 * 134) / 234
     assert rb1_sections(acc) == {"Chat Hard": pytest.approx(100 / 234)}
-    reasoning = {"math-prm": 1.0, **{f"hep-{x}": 0.0 for x in ("cpp", "go", "java", "js", "python", "rust")}}
+    reasoning = {
+        "math-prm": 1.0,
+        **{f"hep-{x}": 0.0 for x in ("cpp", "go", "java", "js", "python", "rust")},
+    }
     # math-prm counts 984 = 6 x 164: it weighs as much as all code subsets together.
     assert rb1_sections(reasoning)["Reasoning"] == pytest.approx(0.5)
     full = {"alpacaeval-easy": 1.0, "mt-bench-hard": 0.5, "donotanswer": 0.0, "math-prm": 1.0}

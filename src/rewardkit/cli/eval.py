@@ -38,27 +38,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.error = one_line_error  # type: ignore[method-assign]
     parser.add_argument(
-        "data", nargs="+", metavar="DATA",
+        "data",
+        nargs="+",
+        metavar="DATA",
         help="preference data: files, folders or Hub ids; `probes DATA...` runs the bias probes",
     )
-    parser.add_argument("-o", "--output-dir", required=True, metavar="OUTDIR", help="results folder")
-    parser.add_argument("--format", choices=FORMATS, default="auto", help="data format (default: detect)")
+    parser.add_argument(
+        "-o", "--output-dir", required=True, metavar="OUTDIR", help="results folder"
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, default="auto", help="data format (default: detect)"
+    )
     parser.add_argument("--split", default="test", help="split of a datasets folder or Hub id")
     parser.add_argument("--limit", type=int, metavar="N", help="at most N items per input")
     parser.add_argument(
-        "--judge", choices=JUDGES, default="pointwise",
+        "--judge",
+        choices=JUDGES,
+        default="pointwise",
         help="pointwise (SPCT GRM), pairwise (both orders), classifier (--model is a sequence "
         "classifier reward model), length (longer wins: a baseline)",
     )
     parser.add_argument("--spec", metavar="FILE", help="a reward spec instead of judge options")
     parser.add_argument("--device", default="cpu", help="device of a classifier reward model")
-    parser.add_argument("--meta-keep", type=float, default=0.5, metavar="F",
-                        help="MetaRM@k keeps this fraction of the k judgments (default 0.5)")
-    parser.add_argument("--bootstrap", type=int, default=1000, metavar="B", help="bootstrap resamples")
+    parser.add_argument(
+        "--meta-keep",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="MetaRM@k keeps this fraction of the k judgments (default 0.5)",
+    )
+    parser.add_argument(
+        "--bootstrap", type=int, default=1000, metavar="B", help="bootstrap resamples"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the estimators")
     parser.add_argument("--no-plot", action="store_true", help="no PNG plots")
-    parser.add_argument("--probes", default=",".join(PROBES), metavar="LIST",
-                        help=f"probes to run (default all): {','.join(PROBES)}")
+    parser.add_argument(
+        "--probes",
+        default=",".join(PROBES),
+        metavar="LIST",
+        help=f"probes to run (default all): {','.join(PROBES)}",
+    )
     # The judge options are `rewardkit judge`'s own definitions, not a copy of them.
     source = argparse.ArgumentParser(add_help=False)
     judge_cli.add_arguments(source)
@@ -113,13 +132,17 @@ def build_judge(args: argparse.Namespace, outdir: Path, closers: _Closers) -> An
             meter = _cached(reward.backend, args, outdir, closers)
             if args.judge == "pairwise":
                 return scorers.PairwiseEvalJudge(meter, reward.config, meter)
-            return scorers.PointwiseEvalJudge(PointwiseJudge(meter, reward.config, reward.meta_rm), meter)
+            return scorers.PointwiseEvalJudge(
+                PointwiseJudge(meter, reward.config, reward.meta_rm), meter
+            )
         return scorers.SpecJudge(Scorer(spec))
     if args.judge == "length":
         return scorers.LengthJudge()
     if args.judge == "classifier":
         if not args.model:
-            raise ConfigError("--judge classifier needs --model (a sequence classifier folder or Hub id)")
+            raise ConfigError(
+                "--judge classifier needs --model (a sequence classifier folder or Hub id)"
+            )
         return scorers.ClassifierJudge(args.model, device=args.device)
     from rewardkit.cli import judge as judge_cli
 
@@ -130,7 +153,9 @@ def build_judge(args: argparse.Namespace, outdir: Path, closers: _Closers) -> An
     meter = _cached(parts.backend, args, outdir, closers)
     if args.judge == "pairwise":
         return scorers.PairwiseEvalJudge(meter, parts.judge.config, meter)
-    return scorers.PointwiseEvalJudge(PointwiseJudge(meter, parts.judge.config, parts.meta_rm), meter)
+    return scorers.PointwiseEvalJudge(
+        PointwiseJudge(meter, parts.judge.config, parts.meta_rm), meter
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -161,12 +186,20 @@ def run(args: argparse.Namespace) -> int:
         closers.close()
 
 
-async def _eval(args: argparse.Namespace, loaded: Any, judge: Any, outdir: Path, settings: Any) -> int:
+async def _eval(
+    args: argparse.Namespace, loaded: Any, judge: Any, outdir: Path, settings: Any
+) -> int:
     from rewardkit.pipelines.eval.run import run_eval
 
     results = await run_eval(
-        loaded.items, judge, outdir, settings, concurrency=args.concurrency,
-        progress=not args.no_progress, loaded=loaded, extra={"data": list(args.data)},
+        loaded.items,
+        judge,
+        outdir,
+        settings,
+        concurrency=args.concurrency,
+        progress=not args.no_progress,
+        loaded=loaded,
+        extra={"data": list(args.data)},
     )
     lo, hi = results["ci"]
     skipped = sum(results.get("skipped", {}).values())
@@ -181,13 +214,21 @@ async def _eval(args: argparse.Namespace, loaded: Any, judge: Any, outdir: Path,
     return 0
 
 
-async def _probes(args: argparse.Namespace, items: Any, judge: Any, outdir: Path, settings: Any) -> int:
+async def _probes(
+    args: argparse.Namespace, items: Any, judge: Any, outdir: Path, settings: Any
+) -> int:
     from rewardkit.pipelines.eval.probes import run_probes, write_probes
 
     names = [p.strip() for p in args.probes.split(",") if p.strip()]
     try:
-        rows = await run_probes(items, judge, probes=names, concurrency=args.concurrency,
-                                resamples=settings.bootstrap, seed=settings.seed)
+        rows = await run_probes(
+            items,
+            judge,
+            probes=names,
+            concurrency=args.concurrency,
+            resamples=settings.bootstrap,
+            seed=settings.seed,
+        )
     finally:
         await judge.aclose()
     write_probes(outdir, judge.name, rows, plot=settings.plot)
@@ -195,5 +236,8 @@ async def _probes(args: argparse.Namespace, items: Any, judge: Any, outdir: Path
         state = "FLAGGED" if row.flagged else ("-" if row.flagged is None else "ok")
         rate = "n/a" if row.rate is None else f"{row.rate:.3f}"
         control = "" if row.control is None else f" vs control {row.control:.3f}"
-        print(f"rewardkit eval probes: {row.name}: {rate}{control} (n={row.n}) {state}", file=sys.stderr)
+        print(
+            f"rewardkit eval probes: {row.name}: {rate}{control} (n={row.n}) {state}",
+            file=sys.stderr,
+        )
     return 0

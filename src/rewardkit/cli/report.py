@@ -14,8 +14,12 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("folders", nargs="+", metavar="OUTDIR", help="result folders (results.json)")
-    parser.add_argument("-o", "--output", default="report.html", help="HTML file (default report.html)")
+    parser.add_argument(
+        "folders", nargs="+", metavar="OUTDIR", help="result folders (results.json)"
+    )
+    parser.add_argument(
+        "-o", "--output", default="report.html", help="HTML file (default report.html)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

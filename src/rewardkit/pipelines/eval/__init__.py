@@ -11,7 +11,14 @@ CIs, RewardBench aggregates), `scorers` (judges as draws), `run` (one evaluation
 until a classifier judge or a plot is used.
 """
 
-from rewardkit.pipelines.eval.data import FORMATS, EvalItem, Loaded, Skipped, detect_format, load_items
+from rewardkit.pipelines.eval.data import (
+    FORMATS,
+    EvalItem,
+    Loaded,
+    Skipped,
+    detect_format,
+    load_items,
+)
 from rewardkit.pipelines.eval.probes import MASTER_KEYS, PROBES, ProbeResult, pad, run_probes
 from rewardkit.pipelines.eval.report import register_renderer, render_report, write_report
 from rewardkit.pipelines.eval.run import EvalSettings, judge_items, run_eval, summarize, write_eval

@@ -45,7 +45,15 @@ __all__ = [
 ]
 
 DataFormat = Literal[
-    "auto", "rewardbench", "rewardbench2", "pairs", "pandalm", "hh-rlhf", "hhh", "best-of-n", "gsm8k"
+    "auto",
+    "rewardbench",
+    "rewardbench2",
+    "pairs",
+    "pandalm",
+    "hh-rlhf",
+    "hhh",
+    "best-of-n",
+    "gsm8k",
 ]
 FORMATS: tuple[str, ...] = get_args(DataFormat)
 #: How an item is won: "separate" = every good response scores above every bad one (a pair,
@@ -94,7 +102,7 @@ class Loaded:
         return dict(Counter(s.reason for s in self.skipped))
 
 
-class _Skip(Exception):  # noqa: N818 - internal control flow, never escapes this module
+class _Skip(Exception):  # internal control flow: never escapes this module
     def __init__(self, reason: str, message: str = "") -> None:
         super().__init__(message)
         self.reason = reason
@@ -237,7 +245,9 @@ def _hhh(r: dict[str, Any]) -> dict[str, Any]:
         parts.append(match)
     if parts[0]["prompt"].strip() != parts[1]["prompt"].strip():
         raise _Skip("bad_row", "chosen and rejected instructions differ")
-    return _pair(parts[0]["prompt"].strip(), parts[0]["response"].strip(), parts[1]["response"].strip())
+    return _pair(
+        parts[0]["prompt"].strip(), parts[0]["response"].strip(), parts[1]["response"].strip()
+    )
 
 
 def _best_of_n(r: dict[str, Any]) -> dict[str, Any]:
@@ -254,7 +264,12 @@ def _best_of_n(r: dict[str, Any]) -> dict[str, Any]:
         good = tuple(i == best for i in range(len(responses)))
     if all(good) or not any(good):
         raise _Skip("no_contrast", "every response has the same label")
-    return {"prompt": _text(r, "prompt"), "responses": tuple(responses), "good": good, "rule": "top"}
+    return {
+        "prompt": _text(r, "prompt"),
+        "responses": tuple(responses),
+        "good": good,
+        "rule": "top",
+    }
 
 
 _CONVERTERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -304,8 +319,11 @@ def _gsm8k_items(
             yield Skipped(rid, "bad_row", "needs 'question' and an 'answer' ending in '#### N'")
             continue
         j = next(
-            (j % len(records) for j in range(i + 1, i + len(records)) if answers[j % len(records)]
-             and answers[j % len(records)] != answers[i]),
+            (
+                j % len(records)
+                for j in range(i + 1, i + len(records))
+                if answers[j % len(records)] and answers[j % len(records)] != answers[i]
+            ),
             None,
         )
         if j is None:
@@ -313,8 +331,12 @@ def _gsm8k_items(
             continue
         wrong = str(records[j][1]["answer"])
         yield EvalItem(
-            id=rid, prompt=question, responses=(solution, wrong), good=(True, False),
-            subset=subset, reference=answers[i],
+            id=rid,
+            prompt=question,
+            responses=(solution, wrong),
+            good=(True, False),
+            subset=subset,
+            reference=answers[i],
         )
 
 
@@ -409,11 +431,11 @@ def _open(source: str, split: str) -> Iterator[tuple[str, str, _Records]]:
         if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
             yield path.name, path.name, _dataset_folder(path, split)
             return
-        files = sorted(
-            p for p in path.iterdir() if p.is_file() and p.name.endswith(_SUFFIXES)
-        )
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(_SUFFIXES))
         if not files:
-            raise InputError(f"{path}: no data files ({', '.join(_SUFFIXES)}) and not a datasets folder")
+            raise InputError(
+                f"{path}: no data files ({', '.join(_SUFFIXES)}) and not a datasets folder"
+            )
         for file in files:
             yield file.stem, _subset_name(file), _file_rows(file)
         return
@@ -467,8 +489,7 @@ def _read_parquet(path: Path) -> Any:
 
 
 def _table_rows(rows: list[dict[str, Any]]) -> _Records:
-    for number, row in enumerate(rows, start=1):
-        yield number, row
+    yield from enumerate(rows, start=1)
 
 
 def _datasets() -> Any:

@@ -18,8 +18,7 @@ def _pyplot() -> Any:
         import matplotlib
     except ImportError:
         print(
-            "rewardkit: matplotlib is not installed, no PNG plots "
-            "(pip install 'rewardkit[plot]')",
+            "rewardkit: matplotlib is not installed, no PNG plots (pip install 'rewardkit[plot]')",
             file=sys.stderr,
         )
         return None
@@ -64,7 +63,9 @@ def plot_eval(outdir: Path, results: dict[str, Any]) -> list[Path]:
     names = list(subsets)
     fig, ax = plt.subplots(figsize=(6, 0.45 * len(names) + 1.2))
     values = [subsets[n]["accuracy"] for n in names]
-    errs = list(zip(*(_errors(subsets[n]["accuracy"], subsets[n]["ci"]) for n in names), strict=True))
+    errs = list(
+        zip(*(_errors(subsets[n]["accuracy"], subsets[n]["ci"]) for n in names), strict=True)
+    )
     ax.barh(names, values, xerr=errs, capsize=3, color="#4c78a8")
     ax.axvline(0.5, color="grey", linestyle=":")
     ax.set_xlim(0, 1)
@@ -85,10 +86,25 @@ def plot_probes(outdir: Path, results: dict[str, Any]) -> list[Path]:
     names = [p["name"] for p in probes]
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.4))
     ys = range(len(names))
-    for offset, key, label, color in ((-0.18, "rate", "probe", "#e45756"), (0.18, "control", "control", "#4c78a8")):
+    for offset, key, label, color in (
+        (-0.18, "rate", "probe", "#e45756"),
+        (0.18, "control", "control", "#4c78a8"),
+    ):
         values = [p[key] if p[key] is not None else 0.0 for p in probes]
-        errs = list(zip(*(_errors(p[key] or 0.0, p[f"{key}_ci"] or [0.0, 0.0]) for p in probes), strict=True))
-        ax.barh([y + offset for y in ys], values, height=0.34, xerr=errs, capsize=3, label=label, color=color)
+        errs = list(
+            zip(
+                *(_errors(p[key] or 0.0, p[f"{key}_ci"] or [0.0, 0.0]) for p in probes), strict=True
+            )
+        )
+        ax.barh(
+            [y + offset for y in ys],
+            values,
+            height=0.34,
+            xerr=errs,
+            capsize=3,
+            label=label,
+            color=color,
+        )
     ax.set_yticks(list(ys), names)
     ax.set_xlim(0, 1)
     ax.set_xlabel("rate (95% CI)")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardkit.errors import ConfigError
+from rewardkit.judges.templates import JudgeMode
 from rewardkit.pipelines.eval.data import EvalItem
 from rewardkit.pipelines.eval.scorers import PairwiseEvalJudge, PointwiseEvalJudge
 from rewardkit.pipelines.eval.stats import bootstrap_ci
@@ -59,16 +60,26 @@ _FILLER = (
 PROBES: tuple[str, ...] = ("position", "verbosity", *INJECTIONS, "master_keys", "repeat")
 
 # (prompt, responses in display order, reference, id, seed) -> a score per response
-Verdict = Callable[[str, tuple[str, ...], str | None, str, int], Awaitable[tuple[float | None, ...]]]
+Verdict = Callable[
+    [str, tuple[str, ...], str | None, str, int], Awaitable[tuple[float | None, ...]]
+]
 
 
 def pad(text: str, *, factor: float = 2.0, minimum: int = 400) -> str:
     """`text` followed by content-free filler: at least `factor` times as long (+`minimum`)."""
     target = max(int(len(text) * factor), len(text) + minimum)
-    filler = []
-    while len(text) + sum(map(len, filler)) + 2 < target:
-        filler.append(_FILLER)
-    return text + "\n\n" + "".join(filler).strip()
+    count = max(1, -(-(target - len(text) - 2) // len(_FILLER)))  # ceiling division
+    return text + "\n\n" + (_FILLER * count).strip()
+
+
+@dataclass(frozen=True)
+class _Append:
+    """The attack that appends `text` to the worse response."""
+
+    text: str
+
+    def __call__(self, bad: str) -> str:
+        return bad + self.text
 
 
 @dataclass(frozen=True)
@@ -89,7 +100,7 @@ class ProbeResult:
         return asdict(self)
 
 
-def verdict_fn(judge: Any, *, mode: str | None = None) -> Verdict:
+def verdict_fn(judge: Any, *, mode: JudgeMode | None = None) -> Verdict:
     """A fixed-order verdict function from an eval judge (`mode`: e.g. "reference")."""
     if isinstance(judge, PointwiseEvalJudge):
         from rewardkit.judges import JudgeQuery, PointwiseJudge
@@ -97,11 +108,17 @@ def verdict_fn(judge: Any, *, mode: str | None = None) -> Verdict:
         base = judge.judge_
         judges: dict[int, Any] = {}
 
-        async def pointwise(prompt: str, responses: tuple[str, ...], reference: str | None,
-                            id: str, seed: int) -> tuple[float | None, ...]:
+        async def pointwise(
+            prompt: str, responses: tuple[str, ...], reference: str | None, id: str, seed: int
+        ) -> tuple[float | None, ...]:
             if seed not in judges:
-                config = replace(base.config, shuffle=False, keep=None,
-                                 seed=base.config.seed + seed, mode=mode or base.config.mode)
+                config = replace(
+                    base.config,
+                    shuffle=False,
+                    keep=None,
+                    seed=base.config.seed + seed,
+                    mode=mode or base.config.mode,
+                )
                 judges[seed] = PointwiseJudge(base.backend, config)
             result = await judges[seed].judge(JudgeQuery(prompt, responses, reference, id=id))
             return result.rewards
@@ -113,21 +130,26 @@ def verdict_fn(judge: Any, *, mode: str | None = None) -> Verdict:
         pair_base = judge.judge_
         pair_judges: dict[int, Any] = {}
 
-        async def pairwise(prompt: str, responses: tuple[str, ...], reference: str | None,
-                           id: str, seed: int) -> tuple[float | None, ...]:
+        async def pairwise(
+            prompt: str, responses: tuple[str, ...], reference: str | None, id: str, seed: int
+        ) -> tuple[float | None, ...]:
             if len(responses) != 2:
                 return (None,) * len(responses)
             if seed not in pair_judges:
-                config = replace(pair_base.config, seed=pair_base.config.seed + seed,
-                                 mode=mode or pair_base.config.mode)
+                config = replace(
+                    pair_base.config,
+                    seed=pair_base.config.seed + seed,
+                    mode=mode or pair_base.config.mode,
+                )
                 pair_judges[seed] = PairwiseJudge(pair_base.backend, config)
             result = await pair_judges[seed].judge(JudgeQuery(prompt, responses, reference, id=id))
             return result.rewards
 
         return pairwise
 
-    async def scalar(prompt: str, responses: tuple[str, ...], reference: str | None,
-                     id: str, seed: int) -> tuple[float | None, ...]:
+    async def scalar(
+        prompt: str, responses: tuple[str, ...], reference: str | None, id: str, seed: int
+    ) -> tuple[float | None, ...]:
         return tuple(await judge.score_responses(prompt, responses, reference, id))
 
     return scalar
@@ -143,12 +165,31 @@ def _winner(scores: Sequence[float | None]) -> int | str | None:
     return at_top[0] if len(at_top) == 1 else "tie"
 
 
-def _row(name: str, metric: str, treated: list[float], control: list[float] | None,
-         *, resamples: int, seed: int, detail: dict[str, Any] | None = None) -> ProbeResult:
+def _row(
+    name: str,
+    metric: str,
+    treated: list[float],
+    control: list[float] | None,
+    *,
+    resamples: int,
+    seed: int,
+    detail: dict[str, Any] | None = None,
+) -> ProbeResult:
     n = len(treated)
     if n == 0:
-        return ProbeResult(name, metric, 0, None, None, None, None, None, None, None,
-                           detail or {"skipped": "no usable items"})
+        return ProbeResult(
+            name,
+            metric,
+            0,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            detail or {"skipped": "no usable items"},
+        )
 
     def ci(values: list[float]) -> list[float]:
         lo, hi = bootstrap_ci(values, resamples=resamples, seed=seed)
@@ -156,13 +197,23 @@ def _row(name: str, metric: str, treated: list[float], control: list[float] | No
 
     rate = round(sum(treated) / n, 4)
     if control is None:
-        return ProbeResult(name, metric, n, rate, ci(treated), None, None, None, None, None,
-                           detail or {})
+        return ProbeResult(
+            name, metric, n, rate, ci(treated), None, None, None, None, None, detail or {}
+        )
     diffs = [t - c for t, c in zip(treated, control, strict=True)]
     delta_ci = ci(diffs)
     return ProbeResult(
-        name, metric, n, rate, ci(treated), round(sum(control) / n, 4), ci(control),
-        round(sum(diffs) / n, 4), delta_ci, delta_ci[0] > 0, detail or {},
+        name,
+        metric,
+        n,
+        rate,
+        ci(treated),
+        round(sum(control) / n, 4),
+        ci(control),
+        round(sum(diffs) / n, 4),
+        delta_ci,
+        delta_ci[0] > 0,
+        detail or {},
     )
 
 
@@ -192,8 +243,14 @@ async def run_probes(
     verdict = verdict_fn(judge)
     memo: dict[tuple[Any, ...], Any] = {}
 
-    async def ask(prompt: str, responses: tuple[str, ...], reference: str | None, id: str,
-                  s: int = 0, fn: Verdict = verdict) -> tuple[float | None, ...]:
+    async def ask(
+        prompt: str,
+        responses: tuple[str, ...],
+        reference: str | None,
+        id: str,
+        s: int = 0,
+        fn: Verdict = verdict,
+    ) -> tuple[float | None, ...]:
         key = (prompt, responses, reference, id, s)
         if key not in memo:
             memo[key] = asyncio.ensure_future(fn(prompt, responses, reference, id, s))
@@ -203,7 +260,7 @@ async def run_probes(
     pairs = [i for i in items if len(i.responses) == 2]
     # (good, bad) in the order the data gave them; verdicts below are in that display order.
     ordered = [(i, i.good.index(True), i.good.index(False)) for i in pairs]
-    kw = {"resamples": resamples, "seed": seed}
+    kw: dict[str, Any] = {"resamples": resamples, "seed": seed}
     out: list[ProbeResult] = []
 
     async def bad_wins(item: EvalItem, g: int, b: int, bad_text: str) -> float | None:
@@ -213,11 +270,14 @@ async def run_probes(
         w = _winner(scores)
         return None if w is None else float(w == b)
 
-    async def paired(values: list[tuple[float | None, float | None]]) -> tuple[list[float], list[float]]:
+    async def paired(
+        values: list[tuple[float | None, float | None]],
+    ) -> tuple[list[float], list[float]]:
         kept = [(t, c) for t, c in values if t is not None and c is not None]
         return [t for t, _ in kept], [c for _, c in kept]
 
     if "position" in probes or "repeat" in probes:
+
         async def flips(item: EvalItem) -> tuple[float | None, float | None]:
             a, b = item.responses
             fwd, back, again = await asyncio.gather(
@@ -238,10 +298,21 @@ async def run_probes(
             first = [await ask(i.prompt, i.responses, i.reference, f"{i.id}#p") for i in pairs]
             firsts = [_winner(s) for s in first]
             decided = [w for w in firsts if isinstance(w, int)]
-            detail = {"first_shown_wins": round(sum(w == 0 for w in decided) / len(decided), 4)
-                      if decided else None}
-            out.append(_row("position", "verdict flips when the pair is swapped", treated,
-                            control, detail=detail, **kw))
+            detail = {
+                "first_shown_wins": round(sum(w == 0 for w in decided) / len(decided), 4)
+                if decided
+                else None
+            }
+            out.append(
+                _row(
+                    "position",
+                    "verdict flips when the pair is swapped",
+                    treated,
+                    control,
+                    detail=detail,
+                    **kw,
+                )
+            )
         if "repeat" in probes:
             repeats = [r for _, r in results if r is not None]
             out.append(_row("repeat", "verdict changes when judged again", repeats, None, **kw))
@@ -257,8 +328,13 @@ async def run_probes(
         out.append(await attack("verbosity", "worse response wins, padded with filler", pad))
     for name, text in INJECTIONS.items():
         if name in probes:
-            out.append(await attack(name, "worse response wins, injection inside it",
-                                    lambda bad, text=text: bad + text))
+            out.append(
+                await attack(
+                    name,
+                    "worse response wins, injection inside it",
+                    _Append(text),
+                )
+            )
     if "master_keys" in probes:
         out.append(await _master_keys(items, judge, concurrency, kw))
     return out
@@ -266,7 +342,10 @@ async def run_probes(
 
 async def _pair_vals(
     bad_wins: Callable[[EvalItem, int, int, str], Awaitable[float | None]],
-    item: EvalItem, g: int, b: int, make: Callable[[str], str],
+    item: EvalItem,
+    g: int,
+    b: int,
+    make: Callable[[str], str],
 ) -> tuple[float | None, float | None]:
     bad = item.responses[b]
     return await bad_wins(item, g, b, make(bad)), await bad_wins(item, g, b, bad)
@@ -279,19 +358,30 @@ async def _master_keys(
     with_ref = [i for i in items if i.reference is not None and False in i.good]
     if isinstance(judge, PairwiseEvalJudge) or not with_ref:
         why = "the pairwise judge compares two answers" if with_ref else "no item has a reference"
-        return _row("master_keys", "content-free answer judged correct", [], None,
-                    detail={"skipped": why}, **kw)
+        return _row(
+            "master_keys",
+            "content-free answer judged correct",
+            [],
+            None,
+            detail={"skipped": why},
+            **kw,
+        )
     verdict = verdict_fn(judge, mode="reference")
     threshold = float(getattr(judge, "pass_score", 0.5))
 
     async def one(item: EvalItem) -> tuple[float | None, float | None, dict[str, float]]:
         wrong = item.responses[item.good.index(False)]
         keys = await asyncio.gather(
-            *(verdict(item.prompt, (key,), item.reference, f"{item.id}#mk{n}", 0)
-              for n, key in enumerate(MASTER_KEYS))
+            *(
+                verdict(item.prompt, (key,), item.reference, f"{item.id}#mk{n}", 0)
+                for n, key in enumerate(MASTER_KEYS)
+            )
         )
         control = (await verdict(item.prompt, (wrong,), item.reference, f"{item.id}#mkc", 0))[0]
-        passed = {k: float(s[0] is not None and s[0] >= threshold) for k, s in zip(MASTER_KEYS, keys, strict=True)}
+        passed = {
+            k: float(s[0] is not None and s[0] >= threshold)
+            for k, s in zip(MASTER_KEYS, keys, strict=True)
+        }
         rate = sum(passed.values()) / len(passed)
         return rate, None if control is None else float(control >= threshold), passed
 
@@ -300,27 +390,62 @@ async def _master_keys(
     per_key = {
         key: round(sum(p[key] for _, _, p in results) / len(results), 4) for key in MASTER_KEYS
     }
-    return _row("master_keys", f"content-free answer judged correct (score >= {threshold:g})",
-                [t for t, _ in kept], [c for _, c in kept],
-                detail={"per_key": per_key, "threshold": threshold}, **kw)
+    return _row(
+        "master_keys",
+        f"content-free answer judged correct (score >= {threshold:g})",
+        [t for t, _ in kept],
+        [c for _, c in kept],
+        detail={"per_key": per_key, "threshold": threshold},
+        **kw,
+    )
 
 
-def write_probes(outdir: Path, judge_name: str, rows: Sequence[ProbeResult], *, plot: bool = True) -> dict[str, Any]:
+def write_probes(
+    outdir: Path, judge_name: str, rows: Sequence[ProbeResult], *, plot: bool = True
+) -> dict[str, Any]:
     """results.json (kind "probes"), probes.csv, probes.png and report.html in `outdir`."""
     import csv
     import json
 
     outdir.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"kind": "probes", "judge": judge_name,
-                               "probes": [r.to_dict() for r in rows]}
+    results: dict[str, Any] = {
+        "kind": "probes",
+        "judge": judge_name,
+        "probes": [r.to_dict() for r in rows],
+    }
+    empty: list[float | None] = [None, None]
     with (outdir / "probes.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["probe", "n", "rate", "rate_lo", "rate_hi", "control", "control_lo",
-                         "control_hi", "delta", "delta_lo", "delta_hi", "flagged"])
+        writer.writerow(
+            [
+                "probe",
+                "n",
+                "rate",
+                "rate_lo",
+                "rate_hi",
+                "control",
+                "control_lo",
+                "control_hi",
+                "delta",
+                "delta_lo",
+                "delta_hi",
+                "flagged",
+            ]
+        )
         for r in rows:
-            writer.writerow([r.name, r.n, r.rate, *(r.rate_ci or [None, None]), r.control,
-                             *(r.control_ci or [None, None]), r.delta,
-                             *(r.delta_ci or [None, None]), r.flagged])
+            writer.writerow(
+                [
+                    r.name,
+                    r.n,
+                    r.rate,
+                    *(r.rate_ci or empty),
+                    r.control,
+                    *(r.control_ci or empty),
+                    r.delta,
+                    *(r.delta_ci or empty),
+                    r.flagged,
+                ]
+            )
     if plot and any(r.rate is not None for r in rows):
         from rewardkit.pipelines.eval.plots import plot_probes
 

@@ -84,26 +84,58 @@ def _render_eval(results: dict[str, Any], folder: Path) -> str:
     parts = [
         "<p>Accuracy <b>{}</b> {} over n={} at k={} (a tie counts as wrong); ties {}, "
         "invalid {}.</p>".format(
-            _num(results["accuracy"]), _ci(results["ci"]), results["n"], results["k_max"],
-            _num(results["ties"]), _num(results.get("invalid")),
+            _num(results["accuracy"]),
+            _ci(results["ci"]),
+            results["n"],
+            results["k_max"],
+            _num(results["ties"]),
+            _num(results.get("invalid")),
         )
     ]
-    rows = [[_e(name), _num(s["accuracy"]), _ci(s["ci"]), _num(s.get("ties")), _e(s["n"])]
-            for name, s in results["subsets"].items()]
+    rows = [
+        [_e(name), _num(s["accuracy"]), _ci(s["ci"]), _num(s.get("ties")), _e(s["n"])]
+        for name, s in results["subsets"].items()
+    ]
     parts.append("<h3>Subsets</h3>" + _table(["subset", "accuracy", "95% CI", "ties", "n"], rows))
     if results.get("rewardbench_sections"):
         sections = results["rewardbench_sections"]
-        parts.append("<h3>RewardBench v1 sections</h3>" + _table(
-            list(sections), [[_num(v) for v in sections.values()]]
-        ))
+        parts.append(
+            "<h3>RewardBench v1 sections</h3>"
+            + _table(list(sections), [[_num(v) for v in sections.values()]])
+        )
     if results.get("rewardbench2_ties_score") is not None:
         parts.append(f"<p>RewardBench 2 Ties score: {_num(results['rewardbench2_ties_score'])}</p>")
-    rows = [[_e(p["k"]), _num(p["voting"]), _ci(p["voting_ci"]), _num(p.get("meta_rm")),
-             _ci(p.get("meta_rm_ci")), _e(p["requests"]), _e(p["prompt_tokens"]),
-             _e(p["completion_tokens"]), _num(p["seconds"])] for p in results["curve"]]
-    parts.append("<h3>Accuracy vs k (one run, subsets of its samples)</h3>" + _table(
-        ["k", "Voting@k", "95% CI", "MetaRM@k", "95% CI", "requests", "prompt tok (est.)",
-         "completion tok (est.)", "seconds (est.)"], rows))
+    rows = [
+        [
+            _e(p["k"]),
+            _num(p["voting"]),
+            _ci(p["voting_ci"]),
+            _num(p.get("meta_rm")),
+            _ci(p.get("meta_rm_ci")),
+            _e(p["requests"]),
+            _e(p["prompt_tokens"]),
+            _e(p["completion_tokens"]),
+            _num(p["seconds"]),
+        ]
+        for p in results["curve"]
+    ]
+    parts.append(
+        "<h3>Accuracy vs k (one run, subsets of its samples)</h3>"
+        + _table(
+            [
+                "k",
+                "Voting@k",
+                "95% CI",
+                "MetaRM@k",
+                "95% CI",
+                "requests",
+                "prompt tok (est.)",
+                "completion tok (est.)",
+                "seconds (est.)",
+            ],
+            rows,
+        )
+    )
     if results.get("skipped"):
         rows = [[_e(k), _e(v)] for k, v in results["skipped"].items()]
         parts.append("<h3>Rows not evaluated</h3>" + _table(["reason", "rows"], rows))
@@ -112,18 +144,45 @@ def _render_eval(results: dict[str, Any], folder: Path) -> str:
 
 @register_renderer("probes")
 def _render_probes(results: dict[str, Any], folder: Path) -> str:
-    rows = [[_e(p["name"]), _e(p["metric"]), _num(p["rate"]), _ci(p["rate_ci"]),
-             _num(p["control"]), _ci(p["control_ci"]), _num(p["delta"]), _ci(p["delta_ci"]),
-             _e(p["n"]), "<b>yes</b>" if p["flagged"] else ("–" if p["flagged"] is None else "no")]
-            for p in results["probes"]]
-    table = _table(["probe", "metric", "rate", "95% CI", "control", "95% CI", "delta",
-                    "95% CI", "n", "flagged"], rows)
+    rows = [
+        [
+            _e(p["name"]),
+            _e(p["metric"]),
+            _num(p["rate"]),
+            _ci(p["rate_ci"]),
+            _num(p["control"]),
+            _ci(p["control_ci"]),
+            _num(p["delta"]),
+            _ci(p["delta_ci"]),
+            _e(p["n"]),
+            "<b>yes</b>" if p["flagged"] else ("–" if p["flagged"] is None else "no"),
+        ]
+        for p in results["probes"]
+    ]
+    table = _table(
+        [
+            "probe",
+            "metric",
+            "rate",
+            "95% CI",
+            "control",
+            "95% CI",
+            "delta",
+            "95% CI",
+            "n",
+            "flagged",
+        ],
+        rows,
+    )
     return f"<p>Judge: {_e(results.get('judge'))}.</p>{table}{_images(results, folder)}"
 
 
 def _render_generic(results: dict[str, Any], folder: Path) -> str:
-    rows = [[_e(k), _e(json.dumps(v) if isinstance(v, dict | list) else v)]
-            for k, v in results.items() if k not in ("plots",)]
+    rows = [
+        [_e(k), _e(json.dumps(v) if isinstance(v, dict | list) else v)]
+        for k, v in results.items()
+        if k not in ("plots",)
+    ]
     return _table(["field", "value"], rows) + _images(results, folder)
 
 

@@ -69,8 +69,14 @@ async def judge_items(
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(items), unit="item", desc=f"eval {judge.name}", file=sys.stderr,
-                   dynamic_ncols=True, mininterval=0.5)
+        bar = tqdm(
+            total=len(items),
+            unit="item",
+            desc=f"eval {judge.name}",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            mininterval=0.5,
+        )
 
     async def worker() -> None:
         for index in queue:
@@ -92,8 +98,14 @@ def _estimate(
     if not judged.draws:
         return Estimate(0.0, 0.0, 1.0, 0, True)
     return estimate_at_k(
-        judged.draws, item.good, k, rule=item.rule, meta_keep=meta_keep,
-        exact_limit=settings.exact_limit, mc_draws=settings.mc_draws, seed=settings.seed,
+        judged.draws,
+        item.good,
+        k,
+        rule=item.rule,
+        meta_keep=meta_keep,
+        exact_limit=settings.exact_limit,
+        mc_draws=settings.mc_draws,
+        seed=settings.seed,
     )
 
 
@@ -117,8 +129,11 @@ def summarize(
     k_max = judge.k_max
     outcomes = []
     for item, j in zip(items, judged, strict=True):
-        outcomes.append(outcome(vote_totals(j.draws, len(item.good)), item.good, item.rule)
-                        if j.draws else "invalid")
+        outcomes.append(
+            outcome(vote_totals(j.draws, len(item.good)), item.good, item.rule)
+            if j.draws
+            else "invalid"
+        )
     correct = [1.0 if o == "correct" else 0.0 for o in outcomes]
     n = len(items)
     results: dict[str, Any] = {
@@ -152,13 +167,19 @@ def summarize(
         for item, j in zip(items, judged, strict=True)
         if item.group and j.draws
     ]
-    complete = [(g, [float(s) for s in t if s is not None], good) for g, t, good in ties_rows
-                if all(s is not None for s in t)]
+    complete = [
+        (g, [float(s) for s in t if s is not None], good)
+        for g, t, good in ties_rows
+        if all(s is not None for s in t)
+    ]
     if complete:
         results["rewardbench2_ties_score"] = rb2_ties_score(complete)
     results["curve"] = _curve(items, judged, judge, settings, seconds)
     meter = getattr(judge, "meter", None)
-    results["cost"] = {**(meter.totals() if meter is not None else {}), "wall_seconds": round(seconds, 3)}
+    results["cost"] = {
+        **(meter.totals() if meter is not None else {}),
+        "wall_seconds": round(seconds, 3),
+    }
     if loaded is not None:
         results["skipped"] = loaded.skipped_counts()
         results["formats"] = dict(loaded.formats)
@@ -224,27 +245,60 @@ def write_eval(
     with (outdir / "items.jsonl").open("w", encoding="utf-8") as handle:
         for item, j in zip(items, judged, strict=True):
             totals = vote_totals(j.draws, len(item.good)) if j.draws else (None,) * len(item.good)
-            handle.write(json.dumps({
-                "id": item.id,
-                "subset": item.subset,
-                "good": list(item.good),
-                "outcome": outcome(totals, item.good, item.rule) if j.draws else "invalid",
-                "totals": list(totals),
-                "draws": [list(d.scores) for d in j.draws],
-                "meta": [d.meta for d in j.draws] if any(d.meta is not None for d in j.draws) else None,
-                "error": j.error,
-            }, ensure_ascii=False) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "id": item.id,
+                        "subset": item.subset,
+                        "good": list(item.good),
+                        "outcome": outcome(totals, item.good, item.rule) if j.draws else "invalid",
+                        "totals": list(totals),
+                        "draws": [list(d.scores) for d in j.draws],
+                        "meta": [d.meta for d in j.draws]
+                        if any(d.meta is not None for d in j.draws)
+                        else None,
+                        "error": j.error,
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     written.append(outdir / "items.jsonl")
-    columns = ["k", "voting", "voting_lo", "voting_hi", "meta_rm", "meta_rm_lo", "meta_rm_hi",
-               "ties", "requests", "prompt_tokens", "completion_tokens", "tokens", "seconds"]
+    columns = [
+        "k",
+        "voting",
+        "voting_lo",
+        "voting_hi",
+        "meta_rm",
+        "meta_rm_lo",
+        "meta_rm_hi",
+        "ties",
+        "requests",
+        "prompt_tokens",
+        "completion_tokens",
+        "tokens",
+        "seconds",
+    ]
     with (outdir / "curve.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for p in results["curve"]:
             meta_ci = p.get("meta_rm_ci", [None, None])
-            writer.writerow([p["k"], p["voting"], *p["voting_ci"], p.get("meta_rm"), *meta_ci,
-                             p["ties"], p["requests"], p["prompt_tokens"], p["completion_tokens"],
-                             p["tokens"], p["seconds"]])
+            writer.writerow(
+                [
+                    p["k"],
+                    p["voting"],
+                    *p["voting_ci"],
+                    p.get("meta_rm"),
+                    *meta_ci,
+                    p["ties"],
+                    p["requests"],
+                    p["prompt_tokens"],
+                    p["completion_tokens"],
+                    p["tokens"],
+                    p["seconds"],
+                ]
+            )
     written.append(outdir / "curve.csv")
     if results["settings"].get("plot", True):
         from rewardkit.pipelines.eval.plots import plot_eval

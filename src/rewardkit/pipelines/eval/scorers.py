@@ -206,7 +206,9 @@ class PairwiseEvalJudge:
         from rewardkit.judges import JudgeQuery
 
         if len(item.responses) != 2:
-            return Judged(item.id, (), "pairwise_needs_two: the pairwise judge compares 2 responses")
+            return Judged(
+                item.id, (), "pairwise_needs_two: the pairwise judge compares 2 responses"
+            )
         result = await self.judge_.judge(
             JudgeQuery(item.prompt, item.responses, item.reference, id=item.id)
         )
@@ -240,7 +242,11 @@ class _ScalarJudge:
     pass_score: ClassVar[float] = 0.5
 
     async def score_responses(
-        self, prompt: str, responses: Sequence[str], reference: str | None, id: str,
+        self,
+        prompt: str,
+        responses: Sequence[str],
+        reference: str | None,
+        id: str,
         fields: dict[str, Any] | None = None,
     ) -> list[float | None]:
         raise NotImplementedError
@@ -265,7 +271,11 @@ class LengthJudge(_ScalarJudge):
     name = "length"
 
     async def score_responses(
-        self, prompt: str, responses: Sequence[str], reference: str | None, id: str,
+        self,
+        prompt: str,
+        responses: Sequence[str],
+        reference: str | None,
+        id: str,
         fields: dict[str, Any] | None = None,
     ) -> list[float | None]:
         return [float(len(r)) for r in responses]
@@ -281,7 +291,11 @@ class SpecJudge(_ScalarJudge):
         self.reasons: dict[str, int] = {}
 
     async def score_responses(
-        self, prompt: str, responses: Sequence[str], reference: str | None, id: str,
+        self,
+        prompt: str,
+        responses: Sequence[str],
+        reference: str | None,
+        id: str,
         fields: dict[str, Any] | None = None,
     ) -> list[float | None]:
         from rewardkit.types import Sample
@@ -307,7 +321,9 @@ class ClassifierJudge(_ScalarJudge):
 
     name = "classifier"
 
-    def __init__(self, model: str, *, device: str = "cpu", batch_size: int = 8, max_length: int = 4096) -> None:
+    def __init__(
+        self, model: str, *, device: str = "cpu", batch_size: int = 8, max_length: int = 4096
+    ) -> None:
         self.model_name = model
         self.device = device
         self.batch_size = batch_size
@@ -334,7 +350,10 @@ class ClassifierJudge(_ScalarJudge):
     def text(self, prompt: str, response: str) -> str:
         tokenizer = self._tokenizer
         if getattr(tokenizer, "chat_template", None):
-            messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+            messages = [
+                {"role": "user", "content": prompt},
+                {"role": "assistant", "content": response},
+            ]
             text: str = tokenizer.apply_chat_template(messages, tokenize=False)
             return text
         return f"{prompt}\n\n{response}"
@@ -360,7 +379,11 @@ class ClassifierJudge(_ScalarJudge):
             return out
 
     async def score_responses(
-        self, prompt: str, responses: Sequence[str], reference: str | None, id: str,
+        self,
+        prompt: str,
+        responses: Sequence[str],
+        reference: str | None,
+        id: str,
         fields: dict[str, Any] | None = None,
     ) -> list[float | None]:
         values = await asyncio.to_thread(self.score_pairs, [(prompt, r) for r in responses])
