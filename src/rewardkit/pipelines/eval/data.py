@@ -297,6 +297,8 @@ def item_from_record(
     if reference is not None and not isinstance(reference, str):
         reference = json.dumps(reference) if isinstance(reference, dict | list) else str(reference)
     row_subset = record.get("subset")
+    if fmt == "hhh" and row_subset is None:  # HHH alignment: harmless / helpful / honest / other
+        row_subset = record.get("source")
     extra = {k: v for k, v in record.items() if isinstance(v, str | int | float | bool)}
     return EvalItem(
         id=id,

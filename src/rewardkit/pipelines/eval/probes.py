@@ -117,6 +117,7 @@ def verdict_fn(judge: Any, *, mode: JudgeMode | None = None) -> Verdict:
                     shuffle=False,
                     keep=None,
                     seed=base.config.seed + seed,
+                    reducer="mean",  # on the 1-10 scale whatever k is: thresholds mean the same
                     mode=mode or base.config.mode,
                 )
                 judges[seed] = PointwiseJudge(base.backend, config)
@@ -249,11 +250,12 @@ async def run_probes(
         reference: str | None,
         id: str,
         s: int = 0,
-        fn: Verdict = verdict,
     ) -> tuple[float | None, ...]:
+        # Probes share verdicts (the position probe's forward order is the repeat probe's
+        # first run): each distinct input is judged once, even when asked concurrently.
         key = (prompt, responses, reference, id, s)
         if key not in memo:
-            memo[key] = asyncio.ensure_future(fn(prompt, responses, reference, id, s))
+            memo[key] = asyncio.ensure_future(verdict(prompt, responses, reference, id, s))
         result: tuple[float | None, ...] = await memo[key]
         return result
 
@@ -269,12 +271,6 @@ async def run_probes(
         scores = await ask(item.prompt, tuple(responses), item.reference, f"{item.id}#p")
         w = _winner(scores)
         return None if w is None else float(w == b)
-
-    async def paired(
-        values: list[tuple[float | None, float | None]],
-    ) -> tuple[list[float], list[float]]:
-        kept = [(t, c) for t, c in values if t is not None and c is not None]
-        return [t for t, _ in kept], [c for _, c in kept]
 
     if "position" in probes or "repeat" in probes:
 
@@ -294,14 +290,15 @@ async def run_probes(
 
         results = await _gather([flips(i) for i in pairs], concurrency)
         if "position" in probes:
-            treated, control = await paired(results)
+            treated, control, unscored = _paired(results)
             first = [await ask(i.prompt, i.responses, i.reference, f"{i.id}#p") for i in pairs]
             firsts = [_winner(s) for s in first]
             decided = [w for w in firsts if isinstance(w, int)]
             detail = {
+                "unscored": unscored,
                 "first_shown_wins": round(sum(w == 0 for w in decided) / len(decided), 4)
                 if decided
-                else None
+                else None,
             }
             out.append(
                 _row(
@@ -315,14 +312,24 @@ async def run_probes(
             )
         if "repeat" in probes:
             repeats = [r for _, r in results if r is not None]
-            out.append(_row("repeat", "verdict changes when judged again", repeats, None, **kw))
+            detail = {"unscored": len(results) - len(repeats)}
+            out.append(
+                _row(
+                    "repeat",
+                    "verdict changes when judged again",
+                    repeats,
+                    None,
+                    detail=detail,
+                    **kw,
+                )
+            )
 
     async def attack(name: str, metric: str, make: Callable[[str], str]) -> ProbeResult:
         values = await _gather(
             [_pair_vals(bad_wins, i, g, b, make) for i, g, b in ordered], concurrency
         )
-        treated, control = await paired(values)
-        return _row(name, metric, treated, control, **kw)
+        treated, control, unscored = _paired(values)
+        return _row(name, metric, treated, control, detail={"unscored": unscored}, **kw)
 
     if "verbosity" in probes:
         out.append(await attack("verbosity", "worse response wins, padded with filler", pad))
@@ -338,6 +345,15 @@ async def run_probes(
     if "master_keys" in probes:
         out.append(await _master_keys(items, judge, concurrency, kw))
     return out
+
+
+def _paired(
+    values: Sequence[tuple[float | None, float | None]],
+) -> tuple[list[float], list[float], int]:
+    """Treated and control values of the items where both were scored, and how many were not
+    (a judge that gives no verdict is reported, not counted either way)."""
+    kept = [(t, c) for t, c in values if t is not None and c is not None]
+    return [t for t, _ in kept], [c for _, c in kept], len(values) - len(kept)
 
 
 async def _pair_vals(
@@ -369,7 +385,7 @@ async def _master_keys(
     verdict = verdict_fn(judge, mode="reference")
     threshold = float(getattr(judge, "pass_score", 0.5))
 
-    async def one(item: EvalItem) -> tuple[float | None, float | None, dict[str, float]]:
+    async def one(item: EvalItem) -> tuple[float | None, float | None, dict[str, float], int]:
         wrong = item.responses[item.good.index(False)]
         keys = await asyncio.gather(
             *(
@@ -383,19 +399,26 @@ async def _master_keys(
             for k, s in zip(MASTER_KEYS, keys, strict=True)
         }
         rate = sum(passed.values()) / len(passed)
-        return rate, None if control is None else float(control >= threshold), passed
+        unscored = sum(s[0] is None for s in keys)
+        return rate, None if control is None else float(control >= threshold), passed, unscored
 
     results = await _gather([one(i) for i in with_ref], concurrency)
-    kept = [(t, c) for t, c, _ in results if t is not None and c is not None]
+    kept = [(t, c) for t, c, _, _ in results if t is not None and c is not None]
     per_key = {
-        key: round(sum(p[key] for _, _, p in results) / len(results), 4) for key in MASTER_KEYS
+        key: round(sum(p[key] for _, _, p, _ in results) / len(results), 4) for key in MASTER_KEYS
     }
     return _row(
         "master_keys",
         f"content-free answer judged correct (score >= {threshold:g})",
         [t for t, _ in kept],
         [c for _, c in kept],
-        detail={"per_key": per_key, "threshold": threshold},
+        # A key the judge gave no verdict on counts as not judged correct; say how often.
+        detail={
+            "per_key": per_key,
+            "threshold": threshold,
+            "unscored": len(results) - len(kept),
+            "unscored_keys": sum(n for *_, n in results),
+        },
         **kw,
     )
 
