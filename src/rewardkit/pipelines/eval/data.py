@@ -524,6 +524,9 @@ def _hub_rows(name: str, split: str) -> _Records:
     try:
         data = _datasets().load_dataset(name, split=split)
     except (FileNotFoundError, ConnectionError, ValueError) as exc:
-        raise InputError(f"cannot load the Hub dataset {name!r} split {split!r}: {exc}") from None
+        raise InputError(
+            f"{name}: no such file or folder, and loading it as a Hub dataset (split {split!r}) "
+            f"failed: {exc}"
+        ) from None
     for number, row in enumerate(data, start=1):
         yield number, dict(row)
