@@ -59,10 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rewardkit {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(
-            f"rewardkit {args.command}: interrupted; rerun the same command to resume",
-            file=sys.stderr,
-        )
+        print(f"rewardkit {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
 
 

@@ -226,7 +226,7 @@ def _hh_rlhf(r: dict[str, Any]) -> dict[str, Any]:
     if not sep_c or not sep_r:
         raise _Skip("bad_row", "no final 'Assistant:' turn")
     if head_c.strip() != head_r.strip():
-        raise _Skip("bad_row", "chosen and rejected dialogues differ before the last turn")
+        raise _Skip("prefix_mismatch", "chosen and rejected dialogues differ before the last turn")
     return _pair(head_c.strip(), chosen.strip(), rejected.strip())
 
 
@@ -423,6 +423,8 @@ _Records = Iterator[tuple[int, dict[str, Any] | str]]
 
 def _subset_name(path: Path) -> str:
     stem = path.name.split(".")[0]
+    if stem.lower() in ("test", "train", "validation", "dev") and path.parent.name:
+        return path.parent.name  # hh-rlhf-harmless/test.jsonl.gz -> "hh-rlhf-harmless"
     return _LLMBAR_SUBSETS.get(stem.lower(), stem)
 
 
