@@ -183,6 +183,7 @@ def test_length_baseline_and_best_of_n(tmp_path: Path) -> None:
     ]
     results = run(items, LengthJudge(), tmp_path)
     assert results["accuracy"] == 0.5 and results["ties"] == 0.25
+    assert results["random"] == pytest.approx((0.5 + 0.5 + 1 / 3 + 0.5) / 4, abs=1e-4)
     assert results["curve"] == [{**results["curve"][0], "k": 1, "voting": 0.5}]
 
 

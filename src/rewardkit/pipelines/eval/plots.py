@@ -47,7 +47,8 @@ def plot_eval(outdir: Path, results: dict[str, Any]) -> list[Path]:
         ys = [p[key] for p in curve]
         errs = list(zip(*(_errors(p[key], p[f"{key}_ci"]) for p in curve), strict=True))
         ax.errorbar(ks, ys, yerr=errs, marker="o", capsize=4, label=label)
-    ax.axhline(0.5, color="grey", linestyle=":", label="random (pairs)")
+    chance = results.get("random", 0.5)
+    ax.axhline(chance, color="grey", linestyle=":", label=f"random ({chance:.2f})")
     ax.set_xscale("log", base=2)
     ax.set_xticks(ks, [str(k) for k in ks])
     ax.set_xlabel("k (judgments per item)")
@@ -67,7 +68,7 @@ def plot_eval(outdir: Path, results: dict[str, Any]) -> list[Path]:
         zip(*(_errors(subsets[n]["accuracy"], subsets[n]["ci"]) for n in names), strict=True)
     )
     ax.barh(names, values, xerr=errs, capsize=3, color="#4c78a8")
-    ax.axvline(0.5, color="grey", linestyle=":")
+    ax.axvline(results.get("random", 0.5), color="grey", linestyle=":")
     ax.set_xlim(0, 1)
     ax.set_xlabel(f"accuracy at k={results['k_max']} (95% CI)")
     fig.tight_layout()

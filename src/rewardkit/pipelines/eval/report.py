@@ -83,13 +83,14 @@ def _images(results: dict[str, Any], folder: Path) -> str:
 def _render_eval(results: dict[str, Any], folder: Path) -> str:
     parts = [
         "<p>Accuracy <b>{}</b> {} over n={} at k={} (a tie counts as wrong); ties {}, "
-        "invalid {}.</p>".format(
+        "invalid {}; random scores would get {}.</p>".format(
             _num(results["accuracy"]),
             _ci(results["ci"]),
             results["n"],
             results["k_max"],
             _num(results["ties"]),
             _num(results.get("invalid")),
+            _num(results.get("random")),
         )
     ]
     rows = [

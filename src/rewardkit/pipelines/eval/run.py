@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -109,6 +110,12 @@ def _estimate(
     )
 
 
+def _chance(item: EvalItem) -> float:
+    """Accuracy of random distinct scores: 1/C(n, good) for "separate", good/n for "top"."""
+    n, good = len(item.good), sum(item.good)
+    return good / n if item.rule == "top" else 1 / math.comb(n, good)
+
+
 def _ci(values: Sequence[float], settings: EvalSettings) -> list[float]:
     lo, hi = bootstrap_ci(values, resamples=settings.bootstrap, seed=settings.seed)
     return [round(lo, 4), round(hi, 4)]
@@ -146,6 +153,7 @@ def summarize(
         "invalid": round(outcomes.count("invalid") / n, 4),
         "ci": _ci(correct, settings),
         "tie_rule": "a tie counts as wrong in accuracy",
+        "random": round(sum(_chance(item) for item in items) / n, 4),
     }
     subsets: dict[str, list[int]] = {}
     for index, item in enumerate(items):
