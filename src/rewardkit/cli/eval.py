@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--format", choices=FORMATS, default="auto", help="data format (default: detect)"
     )
     parser.add_argument("--split", default="test", help="split of a datasets folder or Hub id")
-    parser.add_argument("--limit", type=int, metavar="N", help="at most N items per input")
+    parser.add_argument("--limit", type=int, metavar="N", help="at most N items per input file")
     parser.add_argument(
         "--judge",
         choices=JUDGES,
