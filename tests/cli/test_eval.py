@@ -301,3 +301,30 @@ def test_embedded_smollm2_judge_on_llmbar(tmp_path: Path) -> None:
     # Every item is decided, tied, or invalid with the judge's reason: none is lost.
     assert all(line["outcome"] in {"correct", "wrong", "tie", "invalid"} for line in lines)
     assert all(line["error"] for line in lines if line["outcome"] == "invalid")
+
+
+@pytest.mark.shared
+def test_master_keys_probe_on_gsm8k_with_the_math_rule(tmp_path: Path) -> None:
+    data = SHARED / "gsm8k" / "test.jsonl"
+    if not data.is_file():
+        pytest.skip(f"shared data not found: {data}")
+    spec = tmp_path / "math.yaml"
+    spec.write_text("rewards: [{reward: math}]\n")
+    argv = [
+        "eval",
+        "probes",
+        str(data),
+        "--limit",
+        "5",
+        "--probes",
+        "master_keys",
+        "-o",
+        str(tmp_path / "out"),
+        "--spec",
+        str(spec),
+        "--no-progress",
+    ]
+    assert main(argv) == 0
+    (row,) = json.loads((tmp_path / "out" / "results.json").read_text())["probes"]
+    # A rule verifier gives a content-free answer no credit, nor another problem's answer.
+    assert (row["n"], row["rate"], row["control"], row["flagged"]) == (5, 0.0, 0.0, False)
