@@ -209,6 +209,7 @@ def test_probes_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         (["DATA", "--model", "m"], "--base-url is required"),
         (["probes"], "give the data to probe"),
         (["DATA", "--meta-keep", "2"], "--meta-keep"),
+        (["DATA", "--spec", "s.yaml", "--judge", "length"], "not both"),
         (["DATA", "--keep", "2", "--meta-rm", "http://x"], "give --meta-keep"),
     ],
 )

@@ -121,6 +121,8 @@ def build_judge(args: argparse.Namespace, outdir: Path, closers: _Closers) -> An
         )
     if args.no_cache and args.cache:
         raise ConfigError("--cache and --no-cache contradict each other; give one")
+    if args.spec and (args.model or args.base_url or args.judge in ("classifier", "length")):
+        raise ConfigError("give --spec or a judge (--judge, --model, --base-url ...), not both")
     if args.spec:
         from rewardkit.judges import JudgeReward
         from rewardkit.registry import build_reward
