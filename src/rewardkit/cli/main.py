@@ -23,6 +23,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("rewardkit.cli.serve", "serve rewards over HTTP (OpenRLHF protocol and native)"),
     "train": ("rewardkit.cli.train", "train a policy with GRPO on rewardkit rewards"),
     "rewards": ("rewardkit.cli.rewards", "list the registered rewards"),
+    "eval": ("rewardkit.cli.eval", "measure a judge on labelled preference data; probe its biases"),
+    "report": ("rewardkit.cli.report", "one HTML page for eval and probe result folders"),
 }
 
 EXIT_USAGE = 2
