@@ -88,7 +88,7 @@ def test_majority_vote(case: str, votes: list[tuple[str | None, bool]], expected
 def test_bootstrap_interval_brackets_the_mean_and_is_seeded() -> None:
     values = [0.0] * 30 + [1.0] * 70
     lo, hi = bootstrap_ci(values, 1000)  # type: ignore[misc]
-    assert lo < 0.7 < hi and 0.55 < lo and hi < 0.85
+    assert 0.55 < lo < 0.7 < hi < 0.85
     assert bootstrap_ci(values, 1000) == (lo, hi)
     assert bootstrap_ci([1.0] * 5, 200) == (1.0, 1.0)
     assert bootstrap_ci(values, 0) is None
