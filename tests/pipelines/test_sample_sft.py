@@ -41,7 +41,7 @@ def sample_toy(tmp_path: Path, fmt: str = "jsonl") -> Path:
     config = SampleRunConfig.model_validate(
         {
             "prompts": prompts,
-            "output": tmp_path / "rs",
+            "output": tmp_path / "toy-rs",
             "spec": TOY_SPEC,
             "policy": {"backend": "mock"},
             "sampling": {"n": 4},
@@ -86,28 +86,18 @@ def write_sft_config(tmp_path: Path, sft: dict[str, Any], dataset: dict[str, Any
     return path
 
 
-SFT_OPTIONS = {
-    "max_steps": 12,
-    "per_device_train_batch_size": 8,
-    "learning_rate": 3e-2,
-    "logging_steps": 1,
-    "save_steps": 100,
-    "seed": 0,
-    "use_cpu": True,
-    "disable_tqdm": True,
-    "max_length": 32,
-}
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample" / "sft.yaml"
 
 
 @pytest.mark.slow
 def test_sft_loss_falls_on_sampled_rows(tmp_path: Path) -> None:
     sft_path = sample_toy(tmp_path)
-    build_tiny_model(tmp_path / "model", seed=0)
-    config_path = write_sft_config(
-        tmp_path, SFT_OPTIONS, {"path": "rs/sft.jsonl", "min_reward": 1.0}
-    )
+    build_tiny_model(tmp_path / "tiny-model", seed=0)
+    config_path = tmp_path / "sft.yaml"  # the documented example, next to its data
+    config_path.write_text(EXAMPLE.read_text())
     started = time.perf_counter()
     result = train_sft(load_sft_config(config_path))
+    assert result.output_dir == tmp_path / "runs" / "toy-sft"
     assert sft_path.is_file()
     assert result.global_step == 12
     first, last = result.losses[0], sum(result.losses[-3:]) / 3
