@@ -235,3 +235,34 @@ def test_concurrency_is_bounded(tmp_path: Path) -> None:
     cfg = config(tmp_path, prompts, policy={"backend": "mock", "concurrency": 3})
     run_sample_sync(cfg, backend=Counting(["<think>x</think>y"]))
     assert peak == 3
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "rewardkit.pipelines.sample",
+        "rewardkit.pipelines.sample.filters",
+        "rewardkit.pipelines.sample.metrics",
+        "rewardkit.pipelines.sample.select",
+        "rewardkit.pipelines.sample.dedup",
+        "rewardkit.pipelines.sft",
+    ],
+)
+def test_module_all_names_exist(module: str) -> None:
+    import importlib
+
+    mod = importlib.import_module(module)
+    assert [name for name in mod.__all__ if not hasattr(mod, name)] == []
+
+
+def test_import_stays_light() -> None:
+    heavy = ["torch", "transformers", "trl", "datasets", "pyarrow", "llama_cpp"]
+    code = (
+        "import sys, rewardkit.pipelines.sample, rewardkit.pipelines.sft, rewardkit.cli.sample\n"
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.strip() == "[]"

@@ -203,7 +203,8 @@ def _summary(
         (d.candidate.unscored or "").split(":")[0] for d in decisions if d.reason == "unscored"
     )
     errors = Counter(d.candidate.error for d in decisions if d.reason == "error")
-    missing = sum(1 for p in prompts if not any(d.candidate.prompt_id == p.id for d in decisions))
+    sampled = {d.candidate.prompt_id for d in decisions}
+    missing = sum(1 for p in prompts if p.id not in sampled)
     return {
         "prompts": len(prompts),
         "prompts_without_samples": missing,
