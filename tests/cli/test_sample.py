@@ -143,7 +143,7 @@ def real_run_args(out: Path, limit: int, n: int, max_tokens: int) -> list[str]:
     return [
         "sample", str(GSM8K), "-o", str(out),
         "--backend", "llama_cpp", "--policy", "smollm2-135m",
-        "--policy-option", "n_ctx=2048", "--policy-option", "n_threads=2",
+        "--policy-option", "n_ctx=2048", "--policy-option", "n_threads=1",
         "--prompt-column", "question", "--reference-column", "answer",
         "--limit", str(limit), "-n", str(n), "--max-tokens", str(max_tokens), "--seed", "0",
         "--reward", "math", "--no-progress",

@@ -106,6 +106,7 @@ def test_sft_loss_falls_on_sampled_rows(tmp_path: Path) -> None:
     print(f"sft: {len(result.losses)} logged steps in {time.perf_counter() - started:.1f}s")
 
 
+@pytest.mark.slow  # imports trl and torch: seconds on a busy machine
 def test_sft_config_typo_is_named(tmp_path: Path) -> None:
     (tmp_path / "d.jsonl").write_text('{"messages": []}\n')
     path = write_sft_config(tmp_path, {"learning_rat": 1e-5}, {"path": "d.jsonl"})
