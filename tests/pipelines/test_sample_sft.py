@@ -123,3 +123,13 @@ def test_sft_config_rejects_unknown_keys(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="epochs"):
         load_sft_config(path)
+
+
+def test_cli_train_sft_missing_config_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rewardkit.cli.main import main
+
+    assert main(["train", "sft", "--config", str(tmp_path / "nope.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"rewardkit train: error: config file not found: {tmp_path / 'nope.yaml'}"
