@@ -24,10 +24,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="continue from the last checkpoint in output_dir (starts fresh if there is none)",
     )
+    sft = sub.add_parser("sft", help="SFT with TRL's SFTTrainer (e.g. on `rewardkit sample` data)")
+    sft.add_argument(
+        "--config", required=True, help="YAML run config (model, dataset, output_dir, sft)"
+    )
+    sft.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     parser.set_defaults(_train_parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.train_command == "sft":
+        from rewardkit.pipelines.sft import run_cli
+
+        return run_cli(args.config, resume=args.resume)
     if args.train_command != "grpo":
         args._train_parser.print_help()
         return 2

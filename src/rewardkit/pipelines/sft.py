@@ -1,0 +1,246 @@
+"""SFT on sampled data: a thin, documented shell over TRL's `SFTTrainer`.
+
+Closes R1's loop: `rewardkit sample` writes chat `messages` rows; this trains on them.
+`rewardkit train sft --config run.yaml` reads a config like
+
+```yaml
+model: Qwen/Qwen2.5-0.5B-Instruct     # a hub id or a local folder
+dataset:
+  path: runs/rs/sft.jsonl             # JSONL, Parquet, a `datasets` folder, or a hub id
+  min_reward: 1.0                     # optional: only rows whose `reward` reaches this
+output_dir: runs/sft
+sft:                                  # passed to trl.SFTConfig as is (checked for typos)
+  learning_rate: 1.0e-5
+  num_train_epochs: 2
+  max_length: 4096
+```
+
+Relative paths (model, dataset, output_dir) are taken from the config file's folder;
+`model` and `dataset.path` fall back to hub ids when no such path exists there. Training
+resumes from the last checkpoint in `output_dir` with `resume=True`. The provenance
+columns `rewardkit sample` writes (reward, policy, sampling, ...) are left to TRL, which
+keeps only what the model reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rewardkit.errors import ConfigError, InputError, MissingDependencyError
+from rewardkit.io import iter_rows
+
+__all__ = ["SFTDatasetConfig", "SFTRunConfig", "SFTRunResult", "load_sft_config", "train_sft"]
+
+
+class SFTDatasetConfig(BaseModel):
+    """Where the SFT rows come from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(
+        description="A JSONL or Parquet file, a `datasets` folder, or a hub dataset id."
+    )
+    split: str = Field(
+        default="train", description="Split of a hub dataset or a DatasetDict folder."
+    )
+    messages_column: str = Field(default="messages", description="Column of chat messages.")
+    min_reward: float | None = Field(
+        default=None, description="Keep only rows whose `reward` column reaches this."
+    )
+    limit: int | None = Field(default=None, ge=1, description="Use only the first N rows.")
+
+
+class SFTRunConfig(BaseModel):
+    """A `rewardkit train sft` run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="Model to fine-tune: a hub id or a local model folder.")
+    dataset: SFTDatasetConfig
+    output_dir: str = Field(description="Checkpoints and the final model go here.")
+    sft: dict[str, Any] = Field(
+        default_factory=dict, description="Options for trl.SFTConfig, passed through."
+    )
+
+
+def load_sft_config(path: str | Path) -> SFTRunConfig:
+    """Read and validate a run config; relative paths are resolved against its folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with model, dataset, output_dir")
+    try:
+        config = SFTRunConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: invalid config: {problems}") from exc
+    base = path.resolve().parent
+
+    def local(value: str) -> str:
+        candidate = base / value
+        return str(candidate) if not Path(value).is_absolute() and candidate.exists() else value
+
+    output_dir = config.output_dir
+    if not Path(output_dir).is_absolute():
+        output_dir = str(base / output_dir)
+    dataset = config.dataset.model_copy(update={"path": local(config.dataset.path)})
+    return config.model_copy(
+        update={"model": local(config.model), "dataset": dataset, "output_dir": output_dir}
+    )
+
+
+def _require(module: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(exc.name or module, "train", "rewardkit train sft") from exc
+
+
+_OWNED = {"output_dir": "output_dir (top level)"}
+
+
+def build_sft_config(config: SFTRunConfig) -> Any:
+    """`trl.SFTConfig` from the `sft:` mapping, unknown keys reported with suggestions."""
+    trl = _require("trl")
+    import torch
+
+    valid = {f.name for f in dataclasses.fields(trl.SFTConfig) if f.init}
+    options = dict(config.sft)
+    for key, where in _OWNED.items():
+        if key in options:
+            raise ConfigError(f"sft.{key}: set it as {where}, not under sft")
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError(f"sft: unknown trl.SFTConfig option(s): {', '.join(hints)}")
+    options.setdefault("report_to", "none")
+    if not torch.cuda.is_available():
+        options.setdefault("bf16", False)  # CPUs run bf16 poorly
+    try:
+        return trl.SFTConfig(output_dir=config.output_dir, **options)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"sft: {exc}") from exc
+
+
+def load_sft_dataset(config: SFTDatasetConfig) -> Any:
+    """A `datasets.Dataset` with a `messages` column of chat turns."""
+    datasets = _require("datasets")
+    path = Path(config.path)
+    if path.is_dir():
+        loaded = datasets.load_from_disk(str(path))
+        if isinstance(loaded, datasets.DatasetDict):
+            if config.split not in loaded:
+                raise InputError(f"{path} has splits {list(loaded)}, not {config.split!r}")
+            loaded = loaded[config.split]
+        dataset = loaded
+    elif path.is_file():
+        records: list[dict[str, Any]] = []
+        for row in iter_rows(path):
+            if row.record is None:
+                raise InputError(f"{path}: {row.error}")
+            records.append(row.record)
+        dataset = datasets.Dataset.from_list(records)
+    elif path.suffix in (".jsonl", ".json", ".parquet") or path.is_absolute():
+        raise InputError(f"dataset not found: {path}")
+    else:  # a hub id: the only network access in this module, and only when asked for
+        dataset = datasets.load_dataset(config.path, split=config.split)
+    columns = list(dataset.column_names)
+    if config.messages_column not in columns:
+        raise InputError(
+            f"dataset has no messages column {config.messages_column!r}; columns: {columns}"
+        )
+    if config.messages_column != "messages":
+        dataset = dataset.rename_column(config.messages_column, "messages")
+    if config.min_reward is not None:
+        if "reward" not in columns:
+            raise InputError(
+                "dataset.min_reward needs a `reward` column (rewardkit sample writes one)"
+            )
+        threshold = config.min_reward
+        dataset = dataset.filter(
+            lambda row: row["reward"] is not None and row["reward"] >= threshold
+        )
+    if config.limit is not None:
+        dataset = dataset.select(range(min(config.limit, len(dataset))))
+    if len(dataset) == 0:
+        raise InputError(f"{config.path}: no rows to train on")
+    return dataset  # as written: TRL reads `messages` and leaves provenance columns be
+
+
+@dataclass
+class SFTRunResult:
+    """What a run did: where the model is and the loss curve TRL logged."""
+
+    output_dir: Path
+    global_step: int
+    losses: list[float] = field(default_factory=list)
+    resumed_from: str | None = None
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def train_sft(config: SFTRunConfig, *, resume: bool = False) -> SFTRunResult:
+    """Fine-tune on the dataset's messages; `resume=True` continues the last checkpoint."""
+    trl = _require("trl")
+    transformers = _require("transformers")
+    from transformers.trainer_utils import get_last_checkpoint
+
+    output_dir = Path(config.output_dir)
+    last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    if last is not None and not resume:
+        raise ConfigError(
+            f"{output_dir} already holds checkpoints (last: {Path(last).name}); "
+            "pass --resume to continue it, or choose another output_dir"
+        )
+    args = build_sft_config(config)
+    dataset = load_sft_dataset(config.dataset)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(config.model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    trainer = trl.SFTTrainer(
+        model=config.model, args=args, train_dataset=dataset, processing_class=tokenizer
+    )
+    trainer.train(resume_from_checkpoint=last if resume else None)
+    trainer.save_model(str(output_dir))
+    history = list(trainer.state.log_history)
+    return SFTRunResult(
+        output_dir=output_dir,
+        global_step=trainer.state.global_step,
+        losses=[float(h["loss"]) for h in history if "loss" in h],
+        resumed_from=last if resume else None,
+        log_history=history,
+    )
+
+
+def run_cli(config_path: str, *, resume: bool) -> int:
+    """`rewardkit train sft`: train, then print the loss curve's ends and where the model is."""
+    result = train_sft(load_sft_config(config_path), resume=resume)
+    if resume and result.resumed_from is None:
+        print("rewardkit train sft: no checkpoint found; trained from the start")
+    if result.losses:
+        print(
+            f"trained {result.global_step} steps; loss {result.losses[0]:.3f} -> {result.losses[-1]:.3f}"
+        )
+    else:
+        print(f"trained {result.global_step} steps")
+    print(f"model and checkpoints: {result.output_dir}")
+    return 0
