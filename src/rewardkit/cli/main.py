@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("rewardkit.cli.serve", "serve rewards over HTTP (OpenRLHF protocol and native)"),
     "train": ("rewardkit.cli.train", "train a policy with GRPO on rewardkit rewards"),
     "rewards": ("rewardkit.cli.rewards", "list the registered rewards"),
+    "audit": ("rewardkit.cli.audit", "catch reward hacking in a run; pairwise win rates"),
 }
 
 EXIT_USAGE = 2
