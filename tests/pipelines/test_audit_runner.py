@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,9 @@ def test_hacked_run_is_flagged(tmp_path: Path) -> None:
     assert doc["kind"] == "audit" and doc["steps"] == STEPS
     assert doc["proxy"][0] == pytest.approx(0.2) and doc["proxy"][-1] == 1.0
     assert doc["gold"][0] == 0.5 and doc["gold"][-1] == 0.0
-    assert doc["divergence"]["flagged"] and doc["divergence"]["first_step"] == 30  # first step with 2 windows
+    assert (
+        doc["divergence"]["flagged"] and doc["divergence"]["first_step"] == 30
+    )  # first step with 2 windows
     assert result.divergence.first_step == 30
     features = doc["features"]
     assert features["master_key"][0] == 0.0 and features["master_key"][-1] == 1.0
@@ -103,7 +106,9 @@ def test_proxy_can_be_rescored_and_unscored_gold_is_counted(tmp_path: Path) -> N
 
 def test_recorded_null_rewards_are_counted(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run", honest_completion, lambda s, t: None if s == 5 else 0.5)
-    doc = audit_run(run, spec_scorer(RewardSpec.single("math")), tmp_path / "o", plot=False).document
+    doc = audit_run(
+        run, spec_scorer(RewardSpec.single("math")), tmp_path / "o", plot=False
+    ).document
     assert doc["proxy"][0] is None and doc["unscored"][0] == {"proxy: recorded_none": 4}
     assert doc["proxy"][1] == 0.5
 
@@ -142,7 +147,7 @@ def test_bad_sample_files_say_where(tmp_path: Path, content: str, message: str) 
 def test_missing_run_and_missing_samples(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="run not found"):
         audit_run(tmp_path / "nope", spec_scorer(RewardSpec.single("math")), tmp_path / "o")
-    with pytest.raises(InputError, match="samples: {every: N}"):
+    with pytest.raises(InputError, match=re.escape("samples: {every: N}")):
         audit_run(tmp_path, spec_scorer(RewardSpec.single("math")), tmp_path / "o")
 
 

@@ -50,7 +50,9 @@ def quality_judge() -> MockBackend:
 
     def answer(request: GenerateRequest, index: int) -> str:
         first, second = shown_responses(request)
-        return verdict("correct" in first if ("correct" in first) != ("correct" in second) else True)
+        return verdict(
+            "correct" in first if ("correct" in first) != ("correct" in second) else True
+        )
 
     return MockBackend(answer)
 
@@ -61,7 +63,9 @@ def make_pairs(n: int, *, policy_longer: float, seed: int = 0) -> list[PairInput
     for i in range(n):
         short, long = "x" * rng.randint(20, 60), "y" * rng.randint(120, 400)
         longer = rng.random() < policy_longer
-        pairs.append(PairInput(str(i), f"question {i}", long if longer else short, short if longer else long))
+        pairs.append(
+            PairInput(str(i), f"question {i}", long if longer else short, short if longer else long)
+        )
     return pairs
 
 
@@ -116,14 +120,12 @@ async def test_invalid_judgments_are_counted_not_dropped() -> None:
 
 def battles_with_share(share: float, n: int, seed: int = 0) -> list[Battle]:
     rng = random.Random(seed)
-    return [
-        Battle(str(i // 2), rng.random() < share, i % 2 == 0, 100, 100) for i in range(2 * n)
-    ]
+    return [Battle(str(i // 2), rng.random() < share, i % 2 == 0, 100, 100) for i in range(2 * n)]
 
 
 def test_bootstrap_ci_covers_the_truth_and_narrows_with_data() -> None:
     small_rate, small = win_rate(battles_with_share(0.7, 50), seed=1)
-    big_rate, big = win_rate(battles_with_share(0.7, 2000), seed=1)
+    _, big = win_rate(battles_with_share(0.7, 2000), seed=1)
     assert small[0] <= small_rate <= small[1] and big[0] < 0.7 < big[1]
     assert (big[1] - big[0]) < (small[1] - small[0]) / 3
     again = win_rate(battles_with_share(0.7, 50), seed=1)
@@ -133,7 +135,9 @@ def test_bootstrap_ci_covers_the_truth_and_narrows_with_data() -> None:
 def test_ci_resamples_prompts_not_battles() -> None:
     # Every prompt's two orders agree: the per-prompt shares are 0 or 1, so the CI is
     # as wide as for n independent coin flips, not 2n.
-    battles = [Battle(str(i), i % 2 == 0, first, 10, 10) for i in range(100) for first in (True, False)]
+    battles = [
+        Battle(str(i), i % 2 == 0, first, 10, 10) for i in range(100) for first in (True, False)
+    ]
     rate, (lo, hi) = win_rate(battles, n_boot=2000)
     assert rate == 0.5
     expected_halfwidth = 1.96 * math.sqrt(0.25 / 100)

@@ -415,6 +415,7 @@ def train_grpo(config: GRPORunConfig, *, resume: bool = False) -> GRPORunResult:
         )
     args = build_grpo_config(config, spec)
     dataset = load_train_dataset(config.dataset)
+    auditor = _auditor(config, spec) if config.audit is not None else None
 
     funcs: Sequence[RewardFunc | AsyncRewardFunc] = reward_funcs(
         spec, reference_column=config.dataset.reference_column, mode=config.reward_mode
@@ -433,7 +434,6 @@ def train_grpo(config: GRPORunConfig, *, resume: bool = False) -> GRPORunResult:
     tokenizer = transformers.AutoTokenizer.from_pretrained(config.model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    auditor = _auditor(config, spec) if config.audit is not None else None
     trainer = trl.GRPOTrainer(
         model=config.model,
         reward_funcs=list(funcs),
@@ -464,11 +464,14 @@ def _auditor(config: GRPORunConfig, spec: RewardSpec) -> Any:
     """The held-out prompts and both scorers, checked before any training starts."""
     from rewardkit.pipelines.audit.callback import PolicyAuditor
     from rewardkit.pipelines.audit.record import spec_scorer
+    from rewardkit.registry import resolve_factory
 
     audit = config.audit
     assert audit is not None
     try:
         gold = resolve_reward_spec(audit.gold)
+        for entry in gold.rewards:  # an unknown name fails now, not at the first audit
+            resolve_factory(entry.reward)
     except ConfigError as exc:
         raise ConfigError(f"audit.gold: {exc}") from exc
     reference_column = audit.reference_column or config.dataset.reference_column
