@@ -145,3 +145,14 @@ def test_hacked_proxy_is_flagged_and_honest_proxy_is_not(tmp_path: Path) -> None
     assert honest.audit is not None
     assert honest.audit["proxy"] == honest.audit["gold"]
     assert not honest.audit["divergence"]["flagged"], honest.audit
+
+
+@pytest.mark.parametrize("name", ["hacked", "honest"])
+def test_example_configs_load(name: str) -> None:
+    """examples/audit's configs (shown in docs/audit.md) are valid run configs."""
+    folder = Path(__file__).resolve().parents[2] / "examples" / "audit"
+    config = load_run_config(folder / f"{name}.yaml")
+    assert config.audit is not None and config.audit.gold == "math"
+    assert config.audit.prompts == str(folder / "heldout.jsonl")
+    assert config.audit.sampling == "sample" and config.audit.every == 2
+    assert config.output_dir == str(folder / "runs" / name)
