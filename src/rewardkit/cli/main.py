@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "rewards": ("rewardkit.cli.rewards", "list the registered rewards"),
     "eval": ("rewardkit.cli.eval", "measure a judge on labelled preference data; probe its biases"),
     "report": ("rewardkit.cli.report", "one HTML page for eval and probe result folders"),
+    "audit": ("rewardkit.cli.audit", "catch reward hacking in a run; pairwise win rates"),
 }
 
 EXIT_USAGE = 2

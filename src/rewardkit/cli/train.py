@@ -59,4 +59,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"model and checkpoints: {result.output_dir}")
     if result.samples_path is not None:
         print(f"samples: {result.samples_path}")
+    if result.audit is not None:
+        from rewardkit.pipelines.audit.callback import AUDIT_CSV
+
+        flagged = result.audit["divergence"]
+        verdict = (
+            f"possible reward hacking from step {flagged['first_step']}"
+            if flagged["flagged"]
+            else "no divergence between proxy and gold"
+        )
+        print(f"audit: {verdict}; curves in {result.output_dir / AUDIT_CSV}")
     return 0

@@ -14,6 +14,10 @@ reward:                               # an inline spec, or a path to a spec file
       weight: 0.2
 output_dir: runs/grpo-math
 samples: {every: 10}                  # write prompt/completion/reward JSONL every 10 steps
+audit:                                # optional: catch reward hacking (docs/audit.md)
+  gold: math                          # the reward the proxy should agree with
+  prompts: data/heldout.jsonl         # fixed held-out prompts
+  every: 10
 grpo:                                 # passed to trl.GRPOConfig as is (checked for typos)
   learning_rate: 1.0e-6
   num_generations: 8
@@ -41,11 +45,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rewardkit.errors import ConfigError, InputError, MissingDependencyError
 from rewardkit.integrations.trl import AsyncRewardFunc, RewardFunc, reward_funcs
 from rewardkit.io import iter_rows
+from rewardkit.pipelines.audit.config import AuditConfig, resolve_reward_spec
 from rewardkit.scoring import RewardReport
 from rewardkit.spec import RewardSpec, load_spec
 from rewardkit.types import Sample, Score
 
 __all__ = [
+    "AuditConfig",
     "DatasetConfig",
     "GRPORunConfig",
     "GRPORunResult",
@@ -111,6 +117,11 @@ class GRPORunConfig(BaseModel):
         "(TRL then logs each and applies the spec weights as GRPOConfig.reward_weights).",
     )
     samples: SamplesConfig = Field(default_factory=SamplesConfig)
+    audit: AuditConfig | None = Field(
+        default=None,
+        description="Score held-out answers by the proxy and a gold reward every N steps and "
+        "flag divergence (reward hacking); see docs/audit.md.",
+    )
     grpo: dict[str, Any] = Field(
         default_factory=dict, description="Options for trl.GRPOConfig, passed through."
     )
@@ -140,6 +151,11 @@ def load_run_config(path: str | Path) -> GRPORunConfig:
             load_spec(config.reward)
         except ConfigError as exc:
             raise ConfigError(f"{path}: reward: {exc}") from exc
+    if config.audit is not None and isinstance(config.audit.gold, dict):
+        try:
+            load_spec(config.audit.gold)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: audit.gold: {exc}") from exc
     return _resolve_paths(config, path.resolve().parent)
 
 
@@ -155,12 +171,22 @@ def _resolve_paths(config: GRPORunConfig, base: Path) -> GRPORunConfig:
     if not Path(output_dir).is_absolute():
         output_dir = str(base / output_dir)
     dataset = config.dataset.model_copy(update={"path": local(config.dataset.path)})
+    audit = config.audit
+    if audit is not None:
+        gold = audit.gold
+        spec_file = isinstance(gold, str) and (
+            (base / gold).is_file() or Path(gold).suffix in (".yaml", ".yml", ".json", ".toml")
+        )
+        if isinstance(gold, str) and spec_file and not Path(gold).is_absolute():
+            gold = str(base / gold)
+        audit = audit.model_copy(update={"prompts": local(audit.prompts), "gold": gold})
     return config.model_copy(
         update={
             "model": local(config.model),
             "dataset": dataset,
             "reward": reward,
             "output_dir": output_dir,
+            "audit": audit,
         }
     )
 
@@ -370,6 +396,7 @@ class GRPORunResult:
     samples_path: Path | None = None
     resumed_from: str | None = None
     log_history: list[dict[str, Any]] = field(default_factory=list)
+    audit: dict[str, Any] | None = None  # the `kind: audit` document, when audit: is set
 
 
 def train_grpo(config: GRPORunConfig, *, resume: bool = False) -> GRPORunResult:
@@ -388,6 +415,7 @@ def train_grpo(config: GRPORunConfig, *, resume: bool = False) -> GRPORunResult:
         )
     args = build_grpo_config(config, spec)
     dataset = load_train_dataset(config.dataset)
+    auditor = _auditor(config, spec) if config.audit is not None else None
 
     funcs: Sequence[RewardFunc | AsyncRewardFunc] = reward_funcs(
         spec, reference_column=config.dataset.reference_column, mode=config.reward_mode
@@ -414,6 +442,10 @@ def train_grpo(config: GRPORunConfig, *, resume: bool = False) -> GRPORunResult:
         processing_class=tokenizer,
         callbacks=[_sample_callback(log)],
     )
+    if auditor is not None:
+        from rewardkit.pipelines.audit.callback import audit_callback
+
+        trainer.add_callback(audit_callback(auditor, trainer))
     trainer.train(resume_from_checkpoint=last if resume else None)
     trainer.save_model(str(output_dir))
     history = list(trainer.state.log_history)
@@ -424,4 +456,41 @@ def train_grpo(config: GRPORunConfig, *, resume: bool = False) -> GRPORunResult:
         samples_path=log.path if log.path.exists() else None,
         resumed_from=last if resume else None,
         log_history=history,
+        audit=auditor.document() if auditor is not None else None,
+    )
+
+
+def _auditor(config: GRPORunConfig, spec: RewardSpec) -> Any:
+    """The held-out prompts and both scorers, checked before any training starts."""
+    from rewardkit.pipelines.audit.callback import PolicyAuditor
+    from rewardkit.pipelines.audit.record import spec_scorer
+    from rewardkit.registry import resolve_factory
+
+    audit = config.audit
+    assert audit is not None
+    try:
+        gold = resolve_reward_spec(audit.gold)
+        for entry in gold.rewards:  # an unknown name fails now, not at the first audit
+            resolve_factory(entry.reward)
+    except ConfigError as exc:
+        raise ConfigError(f"audit.gold: {exc}") from exc
+    reference_column = audit.reference_column or config.dataset.reference_column
+    heldout = load_train_dataset(
+        config.dataset.model_copy(
+            update={
+                "path": audit.prompts,
+                "prompt_column": audit.prompt_column or config.dataset.prompt_column,
+                "reference_column": reference_column,
+                "limit": audit.limit,
+                "split": config.dataset.split,
+            }
+        )
+    )
+    return PolicyAuditor(
+        config=audit,
+        rows=list(heldout),
+        reference_column=reference_column,
+        proxy=spec_scorer(spec),
+        gold=spec_scorer(gold),
+        output_dir=Path(config.output_dir),
     )
