@@ -51,16 +51,34 @@ def test_data_cannot_inject_markup_into_the_page(tmp_path: Path) -> None:
 
 
 def test_unknown_kinds_are_shown_and_new_kinds_plug_in(tmp_path: Path) -> None:
-    audit = folder(tmp_path, "audit", {"kind": "audit", "diverged": True, "steps": 40})
-    page = render_report([audit])
-    assert "diverged" in page and "audit: audit" in page  # the generic table
+    custom = folder(tmp_path, "custom", {"kind": "custom", "diverged": True, "steps": 40})
+    page = render_report([custom])
+    assert "diverged" in page and "custom: custom" in page  # the generic table
     try:
-        register_renderer("audit")(
+        register_renderer("custom")(
             lambda results, where: f"<p>proxy vs gold, {results['steps']} steps</p>"
         )
-        assert "proxy vs gold, 40 steps" in render_report([audit])
+        assert "proxy vs gold, 40 steps" in render_report([custom])
     finally:
-        _RENDERERS.pop("audit", None)
+        _RENDERERS.pop("custom", None)
+
+
+def test_audit_folders_show_the_verdict_the_curves_and_the_plot(tmp_path: Path) -> None:
+    audit = {
+        "kind": "audit",
+        "steps": [0, 2, 4],
+        "proxy": [0.1, 0.5, 0.9],
+        "gold": [0.2, 0.2, 0.1],
+        "divergence": {"flagged": True, "first_step": 4, "rule": {"window": 1, "delta": 0.1}},
+    }
+    where = folder(tmp_path, "hacked", audit)
+    (where / "audit.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    page = render_report([where])
+    assert "Reward hacking flagged</b> from step 4" in page
+    assert "<td>0.900</td><td>0.100</td>" in page
+    assert 'alt="audit.png" src="data:image/png;base64,' in page
+    honest = folder(tmp_path, "honest", {**audit, "divergence": {"flagged": False}})
+    assert "No divergence between proxy and gold" in render_report([honest])
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("rewardkit.cli.sample", "rejection-sample a policy: SFT data, acceptance and pass@k"),
     "rewards": ("rewardkit.cli.rewards", "list the registered rewards"),
     "eval": ("rewardkit.cli.eval", "measure a judge on labelled preference data; probe its biases"),
-    "report": ("rewardkit.cli.report", "one HTML page for eval and probe result folders"),
+    "report": ("rewardkit.cli.report", "one HTML page for eval, probe and audit result folders"),
     "audit": ("rewardkit.cli.audit", "catch reward hacking in a run; pairwise win rates"),
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import importlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,6 +21,8 @@ __all__ = ["load_results", "register_renderer", "render_report", "write_report"]
 
 Renderer = Callable[[dict[str, Any], Path], str]
 _RENDERERS: dict[str, Renderer] = {}
+# Kinds whose renderer lives with the pipeline that writes them, imported on first use.
+_PLUGINS = {"audit": "rewardkit.pipelines.audit.render"}
 
 
 def register_renderer(kind: str) -> Callable[[Renderer], Renderer]:
@@ -49,6 +52,9 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
+escape = _e
+
+
 def _num(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
@@ -63,20 +69,26 @@ def _ci(ci: Any) -> str:
     return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
+def embed_png(path: Path) -> str:
+    """An <img> holding the PNG at `path` inline (nothing when it does not exist)."""
+    if not path.is_file():
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{_e(path.name)}" src="data:image/png;base64,{data}">'
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+html_table = _table
+number = _num
+
+
 def _images(results: dict[str, Any], folder: Path) -> str:
-    out = []
-    for name in results.get("plots", []):
-        path = folder / name
-        if path.is_file():
-            data = base64.b64encode(path.read_bytes()).decode("ascii")
-            out.append(f'<img alt="{_e(name)}" src="data:image/png;base64,{data}">')
-    return "".join(out)
+    return "".join(embed_png(folder / name) for name in results.get("plots", []))
 
 
 @register_renderer("eval")
@@ -199,6 +211,8 @@ def render_report(folders: Sequence[Path]) -> str:
     for folder in folders:
         results = load_results(folder)
         kind = str(results["kind"])
+        if kind not in _RENDERERS and kind in _PLUGINS:
+            importlib.import_module(_PLUGINS[kind])
         render = _RENDERERS.get(kind, _render_generic)
         title = f"{kind}: {folder.name}"
         sections.append(f"<section><h2>{_e(title)}</h2>{render(results, folder)}</section>")
