@@ -165,12 +165,34 @@ class RewardFunc(_Base):
         return self._finish(samples, reports, kwargs)
 
 
+async def _trl_signature(
+    prompts: Sequence[Any],
+    completions: Sequence[Any],
+    completion_ids: Sequence[Sequence[int]] | None = None,
+    **kwargs: Any,
+) -> list[float | None]:
+    """Never called: its code object is what `AsyncRewardFunc` shows to `inspect`."""
+    raise NotImplementedError
+
+
 class AsyncRewardFunc(_Base):
     """An async TRL reward function: TRL awaits it on its event loop alongside the others.
 
     The whole batch goes to the spec in one call, so a judge with `group_by_prompt=True`
     sees the `num_generations` completions of each prompt together.
+
+    TRL decides whether to await a reward function with `inspect.iscoroutinefunction`,
+    which is False for an object whose `__call__` is async: TRL up to 1.13 then iterates
+    the coroutine (`'coroutine' object is not iterable`). The class attributes below make
+    instances the duck type of a function that `inspect` documents for compiled functions
+    (`__code__`, `__defaults__`, `__kwdefaults__`), with the code and signature of
+    `_trl_signature`, so `iscoroutinefunction` and `inspect.signature` answer as for an
+    `async def` while the object stays a picklable class instance.
     """
+
+    __code__ = _trl_signature.__code__
+    __defaults__ = _trl_signature.__defaults__
+    __kwdefaults__ = _trl_signature.__kwdefaults__
 
     async def __call__(
         self,
