@@ -22,6 +22,8 @@ Nothing here imports torch or trl: the functions are plain picklable callables.
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -41,8 +43,10 @@ from rewardkit.spec import RewardSpec
 from rewardkit.types import Sample, Score
 
 __all__ = [
+    "SUPPORTED_TRL",
     "AsyncRewardFunc",
     "RewardFunc",
+    "check_trl_version",
     "reward_funcs",
     "reward_weights",
 ]
@@ -220,6 +224,29 @@ def _make(
     )
 
 
+#: TRL releases the adapter is tested with (CI runs GRPOTrainer on the oldest and newest).
+SUPPORTED_TRL = ">=1.0,<2"
+
+
+def check_trl_version(installed: str | None = None) -> None:
+    """Raise `ConfigError` when the installed TRL is outside `SUPPORTED_TRL`.
+
+    Reads the version from package metadata, so trl is not imported; nothing to check
+    when trl is absent (the functions are plain callables usable without it).
+    """
+    if installed is None:
+        try:
+            installed = importlib.metadata.version("trl")
+        except importlib.metadata.PackageNotFoundError:
+            return
+    match = re.match(r"(\d+)\.", installed)
+    if match is None or not 1 <= int(match.group(1)) < 2:
+        raise ConfigError(
+            f"rewardkit's TRL adapter supports trl{SUPPORTED_TRL}, found trl {installed}: "
+            "install a supported version, e.g. pip install 'trl>=1.0,<2'"
+        )
+
+
 def reward_funcs(
     spec: RewardSpec | str | Path | dict[str, Any] | None = None,
     *,
@@ -240,6 +267,7 @@ def reward_funcs(
         raise ConfigError(f"mode must be 'combined' or 'per_reward', got {mode!r}")
     if async_mode not in ("auto", "sync", "async"):
         raise ConfigError(f"async_mode must be 'auto', 'sync' or 'async', got {async_mode!r}")
+    check_trl_version()
     resolved = resolve_spec(spec, reward, reward_args)
     if mode == "combined":
         name = resolved.rewards[0].label if len(resolved.rewards) == 1 else "rewardkit"
