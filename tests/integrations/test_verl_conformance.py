@@ -1,4 +1,4 @@
-"""verl 0.9's own code driving rewardkit: its Hydra config, `get_custom_reward_fn`, reward loop.
+"""verl's own code (0.7.1 - 0.9.1) driving rewardkit: its Hydra config, `get_custom_reward_fn`, reward loop.
 
 Nothing from verl is copied here: the documented override lists are read from
 docs/integrations.md, composed against the `ppo_trainer` config shipped in the installed
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -164,8 +165,14 @@ def test_documented_config_loads_rewardkits_function(
         assert reward_kwargs == {"spec": str(contains_spec)}
 
 
-def test_legacy_top_level_keys_are_ignored_by_verl_09(contains_spec: Path) -> None:
-    """Why the docs changed: the pre-0.9 keys compose, but verl 0.9 never reads them."""
+def test_legacy_top_level_keys_reach_verl_only_through_a_migration(contains_spec: Path) -> None:
+    """Why the docs changed: the pre-0.7 keys still compose, but verl reads `reward.*` only.
+
+    verl 0.7 and 0.8's `main_ppo` migrate the old keys into `reward.*`; 0.9's does not
+    (only its fully-async entry point does), so there they are silently ignored.
+    """
+    import importlib.util
+
     from verl.trainer.ppo.reward import get_custom_reward_fn
 
     config = compose(
@@ -175,9 +182,18 @@ def test_legacy_top_level_keys_are_ignored_by_verl_09(contains_spec: Path) -> No
         ]
     )
     assert get_custom_reward_fn(config) is None  # verl would fall back to its own scorer
+    main_ppo = importlib.util.find_spec("verl.trainer.main_ppo")
+    assert main_ppo is not None and main_ppo.origin is not None
+    migrates = "migrate_legacy_reward_impl" in Path(main_ppo.origin).read_text()
+    assert migrates == (verl_version() < (0, 9))
 
 
-def test_batch_reward_manager_is_gone_in_verl_09() -> None:
+def verl_version() -> tuple[int, int]:
+    major, minor = re.match(r"(\d+)\.(\d+)", verl.__version__).groups()  # type: ignore[union-attr]
+    return int(major), int(minor)
+
+
+def test_batch_reward_manager_is_gone_from_the_reward_loop() -> None:
     from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
 
     with pytest.raises(ValueError, match="Unknown reward manager: batch"):
@@ -276,3 +292,79 @@ def test_group_manager_without_a_batch_function_is_a_config_error(
     )
     with pytest.raises(ConfigError, match="compute_score_batch"):
         reward_loop.RewardLoopWorker(config)
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Any:
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_remote_manager_ships_the_function_to_ray_workers(
+    tmp_path: Path, tokenizer_dir: Path, local_ray: Any
+) -> None:
+    """verl's `remote` manager pickles the function into Ray processes: pkg:// makes that work.
+
+    The Ray worker is a fresh process, so the spec uses a built-in reward (`math`) rather
+    than the test-registered ones.
+    """
+    from verl.utils import hf_tokenizer
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("rewards:\n  - reward: math\n    weight: 2\n")
+    config = config_for(
+        "compute_score",
+        spec,
+        tokenizer_dir,
+        "reward.reward_manager.name=remote",
+        "reward.num_workers=1",
+    )
+    data = rollouts(hf_tokenizer(str(tokenizer_dir)), ROWS)
+    out = run_reward_loop(config, data)
+    assert [o["reward_score"] for o in out] == [2.0, 0.0, 2.0, 0.0]
+
+
+@pytest.mark.slow
+def test_remote_manager_refuses_the_async_form(
+    contains_spec: Path, tokenizer_dir: Path, local_ray: Any
+) -> None:
+    config = config_for(
+        "compute_score",
+        contains_spec,
+        tokenizer_dir,
+        "reward.custom_reward_function.name=compute_score_async",
+        "reward.reward_manager.name=remote",
+        "reward.num_workers=1",
+    )
+
+    async def build() -> None:
+        reward_loop.RewardLoopWorker(config)
+
+    with pytest.raises(AssertionError, match="Async reward score is not supported"):
+        asyncio.run(build())
+
+
+def test_group_manager_group_size_override_closes_groups_without_waiting(
+    tmp_path: Path, tokenizer_dir: Path, judge_batches: list[Any]
+) -> None:
+    from verl.utils import hf_tokenizer
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("rewards:\n  - reward: h2_group_judge\n")
+    config = config_for(
+        "compute_score_batch",
+        spec,
+        tokenizer_dir,
+        "+reward.reward_kwargs.group_size=2",
+        "+reward.reward_kwargs.group_wait_s=600",  # a wait would time the test out
+    )
+    rows = [("u1", "say the digit 1", "7 7", "7"), ("u1", "say the digit 1", "7", "7")]
+    data = rollouts(hf_tokenizer(str(tokenizer_dir)), rows)
+    start = time.monotonic()
+    out = run_reward_loop(config, data)
+    assert time.monotonic() - start < 60
+    assert [o["reward_score"] for o in out] == [2.0, 1.0]
+    assert [len(b) for b in judge_batches] == [2]

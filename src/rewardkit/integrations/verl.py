@@ -1,6 +1,6 @@
 """verl adapter: `compute_score` in its three forms, driven by a rewardkit spec.
 
-For verl 0.9 (the `reward.` config tree; see docs/integrations.md for the full commands):
+For verl 0.7 - 0.9 (the `reward.` config tree; docs/integrations.md has the full commands):
 
     reward.custom_reward_function.path=pkg://rewardkit.integrations.verl
     reward.custom_reward_function.name=compute_score         # or compute_score_async
@@ -13,7 +13,7 @@ For verl 0.9 (the `reward.` config tree; see docs/integrations.md for the full c
                          `group_by_prompt=True` sees each prompt's rollouts together
 
 verl 0.9 ignores the older top-level `custom_reward_function.*` keys (it then trains on its
-own default scorer, silently) and has no `batch` reward manager any more.
+own default scorer, silently), and its reward loop has no `batch` reward manager.
 
 The spec arrives as keyword arguments from verl's `reward_kwargs`: `spec=<path>` or
 `reward=<name>` (+ `reward_args={...}`), or from the `REWARDKIT_SPEC` / `REWARDKIT_REWARD`

@@ -1,6 +1,6 @@
 """A verl reward manager that scores each prompt's rollouts in one call (listwise judging).
 
-verl 0.9 computes rewards in its reward loop one sample at a time (`run_single`), streamed
+verl (0.7 - 0.9) computes rewards in its reward loop one sample at a time (`run_single`), streamed
 while rollouts finish, and its `batch` reward manager is gone; so a judge with
 `group_by_prompt: true` would see every response alone. `GroupRewardManager` is a reward
 manager for verl's own extension point (`reward.reward_manager.source=importlib`): it holds
@@ -23,7 +23,8 @@ incomplete `group_wait_s` seconds (default 30, `+reward.reward_kwargs.group_wait
 its first sample arrived is scored with the samples that came (a warning is logged): this is
 what happens in validation when `val_kwargs.n` differs from `rollout.n`.
 
-Importing this module imports verl (>= 0.9); nothing else in rewardkit does.
+Importing this module imports verl (>= 0.7, CI-tested 0.7.1 and 0.9.1); nothing else in
+rewardkit does.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ from rewardkit.errors import ConfigError
 
 try:
     from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
-except ImportError as exc:  # verl < 0.9 has no reward loop manager base
+except ImportError as exc:  # verl < 0.7 has no reward loop manager base
     raise ConfigError(
-        "rewardkit.integrations.verl_group needs verl >= 0.9 (its reward loop and "
+        "rewardkit.integrations.verl_group needs verl >= 0.7 (its reward loop and "
         f"`reward.reward_manager.source=importlib`); importing verl failed: {exc}"
     ) from exc
 
