@@ -368,3 +368,25 @@ def test_group_manager_group_size_override_closes_groups_without_waiting(
     assert time.monotonic() - start < 60
     assert [o["reward_score"] for o in out] == [2.0, 1.0]
     assert [len(b) for b in judge_batches] == [2]
+
+
+def test_group_manager_reports_a_batch_function_that_drops_samples(
+    tmp_path: Path, tokenizer_dir: Path
+) -> None:
+    """A batch function returning fewer results fails every sample loudly, none is dropped."""
+    from verl.utils import hf_tokenizer
+
+    from rewardkit.errors import ConfigError
+
+    module = tmp_path / "bad_reward.py"
+    module.write_text("def compute_score_batch(data_sources, **kwargs):\n    return [0.0]\n")
+    config = config_for(
+        "compute_score_batch",
+        tmp_path / "unused.yaml",
+        tokenizer_dir,
+        f"reward.custom_reward_function.path={module}",
+        "+reward.reward_kwargs.group_size=2",
+    )
+    rows = [("u1", "say the digit 1", "7", "7"), ("u1", "say the digit 1", "7", "7")]
+    with pytest.raises(ConfigError, match="returned 1 results for 2 samples"):
+        run_reward_loop(config, rollouts(hf_tokenizer(str(tokenizer_dir)), rows))
