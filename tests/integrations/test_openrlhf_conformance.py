@@ -1,4 +1,4 @@
-"""OpenRLHF 0.11's own code driving rewardkit: its argument parser, file loader, HTTP client.
+"""OpenRLHF's own code (0.10.2 - 0.11.2) driving rewardkit: parser, file loader, HTTP client.
 
 Nothing from OpenRLHF is copied here. The parser is built by running the `add_argument`
 statements of the installed `openrlhf/cli/train_ppo_ray.py` (its module-level imports need

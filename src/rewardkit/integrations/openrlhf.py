@@ -5,7 +5,7 @@
         --reward.remote_url "$(python -c 'import rewardkit.integrations.openrlhf as m; print(m.__file__)')" \\
         --data.label_key answer
 
-(OpenRLHF >= 0.10.2 flag names; tested with 0.11.2. Earlier releases called them
+(OpenRLHF >= 0.10.2 flag names; tested with 0.10.2 and 0.11.2. Earlier releases called them
 `--remote_rm_url` and `--label_key`.)
 
 OpenRLHF loads the file and calls `reward_func(queries, prompts, labels)`: `queries` are
