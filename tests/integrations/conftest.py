@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import re
+import sys
+import types
 from collections.abc import Sequence
 
 import pytest
@@ -99,3 +102,26 @@ def judge_batches() -> list[list[tuple[str, str]]]:
     """The batches `h2_group_judge` received during the test."""
     JUDGE_BATCHES.clear()
     return JUDGE_BATCHES
+
+
+@pytest.fixture
+def vllm_stub(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in `vllm` for importing OpenRLHF's CPU-side rollout code without a GPU.
+
+    vLLM needs CUDA and is not installed in CI. OpenRLHF's samples generator imports
+    `vllm.SamplingParams`, `vllm.inputs.TokensPrompt` and `vllm.utils.random_uuid` at module
+    level but the function under test (turning a reward answer into an `Experience`) uses
+    none of them. Installed only for the test that asks for it, and only when the real
+    vLLM is absent; nothing here generates text.
+    """
+    if importlib.util.find_spec("vllm") is not None:
+        return
+    vllm = types.ModuleType("vllm")
+    inputs = types.ModuleType("vllm.inputs")
+    utils = types.ModuleType("vllm.utils")
+    vllm.SamplingParams = type("SamplingParams", (), {})  # type: ignore[attr-defined]
+    inputs.TokensPrompt = dict  # type: ignore[attr-defined]
+    utils.random_uuid = lambda: "stub"  # type: ignore[attr-defined]
+    vllm.inputs, vllm.utils = inputs, utils  # type: ignore[attr-defined]
+    for name, module in (("vllm", vllm), ("vllm.inputs", inputs), ("vllm.utils", utils)):
+        monkeypatch.setitem(sys.modules, name, module)

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from rewardkit.errors import ConfigError, InputError
-from rewardkit.integrations.trl import AsyncRewardFunc, RewardFunc, reward_funcs, reward_weights
+from rewardkit.integrations.trl import (
+    AsyncRewardFunc,
+    RewardFunc,
+    check_trl_version,
+    reward_funcs,
+    reward_weights,
+)
 
 SPEC = {
     "rewards": [
@@ -184,6 +190,15 @@ def test_async_judge_function_groups_by_prompt(judge_batches: list[Any]) -> None
     [func] = reward_funcs(reward="h2_group_judge", reward_args={"max_group": 2})
     assert isinstance(func, AsyncRewardFunc)
     assert inspect.iscoroutinefunction(func.__call__)  # what TRL's is_async_callable checks
+    assert inspect.iscoroutinefunction(func)  # what TRL 1.0-1.13 check on the object itself
+    assert inspect.iscoroutinefunction(pickle.loads(pickle.dumps(func)))
+    # the signature TRL sees is the reward-function one, not (self, ...)
+    assert list(inspect.signature(func).parameters) == [
+        "prompts",
+        "completions",
+        "completion_ids",
+        "kwargs",
+    ]
     prompts = ["p1"] * 3 + ["p2"] * 3  # TRL: each prompt repeated num_generations times
     completions = ["7", "7 7", "x", "7 7 7", "y", "7"]
     assert call(func, prompts, completions) == [1.0, 2.0, 0.0, 3.0, 0.0, 1.0]
@@ -193,6 +208,7 @@ def test_async_judge_function_groups_by_prompt(judge_batches: list[Any]) -> None
 def test_sync_mode_still_runs_an_async_judge() -> None:
     [func] = reward_funcs(reward="h2_group_judge", async_mode="sync")
     assert isinstance(func, RewardFunc)
+    assert not inspect.iscoroutinefunction(func)  # TRL must call it, not await it
     assert call(func, ["p", "p"], ["7 7", "no"]) == [2.0, 0.0]
     assert call(func, ["p"], ["7"]) == [1.0]  # a second call reuses the same loop
 
@@ -228,3 +244,23 @@ def test_importing_integrations_does_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize(
+    ("version", "supported"),
+    [
+        ("1.0.0", True),
+        ("1.13.0", True),
+        ("1.16.0", True),
+        ("1.17.0.dev0", True),
+        ("0.29.1", False),
+        ("2.0.0", False),
+        ("garbage", False),
+    ],
+)
+def test_trl_version_range(version: str, supported: bool) -> None:
+    if supported:
+        check_trl_version(version)
+    else:
+        with pytest.raises(ConfigError, match=r"trl>=1\.0,<2"):
+            check_trl_version(version)

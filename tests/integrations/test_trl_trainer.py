@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -122,3 +123,30 @@ def test_conversational_per_reward_with_async_judge(
         assert {prompt for prompt, _ in batch} <= {f"say the digit {c}" for c in "abcd"}
     logs = [h for h in trainer.state.log_history if "reward" in h]
     assert all("rewards/h2_group_judge/mean" in h and "rewards/h2_contains/mean" in h for h in logs)
+
+
+def test_plain_prompts_combined_async_judge_is_awaited(
+    tiny: tuple[Any, Any], tmp_path: Path, judge_batches: list[Any]
+) -> None:
+    """The async path on plain-text prompts, in every TRL the adapter supports.
+
+    TRL <= 1.13 decides to await with `inspect.iscoroutinefunction`; an object whose
+    `__call__` is async must still be recognised, or TRL iterates the coroutine.
+    """
+    spec = {"rewards": [{"reward": "h2_group_judge"}, {"reward": "h2_contains", "weight": 0.5}]}
+    rows = [{"prompt": f"say the digit {c}", "reference": "7"} for c in "abcd"]
+    [func] = reward_funcs(spec)
+    assert inspect.iscoroutinefunction(func)
+    seen: list[tuple[Any, Any]] = []
+    func.recorder = lambda name, samples, reports: seen.append((samples, reports))
+    trainer = train(tiny, tmp_path, [func], rows)
+
+    assert judge_batches and seen
+    for batch in judge_batches:
+        assert set(Counter(prompt for prompt, _ in batch).values()) == {NUM_GENERATIONS}
+    for samples, reports in seen:
+        for sample, report in zip(samples, reports, strict=True):
+            expected = sample.response.split().count("7") + 0.5 * ("7" in sample.response)
+            assert report.reward == pytest.approx(expected)
+    logs = [h for h in trainer.state.log_history if "reward" in h]
+    assert logs and all("rewards/rewardkit/mean" in h for h in logs)

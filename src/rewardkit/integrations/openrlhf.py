@@ -1,15 +1,19 @@
-"""OpenRLHF adapter: this file *is* a `--remote_rm_url` reward function file.
+"""OpenRLHF adapter: this file *is* a `--reward.remote_url` reward function file.
 
     export REWARDKIT_SPEC=/abs/path/reward_spec.yaml     # or REWARDKIT_REWARD=math
-    python -m openrlhf.cli.train_ppo_ray ... \\
-        --remote_rm_url "$(python -c 'import rewardkit.integrations.openrlhf as m; print(m.__file__)')" \\
-        --label_key answer
+    python3 -m openrlhf.cli.train_ppo_ray ... \\
+        --reward.remote_url "$(python -c 'import rewardkit.integrations.openrlhf as m; print(m.__file__)')" \\
+        --data.label_key answer
+
+(OpenRLHF >= 0.10.2 flag names; tested with 0.10.2 and 0.11.2. Earlier releases called them
+`--remote_rm_url` and `--label_key`.)
 
 OpenRLHF loads the file and calls `reward_func(queries, prompts, labels)`: `queries` are
 prompt + response as one string (chat template applied), `prompts` the templated
-prompts, `labels` the `--label_key` column. It expects a dict: `rewards` (tensor, used
-for advantages), `scores` (tensor, used by `--dynamic_filtering`) and `extra_logs`
-(per-sample tensors, logged to wandb).
+prompts, `labels` the `--data.label_key` column. It expects a dict: `rewards` (tensor, used
+for advantages), `scores` (tensor, used by `--algo.dynamic_filtering_enable`; the same values as
+`rewards`, so set `--algo.dynamic_filtering_range` to the spec's reward range) and
+`extra_logs` (per-sample tensors, logged to wandb).
 
 OpenRLHF needs a number per sample: an unscored sample gets reward 0.0 and is flagged 1.0
 in `extra_logs["rewardkit/unscored"]`. The response is cut out of each query by

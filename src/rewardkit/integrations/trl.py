@@ -22,6 +22,8 @@ Nothing here imports torch or trl: the functions are plain picklable callables.
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -41,8 +43,10 @@ from rewardkit.spec import RewardSpec
 from rewardkit.types import Sample, Score
 
 __all__ = [
+    "SUPPORTED_TRL",
     "AsyncRewardFunc",
     "RewardFunc",
+    "check_trl_version",
     "reward_funcs",
     "reward_weights",
 ]
@@ -165,12 +169,34 @@ class RewardFunc(_Base):
         return self._finish(samples, reports, kwargs)
 
 
+async def _trl_signature(
+    prompts: Sequence[Any],
+    completions: Sequence[Any],
+    completion_ids: Sequence[Sequence[int]] | None = None,
+    **kwargs: Any,
+) -> list[float | None]:
+    """Never called: its code object is what `AsyncRewardFunc` shows to `inspect`."""
+    raise NotImplementedError
+
+
 class AsyncRewardFunc(_Base):
     """An async TRL reward function: TRL awaits it on its event loop alongside the others.
 
     The whole batch goes to the spec in one call, so a judge with `group_by_prompt=True`
     sees the `num_generations` completions of each prompt together.
+
+    TRL decides whether to await a reward function with `inspect.iscoroutinefunction`,
+    which is False for an object whose `__call__` is async: TRL up to 1.13 then iterates
+    the coroutine (`'coroutine' object is not iterable`). The class attributes below make
+    instances the duck type of a function that `inspect` documents for compiled functions
+    (`__code__`, `__defaults__`, `__kwdefaults__`), with the code and signature of
+    `_trl_signature`, so `iscoroutinefunction` and `inspect.signature` answer as for an
+    `async def` while the object stays a picklable class instance.
     """
+
+    __code__ = _trl_signature.__code__
+    __defaults__ = _trl_signature.__defaults__
+    __kwdefaults__ = _trl_signature.__kwdefaults__
 
     async def __call__(
         self,
@@ -198,6 +224,29 @@ def _make(
     )
 
 
+#: TRL releases the adapter is tested with (CI runs GRPOTrainer on the oldest and newest).
+SUPPORTED_TRL = ">=1.0,<2"
+
+
+def check_trl_version(installed: str | None = None) -> None:
+    """Raise `ConfigError` when the installed TRL is outside `SUPPORTED_TRL`.
+
+    Reads the version from package metadata, so trl is not imported; nothing to check
+    when trl is absent (the functions are plain callables usable without it).
+    """
+    if installed is None:
+        try:
+            installed = importlib.metadata.version("trl")
+        except importlib.metadata.PackageNotFoundError:
+            return
+    match = re.match(r"(\d+)\.", installed)
+    if match is None or not 1 <= int(match.group(1)) < 2:
+        raise ConfigError(
+            f"rewardkit's TRL adapter supports trl{SUPPORTED_TRL}, found trl {installed}: "
+            "install a supported version, e.g. pip install 'trl>=1.0,<2'"
+        )
+
+
 def reward_funcs(
     spec: RewardSpec | str | Path | dict[str, Any] | None = None,
     *,
@@ -218,6 +267,7 @@ def reward_funcs(
         raise ConfigError(f"mode must be 'combined' or 'per_reward', got {mode!r}")
     if async_mode not in ("auto", "sync", "async"):
         raise ConfigError(f"async_mode must be 'auto', 'sync' or 'async', got {async_mode!r}")
+    check_trl_version()
     resolved = resolve_spec(spec, reward, reward_args)
     if mode == "combined":
         name = resolved.rewards[0].label if len(resolved.rewards) == 1 else "rewardkit"

@@ -1,11 +1,19 @@
 """verl adapter: `compute_score` in its three forms, driven by a rewardkit spec.
 
-Point verl's `custom_reward_function.path` at this file and pick one `name`:
+For verl 0.7 - 0.9 (the `reward.` config tree; docs/integrations.md has the full commands):
 
-- `compute_score`        per sample (NaiveRewardManager, and the reward loop's sync path)
-- `compute_score_batch`  per batch (`reward_model.reward_manager=batch`); a judge with
-                         `group_by_prompt=True` then sees each prompt's rollouts together
-- `compute_score_async`  per sample, awaited (the reward loop; for judges)
+    reward.custom_reward_function.path=pkg://rewardkit.integrations.verl
+    reward.custom_reward_function.name=compute_score         # or compute_score_async
+    +reward.custom_reward_function.reward_kwargs.spec=/abs/path/reward_spec.yaml
+
+- `compute_score`        per sample (the `naive`, `dapo` and `remote` reward managers)
+- `compute_score_async`  per sample, awaited by the reward loop (`naive`, `dapo`; for judges)
+- `compute_score_batch`  per prompt group, called by rewardkit's `GroupRewardManager`
+                         (`rewardkit.integrations.verl_group`) so a judge with
+                         `group_by_prompt=True` sees each prompt's rollouts together
+
+verl 0.9 ignores the older top-level `custom_reward_function.*` keys (it then trains on its
+own default scorer, silently), and its reward loop has no `batch` reward manager.
 
 The spec arrives as keyword arguments from verl's `reward_kwargs`: `spec=<path>` or
 `reward=<name>` (+ `reward_args={...}`), or from the `REWARDKIT_SPEC` / `REWARDKIT_REWARD`
@@ -54,7 +62,7 @@ def _resolve(kwargs: Mapping[str, Any]) -> tuple[RewardSpec, str, bool]:
         reward = None if spec else os.environ.get("REWARDKIT_REWARD") or None
         if spec is None and reward is None:
             raise ConfigError(
-                "no reward spec for verl: set custom_reward_function.reward_kwargs.spec "
+                "no reward spec for verl: set +reward.custom_reward_function.reward_kwargs.spec "
                 "(a spec file) or .reward (a reward name), or the REWARDKIT_SPEC env var"
             )
     if isinstance(spec, RewardSpec):
@@ -132,7 +140,7 @@ def compute_score_batch(
     extra_infos: Sequence[Any] | None = None,
     **kwargs: Any,
 ) -> list[dict[str, Any]]:
-    """verl's BatchRewardManager signature: one dict per sample, scored in one batch."""
+    """The batch form (rewardkit's `GroupRewardManager`): one dict per sample, scored together."""
     spec, key, use_async = _resolve(kwargs)
     n = len(solution_strs)
     if len(data_sources) != n or len(ground_truths) != n:
