@@ -156,7 +156,9 @@ SCORED: list[tuple[str, object, object]] = [
 # Percent answers compare against the reference as written. Math-Verify alone reads
 # "42%" as both 42 and 0.42, so one answer would be right for two references a factor of
 # 100 apart (a hedge in one token). A percent answer against a plain reference counts as
-# its number (42% = 42, not 0.42); a percent reference accepts 42%, 42 and 0.42.
+# its number (42% = 42, not 0.42); a percent reference accepts 42%, 42 and 0.42. The same
+# table holds under the ANTLR runtime verl's hydra pins (4.9) and the default (4.13): percent
+# signs never reach Math-Verify.
 PERCENT: list[tuple[str, object, object]] = [
     (r"\boxed{42\%}", "42", 1.0),
     (r"\boxed{42\%}", "0.42", 0.0),
@@ -172,6 +174,10 @@ PERCENT: list[tuple[str, object, object]] = [
     (r"\boxed{12.5\%}", "12.5", 1.0),
     (r"\boxed{12.5\%}", "0.125", 0.0),
     (r"\boxed{42\%} or \boxed{0.42}", "0.42", "hedged"),  # two magnitudes are two answers
+    # a percent answer against a percent reference is its own number: 0.42% is not 42%
+    (r"\boxed{0.42\%}", "42%", 0.0),
+    (r"\boxed{4200\%}", "42%", 0.0),
+    (r"\boxed{4200}", "42%", 0.0),
 ]
 
 

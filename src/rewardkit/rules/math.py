@@ -317,12 +317,25 @@ def _reference_text(reference: Any) -> str | None:
 
 
 def _as_written(answer: str, gold_text: str) -> str:
-    """A percent answer against a reference that is not a percent: the number as written.
+    """An answer's number with any percent sign dropped (`_gold_for` decides what it means).
 
-    Math-Verify takes "42%" as both 42 and 0.42, so one answer would match two references a
-    factor of 100 apart. Only a percent reference ("42\\%") accepts both 42 and 0.42.
+    Math-Verify reads "42%" as both 42 and 0.42, and how it reads it depends on the ANTLR
+    runtime installed (4.9 beside verl's hydra, 4.13 otherwise), so percents never reach it.
     """
-    return answer if "%" in gold_text else _PERCENT_END_RE.sub("", answer)
+    return _PERCENT_END_RE.sub("", answer)
+
+
+def _gold_for(answer: str, gold_text: str) -> tuple[Any, ...]:
+    """The gold values an answer may equal. A percent reference ("42\\%") accepts the bare
+    42 or 0.42 (both name the quantity) but a percent answer only as 42\\%; a percent answer
+    against a plain reference counts as its number (`\\boxed{42\\%}` is right for "42",
+    wrong for "0.42")."""
+    if not _PERCENT_END_RE.search(gold_text):
+        return _parse_gold(gold_text)
+    number = _PERCENT_END_RE.sub("", gold_text)
+    if _PERCENT_END_RE.search(answer):
+        return _parse_gold(number)
+    return _parse_gold(number) + _parse_gold("\\frac{" + number + "}{100}")
 
 
 _warning_filter_installed = False
@@ -394,7 +407,7 @@ def _score(part: str | None, reference: Any) -> RewardResult:
             return Score(0.0, "hedged", details)
         answer = found.alternatives[0]  # "1/2 or 0.5": one value said twice
     pred = _parse(_as_written(answer, gold_text))
-    if pred and _verify(gold, pred):
+    if pred and _verify(_gold_for(answer, gold_text), pred):
         return Score(1.0, "correct", details)
     return Score(0.0, "wrong", details)
 
