@@ -258,8 +258,8 @@ def test_think_reexports_are_the_same_rule() -> None:
 @pytest.mark.parametrize(("case", "prompt", "text"), PROMPTS, ids=[p[0] for p in PROMPTS])
 def test_score_and_judge_inputs_read_the_same_prompt(case: str, prompt: Any, text: str) -> None:
     """`rewardkit score` and `rewardkit judge` input lines go through the same rule."""
-    from rewardkit.cli.judge import query_from_record
     from rewardkit.io import sample_from_record
+    from rewardkit.pipelines.judge_file import query_from_record
 
     record = {"prompt": prompt, "response": "r"}
     assert sample_from_record(record, 1).prompt == text
@@ -268,8 +268,8 @@ def test_score_and_judge_inputs_read_the_same_prompt(case: str, prompt: Any, tex
 
 
 def test_malformed_chat_prompt_errors_name_the_line() -> None:
-    from rewardkit.cli.judge import query_from_record
     from rewardkit.io import sample_from_record
+    from rewardkit.pipelines.judge_file import query_from_record
 
     record = {"prompt": [user([{"type": "text", "text": 3}])], "response": "r"}
     for read in (sample_from_record, query_from_record):

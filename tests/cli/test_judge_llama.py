@@ -39,7 +39,7 @@ def _rewardkit(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
 
 
 def test_example_input_is_well_formed() -> None:
-    from rewardkit.cli.judge import query_from_record
+    from rewardkit.pipelines.judge_file import query_from_record
 
     lines = [json.loads(line) for line in EXAMPLE.read_text(encoding="utf-8").splitlines()]
     queries = [query_from_record(record, i + 1) for i, record in enumerate(lines)]

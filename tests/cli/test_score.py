@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 
 import pytest
 
+from rewardkit.cli._spec_args import parse_reward_args
 from rewardkit.cli.main import main
-from rewardkit.cli.score import parse_reward_args
 from rewardkit.errors import ConfigError
 from rewardkit.registry import register_reward
 from rewardkit.reward import Reward

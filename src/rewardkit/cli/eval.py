@@ -19,13 +19,14 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from rewardkit.cli._spec_args import add_spec_arguments, spec_from_args
 from rewardkit.errors import ConfigError
 
 __all__ = ["add_arguments", "build_judge", "run"]
 
 JUDGES = ("pointwise", "pairwise", "classifier", "length")
 # Options of `rewardkit judge` that do not apply here (eval has its own data and OUTDIR).
-_NOT_REUSED = {"help", "input", "output", "retry_errors"}
+_NOT_REUSED = frozenset({"input", "output", "retry_errors"})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pointwise (SPCT GRM), pairwise (both orders), classifier (--model is a sequence "
         "classifier reward model), length (longer wins: a baseline)",
     )
-    parser.add_argument("--spec", metavar="FILE", help="a reward spec instead of judge options")
+    add_spec_arguments(parser, reward=False)
     parser.add_argument("--device", default="cpu", help="device of a classifier reward model")
     parser.add_argument(
         "--meta-keep",
@@ -79,12 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"probes to run (default all): {','.join(PROBES)}",
     )
     # The judge options are `rewardkit judge`'s own definitions, not a copy of them.
-    source = argparse.ArgumentParser(add_help=False)
-    judge_cli.add_arguments(source)
     group = parser.add_argument_group("judge options (as in rewardkit judge)")
-    for action in source._actions:
-        if action.dest not in _NOT_REUSED:
-            group._add_action(action)
+    judge_cli.add_judge_options(group, skip=_NOT_REUSED)
 
 
 class _Closers:
@@ -127,9 +124,9 @@ def build_judge(args: argparse.Namespace, outdir: Path, closers: _Closers) -> An
         from rewardkit.judges import JudgeReward
         from rewardkit.registry import build_reward
         from rewardkit.scoring import Scorer
-        from rewardkit.spec import load_spec
 
-        spec = load_spec(args.spec)
+        spec = spec_from_args(args)
+        assert spec is not None
         entry = spec.rewards[0]
         if len(spec.rewards) == 1 and entry.reward == "judge":
             # One judge: evaluate it as a judge (k samples, the k-curve), not as a scalar.
@@ -151,11 +148,12 @@ def build_judge(args: argparse.Namespace, outdir: Path, closers: _Closers) -> An
             )
         return scorers.ClassifierJudge(args.model, device=args.device)
     from rewardkit.cli import judge as judge_cli
+    from rewardkit.pipelines.judge_file import build_judge as build_judge_file
 
     # `rewardkit judge`'s own validation and build; eval writes no judge JSONL of its own.
     args.input, args.output, args.retry_errors = args.data[0], str(outdir / "judge.jsonl"), False
     options = judge_cli.options_from_args(args).model_copy(update={"cache": None, "keep": None})
-    parts = judge_cli._build(options)
+    parts = build_judge_file(options)
     meter = _cached(parts.backend, args, outdir, closers)
     if args.judge == "pairwise":
         return scorers.PairwiseEvalJudge(meter, parts.judge.config, meter)

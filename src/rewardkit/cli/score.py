@@ -29,35 +29,32 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from rewardkit.cli._spec_args import add_spec_arguments, spec_from_args
 from rewardkit.errors import ConfigError, InputError
 from rewardkit.io import InputRow, ResultWriter, check_output_path, iter_rows, sample_from_record
 from rewardkit.scoring import RewardReport, Scorer
-from rewardkit.spec import RewardSpec, load_spec
 from rewardkit.types import Sample
 
 DEFAULT_CHUNK_SIZE = 256
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", metavar="INPUT", help="JSONL file, Parquet file or `datasets` folder")
-    parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="JSONL results (appended; rerun to resume)")
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--reward", metavar="NAME", help="a registered reward (see `rewardkit rewards`)")
-    which.add_argument("--spec", metavar="FILE", help="a reward spec (YAML, TOML or JSON)")
     parser.add_argument(
-        "--arg",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="option for --reward; VALUE is read as YAML (10, 0.5, true, text). Repeatable.",
+        "input", metavar="INPUT", help="JSONL file, Parquet file or `datasets` folder"
     )
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUTPUT",
+        help="JSONL results (appended; rerun to resume)",
+    )
+    add_spec_arguments(parser)
     parser.add_argument(
         "--chunk-size",
         type=int,
@@ -66,45 +63,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"samples scored per batch and flushed together (default {DEFAULT_CHUNK_SIZE})",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def parse_reward_args(pairs: Sequence[str]) -> dict[str, Any]:
-    """`["max_length=100", "opened=true"]` -> `{"max_length": 100, "opened": True}`."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--arg {pair!r}: expected KEY=VALUE")
-        if key in options:
-            raise ConfigError(f"--arg {key!r} given twice")
-        options[key] = _yaml_value(raw)
-    return options
-
-
-def _yaml_value(raw: str) -> Any:
-    """A YAML scalar (or a flow `[...]`/`{...}`); anything else stays the raw string.
-
-    `|special_token|` or `a: b` are not meant as YAML block scalars or mappings: a user
-    typing them on a command line means the text.
-    """
-    if not raw.strip():
-        return ""
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return raw
-    if isinstance(value, list | dict) and not raw.lstrip().startswith(("[", "{")):
-        return raw
-    return value
-
-
-def _spec_from_args(args: argparse.Namespace) -> RewardSpec:
-    if args.spec is not None:
-        if args.arg:
-            raise ConfigError("--arg applies to --reward; put options under `args:` in the spec")
-        return load_spec(args.spec)
-    return RewardSpec.single(args.reward, **parse_reward_args(args.arg))
 
 
 @dataclass
@@ -143,7 +101,9 @@ def _count_lines(path: Path) -> int | None:
 def _progress(total: int | None, enabled: bool) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="sample", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
+    return tqdm(
+        total=total, unit="sample", file=sys.stderr, disable=not enabled, dynamic_ncols=True
+    )
 
 
 def _given_id(row: InputRow) -> str | None:
@@ -235,7 +195,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"input not found: {input_path}")
     if output_path.exists() and output_path.resolve() == input_path.resolve():
         raise ConfigError("OUTPUT is the INPUT file; choose another -o path")
-    spec = _spec_from_args(args)
+    spec = spec_from_args(args)
+    assert spec is not None  # argparse requires --spec or --reward
     check_output_path(output_path)
     keys = _Keys(_given_ids(input_path))
     rows = iter_rows(input_path)  # a generator: reading starts below

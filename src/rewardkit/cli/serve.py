@@ -6,22 +6,14 @@ import argparse
 import os
 import sys
 
+from rewardkit.cli._spec_args import add_spec_arguments, spec_from_args
 from rewardkit.errors import ConfigError, MissingDependencyError
 
 TOKEN_ENV = "REWARDKIT_TOKEN"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--spec", metavar="FILE", help="reward spec (YAML, TOML or JSON)")
-    what.add_argument("--reward", metavar="NAME", help="serve one registered reward")
-    parser.add_argument(
-        "--arg",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="option for --reward; V is read as YAML (10, 0.5, true, text), as in `rewardkit score`. Repeatable.",
-    )
+    add_spec_arguments(parser)
     parser.add_argument(
         "--host",
         default="127.0.0.1",
@@ -103,15 +95,13 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
     except ImportError as exc:
         raise MissingDependencyError("uvicorn", "server", "rewardkit serve") from exc
-    from rewardkit.cli.score import parse_reward_args
     from rewardkit.scoring import Scorer
     from rewardkit.server.app import create_app
     from rewardkit.server.config import ServerConfig, is_loopback
     from rewardkit.server.serving import uvicorn_options
-    from rewardkit.spec import RewardSpec
 
-    if args.arg and not args.reward:
-        raise ConfigError("--arg applies to --reward; put options under `args:` in the spec file")
+    spec = spec_from_args(args)  # before anything starts: a bad spec is one line
+    assert spec is not None  # argparse requires --spec or --reward
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be within 1-65535, got {args.port}")
     if args.max_body_mb <= 0:
@@ -129,7 +119,6 @@ def run(args: argparse.Namespace) -> int:
         body_timeout_s=args.body_timeout,
         keep_alive_timeout_s=args.keep_alive_timeout,
     )
-    spec = args.spec if args.spec else RewardSpec.single(args.reward, **parse_reward_args(args.arg))
     if not is_loopback(args.host) and token is None:
         print(
             f"rewardkit serve: warning: binding {args.host} without a token lets anyone who can "
