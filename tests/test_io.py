@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from rewardkit.errors import ConfigError, InputError
-from rewardkit.io import InputRow, ResultWriter, iter_rows, row_id, sample_from_record
+from rewardkit.io import InputRow, iter_rows, row_id, sample_from_record
+from rewardkit.store.results import ResultWriter
 
 
 def test_jsonl_rows_with_line_numbers_and_errors(tmp_path: Path) -> None:

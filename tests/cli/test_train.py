@@ -16,7 +16,7 @@ def write_config(tmp_path: Path, **changes: Any) -> Path:
     config: dict[str, Any] = {
         "model": "model",
         "dataset": {"path": "prompts.jsonl"},
-        "reward": {"rewards": [{"reward": "rewardkit.pipelines.grpo_toy:TargetTokenReward"}]},
+        "reward": {"rewards": [{"reward": "rewardkit.testing.grpo_toy:TargetTokenReward"}]},
         "output_dir": "run",
         "samples": {"every": 1, "max_rows": 2},
         "grpo": {
@@ -74,7 +74,7 @@ def test_short_run_writes_model_and_samples(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pytest.importorskip("trl")
-    from rewardkit.pipelines.grpo_toy import build_tiny_model, toy_prompts
+    from rewardkit.testing.grpo_toy import build_tiny_model, toy_prompts
 
     build_tiny_model(tmp_path / "model")
     (tmp_path / "prompts.jsonl").write_text(

@@ -126,7 +126,7 @@ def test_documented_dynamic_filtering_range_parses() -> None:
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Any:
     pytest.importorskip("transformers")
-    from rewardkit.pipelines.grpo_toy import build_tiny_model
+    from rewardkit.testing.grpo_toy import build_tiny_model
 
     _, tok = build_tiny_model(tmp_path_factory.mktemp("tiny"))
     return tok

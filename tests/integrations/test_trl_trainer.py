@@ -20,7 +20,7 @@ NUM_GENERATIONS = 4
 
 @pytest.fixture(scope="module")
 def tiny() -> tuple[Any, Any]:
-    from rewardkit.pipelines.grpo_toy import build_tiny_model
+    from rewardkit.testing.grpo_toy import build_tiny_model
 
     return build_tiny_model(seed=0)
 

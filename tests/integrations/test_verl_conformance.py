@@ -66,7 +66,7 @@ def compose(overrides: list[str]) -> Any:
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("transformers")
-    from rewardkit.pipelines.grpo_toy import build_tiny_model
+    from rewardkit.testing.grpo_toy import build_tiny_model
 
     out = tmp_path_factory.mktemp("tiny")
     build_tiny_model(out)

@@ -21,7 +21,7 @@ FOOLED_JUDGE = {
     "rewards": [
         {
             "name": "fooled_judge",
-            "reward": "rewardkit.pipelines.grpo_toy:TargetTokenReward",
+            "reward": "rewardkit.testing.grpo_toy:TargetTokenReward",
             "args": {"target": "say"},
         }
     ]
@@ -30,7 +30,7 @@ GOLD_PROXY = {"rewards": [{"reward": "math"}]}
 
 
 def make_run(tmp_path: Path, reward: dict[str, Any], *, max_steps: int = 12, **audit: Any) -> Path:
-    from rewardkit.pipelines.grpo_toy import build_tiny_model, toy_prompts
+    from rewardkit.testing.grpo_toy import build_tiny_model, toy_prompts
 
     build_tiny_model(tmp_path / "model", seed=0)
     prompts = toy_prompts(24)

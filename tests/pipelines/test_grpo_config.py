@@ -24,7 +24,7 @@ from rewardkit.types import Sample, Score, Unscored
 BASE: dict[str, Any] = {
     "model": "some/model",
     "dataset": {"path": "data.jsonl"},
-    "reward": {"rewards": [{"reward": "rewardkit.pipelines.grpo_toy:TargetTokenReward"}]},
+    "reward": {"rewards": [{"reward": "rewardkit.testing.grpo_toy:TargetTokenReward"}]},
     "output_dir": "out",
 }
 

@@ -13,7 +13,7 @@ pytest.importorskip("trl")
 
 from rewardkit.errors import ConfigError
 from rewardkit.pipelines.grpo import load_run_config, train_grpo
-from rewardkit.pipelines.grpo_toy import build_tiny_model, toy_prompts
+from rewardkit.testing.grpo_toy import build_tiny_model, toy_prompts
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ def make_run(tmp_path: Path, max_steps: int) -> Path:
             "rewards": [
                 {
                     "name": "says_seven",
-                    "reward": "rewardkit.pipelines.grpo_toy:TargetTokenReward",
+                    "reward": "rewardkit.testing.grpo_toy:TargetTokenReward",
                     "args": {"target": "7"},
                 }
             ]

@@ -15,7 +15,7 @@ pytest.importorskip("trl")
 from rewardkit.backends import MockBackend
 from rewardkit.backends.base import GenerateRequest
 from rewardkit.errors import ConfigError
-from rewardkit.pipelines.grpo_toy import build_tiny_model, toy_prompts
+from rewardkit.testing.grpo_toy import build_tiny_model, toy_prompts
 from rewardkit.pipelines.sample import SampleRunConfig, run_sample_sync
 from rewardkit.pipelines.sft import load_sft_config, train_sft
 
@@ -23,7 +23,7 @@ TOY_SPEC = {
     "rewards": [
         {
             "name": "says_seven",
-            "reward": "rewardkit.pipelines.grpo_toy:TargetTokenReward",
+            "reward": "rewardkit.testing.grpo_toy:TargetTokenReward",
             "args": {"target": "7"},
         }
     ]

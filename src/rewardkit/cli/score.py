@@ -36,8 +36,9 @@ from typing import Any
 
 from rewardkit.cli._spec_args import add_spec_arguments, spec_from_args
 from rewardkit.errors import ConfigError, InputError
-from rewardkit.io import InputRow, ResultWriter, check_output_path, iter_rows, sample_from_record
+from rewardkit.io import InputRow, iter_rows, sample_from_record
 from rewardkit.scoring import RewardReport, Scorer
+from rewardkit.store.results import ResultWriter, check_output_path
 from rewardkit.types import Sample
 
 DEFAULT_CHUNK_SIZE = 256

@@ -17,8 +17,8 @@ for advantages), `scores` (tensor, used by `--algo.dynamic_filtering_enable`; th
 
 OpenRLHF needs a number per sample: an unscored sample gets reward 0.0 and is flagged 1.0
 in `extra_logs["rewardkit/unscored"]`. The response is cut out of each query by
-`rewardkit.server.openrlhf.extract_response` (prompt prefix, else the last assistant marker
-of a known chat template, special tokens stripped), the same rule `rewardkit serve` uses for
+`rewardkit.integrations.openrlhf_protocol.extract_response` (prompt prefix, else the last
+assistant marker of a known chat template, special tokens stripped), the same rule `rewardkit serve` uses for
 OpenRLHF's HTTP mode, and the result has the same shape as the server's answer.
 """
 
@@ -30,7 +30,7 @@ from typing import Any
 
 from rewardkit.errors import ConfigError
 from rewardkit.integrations._common import resolve_spec, score_batch, spec_is_async, spec_key
-from rewardkit.server.openrlhf import extract_response, openrlhf_payload
+from rewardkit.integrations.openrlhf_protocol import extract_response, openrlhf_payload
 from rewardkit.spec import RewardSpec
 from rewardkit.text import templated_prompt_text
 from rewardkit.types import Sample

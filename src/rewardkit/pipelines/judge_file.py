@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardkit.errors import ConfigError, InputError
-from rewardkit.io import InputRow, ResultWriter, check_output_path, iter_rows, row_id
+from rewardkit.io import InputRow, iter_rows, row_id
+from rewardkit.store.results import ResultWriter, check_output_path
 from rewardkit.text import prompt_text
 
 if TYPE_CHECKING:

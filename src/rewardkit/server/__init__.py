@@ -9,7 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rewardkit._lazy import load_lazy as _load_lazy
-from rewardkit.server.openrlhf import extract_response, openrlhf_payload, strip_special_tokens
+from rewardkit.integrations.openrlhf_protocol import (
+    extract_response,
+    openrlhf_payload,
+    strip_special_tokens,
+)
 
 if TYPE_CHECKING:
     from rewardkit.server.app import create_app

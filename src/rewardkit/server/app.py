@@ -20,12 +20,12 @@ from pydantic import BaseModel
 
 from rewardkit import __version__
 from rewardkit.errors import MissingDependencyError
+from rewardkit.integrations.openrlhf_protocol import openrlhf_payload
 from rewardkit.registry import resolve_factory
 from rewardkit.scoring import RewardReport, Scorer
 from rewardkit.server.batching import MicroBatcher
 from rewardkit.server.config import ServerConfig
 from rewardkit.server.metrics import Metrics
-from rewardkit.server.openrlhf import openrlhf_payload
 from rewardkit.server.schemas import (
     ErrorBody,
     GetRewardRequest,

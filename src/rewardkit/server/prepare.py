@@ -20,9 +20,8 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from rewardkit.server.openrlhf import extract_response
+from rewardkit.integrations.openrlhf_protocol import openrlhf_sample
 from rewardkit.server.schemas import GetRewardRequest, RewardsRequest
-from rewardkit.text import templated_prompt_text
 from rewardkit.types import Sample
 
 __all__ = ["TooManySamples", "prepare_get_reward", "prepare_rewards"]
@@ -71,13 +70,7 @@ def prepare_get_reward(body: bytes, max_batch: int) -> list[Sample]:
     labels = request.labels if request.labels is not None else [None] * n
     sources = request.datasources if request.datasources is not None else [None] * n
     return [
-        Sample(
-            prompt=templated_prompt_text(prompt) if prompt else "",
-            response=extract_response(query, prompt),
-            reference=label,
-            id=str(i),
-            fields={} if source is None else {"data_source": source},
-        )
+        openrlhf_sample(query, prompt, label, id=str(i), data_source=source)
         for i, (query, prompt, label, source) in enumerate(
             zip(request.query, prompts, labels, sources, strict=True)
         )

@@ -1,5 +1,6 @@
 """First-class test doubles: a fake OpenAI-compatible server (the mock backend lives in
-`rewardkit.backends.mock`). Exported lazily so importing this package starts nothing."""
+`rewardkit.backends.mock`), and `rewardkit.testing.grpo_toy`, a toy GRPO task for tests and
+the CPU demo in examples/grpo. Exported lazily so importing this package starts nothing."""
 
 from __future__ import annotations
 

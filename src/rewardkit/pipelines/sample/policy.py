@@ -1,7 +1,7 @@
 """Draw n completions per prompt from the policy, score them, append them to the raw file.
 
 The raw file (`samples.jsonl`) is append-only, one line per (prompt id, sample index),
-written through `rewardkit.io.ResultWriter`: a rerun skips the samples already there,
+written through `rewardkit.store.results.ResultWriter`: a rerun skips the samples already there,
 trims a half-written last line left by a kill, and draws again the samples whose line
 holds a generation error. A prompt asks the backend for the samples it still lacks in
 one request (`n` > 1; the HTTP backend tops up servers that ignore `n`). Scoring uses the
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rewardkit.errors import BackendError, InputError
-from rewardkit.io import ResultWriter, iter_rows, row_id
+from rewardkit.io import iter_rows, row_id
+from rewardkit.store.results import ResultWriter
 from rewardkit.pipelines.sample.config import InputConfig, PolicyConfig, SamplingConfig
 from rewardkit.pipelines.sample.records import Candidate, sample_key
 from rewardkit.scoring import RewardReport, Scorer

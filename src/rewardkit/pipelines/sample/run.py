@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rewardkit.errors import ConfigError, InputError
-from rewardkit.io import ResultWriter
+from rewardkit.store.results import ResultWriter
 from rewardkit.pipelines.sample.config import SampleRunConfig
 from rewardkit.pipelines.sample.filters import FILTERS
 from rewardkit.pipelines.sample.metrics import outcome, policy_metrics

@@ -8,14 +8,14 @@ from collections.abc import Sequence
 
 import pytest
 
-from rewardkit.scoring import RewardReport
-from rewardkit.server import openrlhf
-from rewardkit.server.openrlhf import (
+from rewardkit.integrations import openrlhf_protocol as openrlhf
+from rewardkit.integrations.openrlhf_protocol import (
     SPECIAL_TOKENS,
     extract_response,
     openrlhf_payload,
     strip_special_tokens,
 )
+from rewardkit.scoring import RewardReport
 from rewardkit.types import Score, Unscored
 
 CHATML_PROMPT = (

@@ -2,7 +2,7 @@
 
 Used by the tests and by the CPU demo in examples/grpo:
 
-    python -m rewardkit.pipelines.grpo_toy examples/grpo/tiny-model   # build the model
+    python -m rewardkit.testing.grpo_toy examples/grpo/tiny-model   # build the model
     rewardkit train grpo --config examples/grpo/config.yaml
 
 The model is a randomly initialised two-layer `LlamaForCausalLM` with a word-level
@@ -105,6 +105,6 @@ def build_tiny_model(out_dir: str | Path | None = None, *, seed: int = 0) -> tup
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m rewardkit.pipelines.grpo_toy OUT_DIR")
+        sys.exit("usage: python -m rewardkit.testing.grpo_toy OUT_DIR")
     build_tiny_model(sys.argv[1])
     print(f"tiny model and tokenizer written to {sys.argv[1]}")

@@ -18,8 +18,9 @@ Then special tokens are stripped from both ends of the response (repeatedly, wit
 whitespace between them): `<|im_end|>`, `</s>`, `<|eot_id|>`, `<|endoftext|>`, padding...
 in time linear in the query's length (a query of a million end tokens is one regex scan).
 
-This module has no FastAPI dependency: the OpenRLHF `reward_func` adapter in
-`rewardkit.integrations` shares it.
+This is the one home of the protocol, with no FastAPI dependency: the `reward_func` file
+(`rewardkit.integrations.openrlhf`) and `rewardkit serve`'s `/get_reward`
+(`rewardkit.server`) both use it.
 """
 
 from __future__ import annotations
@@ -30,13 +31,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rewardkit.scoring import RewardReport
-from rewardkit.types import Score
+from rewardkit.text import templated_prompt_text
+from rewardkit.types import Sample, Score
 
 __all__ = [
     "ASSISTANT_MARKERS",
     "SPECIAL_TOKENS",
     "extract_response",
     "openrlhf_payload",
+    "openrlhf_sample",
     "strip_special_tokens",
 ]
 
@@ -197,6 +200,24 @@ def extract_response(
     if response is None:
         response = text
     return strip_special_tokens(response, special_tokens)
+
+
+def openrlhf_sample(
+    query: str,
+    prompt: str | None,
+    label: Any = None,
+    *,
+    id: str | None = None,
+    data_source: str | None = None,
+) -> Sample:
+    """The `Sample` of one OpenRLHF query: prompt text read back, response cut out of the query."""
+    return Sample(
+        prompt=templated_prompt_text(prompt) if prompt else "",
+        response=extract_response(query, prompt),
+        reference=label,
+        id=id,
+        fields={} if data_source is None else {"data_source": data_source},
+    )
 
 
 def openrlhf_payload(reports: Sequence[RewardReport], *, fill_value: float = 0.0) -> dict[str, Any]:
