@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rewardkit.backends.base import Completion, GenerateRequest
+from rewardkit.backends.base import Completion, GenerateRequest, constraint_kinds
 from rewardkit.backends.mock import MockBackend
 from rewardkit.errors import ConfigError
 from rewardkit.judges import JudgeConfig, JudgeQuery, PairwiseJudge, PointwiseJudge
@@ -25,7 +25,9 @@ from rewardkit.judges.parsing import parse_judgment
 
 
 class LlamaCppBackend(MockBackend):
-    """Named like the in-process llama.cpp backend, which enforces GBNF only."""
+    """Says what the in-process llama.cpp backend says: GBNF (and JSON schemas), no regex."""
+
+    constraint_kinds = ("grammar", "json_schema")
 
 
 class Wrapper:
@@ -34,6 +36,7 @@ class Wrapper:
     def __init__(self, backend: MockBackend) -> None:
         self.backend = backend
         self.model = backend.model
+        self.constraint_kinds = constraint_kinds(backend)  # wrappers forward the capability
 
     async def generate(self, request: GenerateRequest) -> list[Completion]:
         return await self.backend.generate(request)
@@ -58,6 +61,48 @@ async def test_constraint_kind_resolution(make, kind: str, expected: str) -> Non
     inner = backend.backend if isinstance(backend, Wrapper) else backend
     constraint = inner.requests[0].constraint
     assert constraint is not None and constraint.kind == expected
+
+
+class GrammarOnly(MockBackend):
+    """Any name: the declared capability decides, not the class name."""
+
+    constraint_kinds = ("grammar",)
+
+
+class NamedLikeLlamaCppBackend(MockBackend):
+    pass
+
+
+NamedLikeLlamaCppBackend.__name__ = "LlamaCppBackend"  # a name alone no longer counts
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda: GrammarOnly(["Scores: \\boxed{5}"]), "grammar"),
+        (lambda: NamedLikeLlamaCppBackend(["Scores: \\boxed{5}"]), "regex"),
+    ],
+)
+async def test_auto_kind_follows_the_declared_capability(make, expected: str) -> None:  # type: ignore[no-untyped-def]
+    backend = make()
+    await PointwiseJudge(backend).judge(JudgeQuery("q", ("a",)))
+    assert backend.requests[0].constraint.kind == expected
+
+
+async def test_the_cache_and_the_real_llama_cpp_class_carry_the_capability(tmp_path: Path) -> None:
+    from rewardkit.backends.llama_cpp import LlamaCppBackend as RealLlamaCpp
+    from rewardkit.store import CachedBackend, JudgeCache
+
+    assert "grammar" in RealLlamaCpp.constraint_kinds and "regex" not in RealLlamaCpp.constraint_kinds
+    inner = LlamaCppBackend(["Scores: \\boxed{5}"])
+    cache = JudgeCache(tmp_path / "c.sqlite")
+    try:
+        cached = CachedBackend(inner, cache)
+        assert constraint_kinds(cached) == ("grammar", "json_schema")
+        await PointwiseJudge(cached).judge(JudgeQuery("q", ("a",)))
+        assert inner.requests[0].constraint.kind == "grammar"
+    finally:
+        cache.close()
 
 
 async def test_pairwise_uses_grammar_for_llama_cpp() -> None:

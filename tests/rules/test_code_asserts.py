@@ -339,6 +339,21 @@ def test_forms_that_cannot_be_checked_are_unscored_not_passed(asserts, message):
     assert message in result.message
 
 
+def test_asserts_for_another_language_are_a_bad_reference_by_its_typed_reason():
+    """Python asserts cannot judge a JavaScript program: the reference is at fault, and the
+    reason comes from the outcome's typed `unscored`, not from reading the message."""
+    from rewardkit.rules.code import parse_tests, run_tests
+
+    tests = parse_tests({"asserts": "assert f(1) == 1", "language": "javascript"})
+    assert not isinstance(tests, str)
+    outcome = run_tests("function f(x) { return 1 }", tests)
+    assert outcome.unscored is not None and outcome.unscored[0] == "bad_reference"
+    assert outcome.sandbox_error is None
+    result = code_reward("```javascript\nfunction f(x) { return 1 }\n```", tests.model_dump())
+    assert isinstance(result, Unscored) and result.reason == "bad_reference"
+    assert "asserts are Python" in result.message
+
+
 @isolated
 def test_asserts_that_do_not_parse_are_a_bad_reference():
     result = code_reward(fence("def f(x):\n    return 1"), {"asserts": "assert f(1) =="})

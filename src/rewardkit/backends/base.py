@@ -10,9 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-__all__ = ["Backend", "Completion", "Constraint", "GenerateRequest", "Message", "TokenLogprob"]
+__all__ = [
+    "Backend",
+    "Completion",
+    "Constraint",
+    "ConstraintKind",
+    "GenerateRequest",
+    "Message",
+    "TokenLogprob",
+    "constraint_kinds",
+]
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+ConstraintKind = Literal["regex", "grammar", "json_schema"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +71,12 @@ class Completion:
 
 @runtime_checkable
 class Backend(Protocol):
-    """Produces judge text. Implementations bound their own concurrency and time out every call."""
+    """Produces judge text. Implementations bound their own concurrency and time out every call.
+
+    Optional capability: `constraint_kinds`, the `Constraint` kinds the backend enforces,
+    preferred first (read it with `constraint_kinds(backend)`). Wrappers (the cache, the
+    eval cost meter) forward their inner backend's.
+    """
 
     #: Identifies the model for cache keys and reports (e.g. "qwen2.5-7b-instruct").
     model: str
@@ -73,3 +88,12 @@ class Backend(Protocol):
     async def aclose(self) -> None:
         """Release connections, processes or models."""
         ...
+
+
+#: What a backend that declares nothing is taken to enforce: a server taking a regex.
+DEFAULT_CONSTRAINT_KINDS: tuple[ConstraintKind, ...] = ("regex",)
+
+
+def constraint_kinds(backend: object) -> tuple[ConstraintKind, ...]:
+    """The constraint kinds `backend` enforces, preferred first (its `constraint_kinds`)."""
+    return tuple(getattr(backend, "constraint_kinds", DEFAULT_CONSTRAINT_KINDS))

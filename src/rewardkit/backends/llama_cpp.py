@@ -32,7 +32,7 @@ from typing import Any
 
 from rewardkit.backends._local import LocalModelWorker
 from rewardkit.backends._wire import completion_from_choice
-from rewardkit.backends.base import Completion, Constraint, GenerateRequest
+from rewardkit.backends.base import Completion, Constraint, ConstraintKind, GenerateRequest
 from rewardkit.backends.models import require_default_judge_model, resolve_gguf
 from rewardkit.errors import BackendError, BackendTimeoutError, ConfigError, MissingDependencyError
 
@@ -64,6 +64,8 @@ class LlamaCppBackend(LocalModelWorker):
     """
 
     _thread_name = "llama-cpp"
+    #: GBNF and JSON schemas are enforced in process; a regex is not.
+    constraint_kinds: tuple[ConstraintKind, ...] = ("grammar", "json_schema")
     _runtime_attrs = ("_llama", "_grammars")
 
     def __init__(

@@ -8,6 +8,7 @@ import select
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,19 @@ from rewardkit.deadline._protocol import ACK, LOAD_TIMEOUT
 
 if TYPE_CHECKING:
     from rewardkit.deadline._pool import DeadlinePool
+
+
+@dataclass(slots=True)
+class _Task:
+    """A chunk on a busy worker."""
+
+    worker: Worker
+    #: Indices into `items` (and `results`), run in this order.
+    chunk: list[int]
+    #: Position in `chunk` of the running item; -1 until the worker acks the request.
+    position: int
+    #: When the running item (or the ack) is overdue; None: no deadline.
+    deadline: float | None
 
 
 class MapRun:
@@ -35,8 +49,7 @@ class MapRun:
     ) -> None:
         self.pool, self.fn, self.items, self.results = pool, fn, items, results
         self.pending, self.timeout = pending, timeout
-        # conn -> [worker, chunk indices, position of the running item, deadline or None]
-        self.busy: dict[Connection, list[Any]] = {}
+        self.busy: dict[Connection, _Task] = {}
         self.booting: dict[Connection, tuple[Worker, float]] = {}
         # One poller for the whole run: `connection.wait` (and `Connection.poll`) build a
         # new selector per call, which was most of the parent's cost per streamed result.
@@ -50,8 +63,8 @@ class MapRun:
                 self._step()
                 self._fill()
         finally:
-            for worker, *_ in self.busy.values():  # interrupted (KeyboardInterrupt): no leaks
-                self.pool._discard(worker)
+            for task in self.busy.values():  # interrupted (KeyboardInterrupt): no leaks
+                self.pool._discard(task.worker)
                 self.pool._release(None)
             for worker, _ in self.booting.values():
                 self.pool._discard(worker)
@@ -94,13 +107,13 @@ class MapRun:
                 self.pending.appendleft(chunk)
                 self._replace(worker, exc)
                 return
-            self.busy[worker.conn] = [worker, chunk, -1, time.monotonic() + LOAD_TIMEOUT]
+            self.busy[worker.conn] = _Task(worker, chunk, -1, time.monotonic() + LOAD_TIMEOUT)
             return
         self.pool._release(worker)
 
     def _step(self) -> None:
         now = time.monotonic()
-        deadlines = [task[3] for task in self.busy.values() if task[3] is not None]
+        deadlines = [task.deadline for task in self.busy.values() if task.deadline is not None]
         deadlines += [d for _, d in self.booting.values()]
         wait_for = max(0.0, min(deadlines) - now) if deadlines else None
         for conn in self._readable(wait_for):
@@ -110,8 +123,8 @@ class MapRun:
                 self._on_message(conn)
         now = time.monotonic()
         for conn, task in list(self.busy.items()):
-            if task[3] is not None and now >= task[3] and not conn.poll(0):
-                worker, chunk, pos = task[0], task[1], task[2]
+            if task.deadline is not None and now >= task.deadline and not conn.poll(0):
+                worker, chunk, pos = task.worker, task.chunk, task.position
                 del self.busy[conn]
                 if pos < 0:
                     error: BaseException = WorkerCrashed(
@@ -155,31 +168,32 @@ class MapRun:
     def _on_message(self, conn: Connection) -> None:
         """One message from a busy worker: its ack, or the result of its running item."""
         task = self.busy[conn]
-        worker, chunk = task[0], task[1]
+        worker, chunk = task.worker, task.chunk
         try:
             data = conn.recv_bytes()
         except (EOFError, OSError) as exc:
             del self.busy[conn]
-            if task[2] < 0:  # died before acking: nothing of ours ran
+            if task.position < 0:  # died before acking: nothing of ours ran
                 self.pending.appendleft(chunk)
             else:
-                self._fail_running(chunk, task[2], crashed(self.fn, exc, self.pool.closed))
+                self._fail_running(chunk, task.position, crashed(self.fn, exc, self.pool.closed))
             self._replace(worker, exc)
             return
         if data == ACK:
-            task[2] = 0
+            task.position = 0
         else:
             status, value = pickle.loads(data)
             if status is None:  # the request did not load: no item of it can run
-                for index in chunk[task[2] :]:
+                for index in chunk[task.position :]:
                     self.results[index] = Outcome(error=value)
-                task[2] = len(chunk)
+                task.position = len(chunk)
             else:
-                self.results[chunk[task[2]]] = Outcome(value=value) if status else Outcome(error=value)
-                task[2] += 1
+                outcome = Outcome(value=value) if status else Outcome(error=value)
+                self.results[chunk[task.position]] = outcome
+                task.position += 1
         # The next item's deadline starts now.
-        task[3] = None if self.timeout is None else time.monotonic() + self.timeout
-        if task[2] >= len(chunk):
+        task.deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        if task.position >= len(chunk):
             del self.busy[conn]
             self._send(worker)
 

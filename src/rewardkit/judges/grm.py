@@ -14,11 +14,11 @@ import asyncio
 import itertools
 import math
 import random
-from dataclasses import replace
-from typing import Literal
+from dataclasses import dataclass, replace
 
 from rewardkit.backends.base import Backend, Completion, Constraint, GenerateRequest
 from rewardkit.errors import BackendError, ConfigError
+from rewardkit.judges.common import REQUEST_FAILURES, query_key, resolve_constraint_kind
 from rewardkit.judges.constrain import build_constraint, expected_scores
 from rewardkit.judges.data import JudgeConfig, JudgeQuery, JudgeResult, Judgment
 from rewardkit.judges.meta_rm import MetaRM
@@ -28,8 +28,6 @@ from rewardkit.judges.voting import select_top, vote
 
 __all__ = ["PointwiseJudge", "plan_chunks", "plan_orders"]
 
-# Failures a backend may surface for one request; anything else is a bug and propagates.
-_REQUEST_FAILURES = (BackendError, TimeoutError, ConnectionError, OSError)
 # Up to this many responses, every permutation is enumerated so k samples cover the
 # orders evenly (a pair at k=8 is shown 4 times each way), instead of drawn at random.
 _ENUMERATE_UP_TO = 4
@@ -60,24 +58,19 @@ def plan_orders(m: int, k: int, shuffle: bool, rng: random.Random) -> list[tuple
     return [tuple(rng.sample(range(m), m)) for _ in range(k)]
 
 
-def _constraint_kind(
-    backend: object, kind: Literal["auto", "regex", "grammar"]
-) -> Literal["regex", "grammar"]:
-    """Resolve "auto": in-process llama.cpp enforces GBNF but not regex; servers (vLLM,
-    SGLang, llama-server) take the regex. Wrappers (the cache) expose `.backend`."""
-    if kind != "auto":
-        return kind
-    inner, hops = backend, 0
-    while hasattr(inner, "backend") and hops < 4:
-        inner, hops = inner.backend, hops + 1
-    return "grammar" if type(inner).__name__ == "LlamaCppBackend" else "regex"
+@dataclass(frozen=True, slots=True)
+class _ChunkOutcome:
+    """One chunk's share of a query's result."""
 
-
-def _query_key(query: JudgeQuery) -> str:
-    # With an id the plan is fixed by (seed, id); without one, by the content.
-    if query.id is not None:
-        return f"id:{query.id}"
-    return "content:" + make_nonce(query.prompt, query.responses, query.reference)
+    #: The input indices judged together.
+    chunk: tuple[int, ...]
+    #: Rewards by input index (None outside the chunk and where no vote was cast).
+    rewards: tuple[float | None, ...]
+    judgments: list[Judgment]
+    #: Positions in `judgments` of the ones that voted.
+    voters: list[int]
+    warnings: list[str]
+    error: str | None
 
 
 class PointwiseJudge:
@@ -98,7 +91,7 @@ class PointwiseJudge:
         self.meta_rm = meta_rm
         if self.config.keep is not None and meta_rm is None:
             raise ConfigError("judge config sets `keep` (meta-RM top k) but no meta RM was given")
-        self.constraint_kind = _constraint_kind(backend, self.config.constraint_kind)
+        self.constraint_kind = resolve_constraint_kind(backend, self.config.constraint_kind)
         self.prompts = PromptBuilder.create(
             self.config.mode,
             template=self.config.template,
@@ -116,17 +109,15 @@ class PointwiseJudge:
         chunks = plan_chunks(n, self.config.max_responses)
         if len(chunks) == 1:
             # The common case: no gather, so no task per query (measurable at high rates).
-            chunk, rewards_, judgments_, voters_, warnings_, error = await self._judge_chunk(
-                query, chunks[0], 0
-            )
+            one = await self._judge_chunk(query, chunks[0], 0)
             return JudgeResult(
                 query.id,
-                rewards_,
-                tuple(judgments_),
-                sum(1 for j in judgments_ if j.valid),
-                error,
-                tuple(voters_),
-                tuple(warnings_),
+                one.rewards,
+                tuple(one.judgments),
+                sum(1 for j in one.judgments if j.valid),
+                one.error,
+                tuple(one.voters),
+                tuple(one.warnings),
             )
         parts = await asyncio.gather(
             *(self._judge_chunk(query, chunk, number) for number, chunk in enumerate(chunks))
@@ -136,14 +127,14 @@ class PointwiseJudge:
         voters: list[int] = []
         warnings: list[str] = []
         errors: list[str] = []
-        for chunk, chunk_rewards, chunk_judgments, chunk_voters, chunk_warnings, error in parts:
-            for index in chunk:
-                rewards[index] = chunk_rewards[index]
-            voters.extend(len(judgments) + v for v in chunk_voters)
-            judgments.extend(chunk_judgments)
-            warnings.extend(chunk_warnings)
-            if error is not None:
-                errors.append(error)
+        for part in parts:
+            for index in part.chunk:
+                rewards[index] = part.rewards[index]
+            voters.extend(len(judgments) + v for v in part.voters)
+            judgments.extend(part.judgments)
+            warnings.extend(part.warnings)
+            if part.error is not None:
+                errors.append(part.error)
         valid = sum(1 for j in judgments if j.valid)
         return JudgeResult(
             query.id,
@@ -157,11 +148,9 @@ class PointwiseJudge:
 
     async def _judge_chunk(
         self, query: JudgeQuery, chunk: tuple[int, ...], number: int
-    ) -> tuple[
-        tuple[int, ...], tuple[float | None, ...], list[Judgment], list[int], list[str], str | None
-    ]:
+    ) -> _ChunkOutcome:
         config = self.config
-        key = _query_key(query)
+        key = query_key(query)
         if config.shuffle and len(chunk) > 1:
             rng = random.Random(make_nonce("orders", config.seed, key, number))
         else:
@@ -200,7 +189,7 @@ class PointwiseJudge:
                     raise BackendError(
                         f"meta RM returned {len(ratings)} ratings for {len(valid_at)} judgments"
                     )
-            except _REQUEST_FAILURES as exc:
+            except REQUEST_FAILURES as exc:
                 warnings.append(f"meta_rm_failed: {exc}; voting over all valid judgments")
             else:
                 for i, rating in zip(valid_at, ratings, strict=True):
@@ -224,7 +213,7 @@ class PointwiseJudge:
                 if len(failures) == len(groups)
                 else "no_valid_judgment"
             )
-        return chunk, tuple(rewards), judgments, voters, warnings, error
+        return _ChunkOutcome(chunk, tuple(rewards), judgments, voters, warnings, error)
 
     @staticmethod
     def _localise(judgment: Judgment, chunk: tuple[int, ...]) -> Judgment:
@@ -254,7 +243,7 @@ class PointwiseJudge:
         )
         try:
             completions = await self.backend.generate(request)
-        except _REQUEST_FAILURES as exc:
+        except REQUEST_FAILURES as exc:
             message = f"{type(exc).__name__}: {exc}"
             failed = Judgment("", None, None, None, order, None, "backend_error")
             return [failed] * count, message

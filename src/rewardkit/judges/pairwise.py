@@ -13,9 +13,9 @@ from typing import Any
 
 from rewardkit.backends.base import Backend, Constraint, GenerateRequest
 from rewardkit.errors import ConfigError
+from rewardkit.judges.common import REQUEST_FAILURES, query_key, resolve_constraint_kind
 from rewardkit.judges.constrain import bounded_grammar
 from rewardkit.judges.data import JudgeConfig, JudgeQuery
-from rewardkit.judges.grm import _REQUEST_FAILURES, _constraint_kind, _query_key
 from rewardkit.judges.parsing import parse_preference
 from rewardkit.judges.templates import (
     PromptBuilder,
@@ -119,7 +119,7 @@ class PairwiseJudge:
                 0,
                 "missing_reference: reference mode needs a reference",
             )
-        key = _query_key(query)
+        key = query_key(query)
         batches = await asyncio.gather(self._ask(query, key, (0, 1)), self._ask(query, key, (1, 0)))
         judgments = tuple(j for batch, _ in batches for j in batch)
         failures = [f for _, f in batches if f is not None]
@@ -133,7 +133,9 @@ class PairwiseJudge:
         return PairwiseResult(query.id, rates, preferred, _consistent(valid), judgments, len(valid))
 
     def _constraint(self) -> Constraint:
-        return _verdict_constraint(_constraint_kind(self.backend, self.config.constraint_kind))
+        return _verdict_constraint(
+            resolve_constraint_kind(self.backend, self.config.constraint_kind)
+        )
 
     async def _ask(
         self, query: JudgeQuery, key: str, order: tuple[int, int]
@@ -155,7 +157,7 @@ class PairwiseJudge:
         )
         try:
             completions = await self.backend.generate(request)
-        except _REQUEST_FAILURES as exc:
+        except REQUEST_FAILURES as exc:
             failed = PairJudgment("", None, None, order, None, "backend_error")
             return [failed] * config.samples, f"{type(exc).__name__}: {exc}"
         views = [response_view(text, self.prompts.view) for text in shown]

@@ -334,9 +334,9 @@ def run_tests(
     lang: Language = get_language(tests.language or language)
     if tests.asserts:
         if lang.name != "python":
-            return TestOutcome(
-                0, 1, sandbox_error=f"asserts are Python; this sample's language is {lang.name}"
-            )
+            # The reference cannot judge this program: a typed reason, not a sandbox failure.
+            message = f"asserts are Python; this sample's language is {lang.name}"
+            return TestOutcome(0, 1, unscored=("bad_reference", message))
         return _assert_outcome(run_asserts(code, tests.assert_source, limits, allow_unisolated))
 
     io_tests = tests.tests or []
@@ -409,12 +409,7 @@ def code_reward(
     if outcome.unscored is not None:
         return Unscored(outcome.unscored[0], outcome.unscored[1], raw=code)
     if outcome.sandbox_error is not None:
-        reason = (
-            "bad_reference"
-            if tests.asserts and "asserts are Python" in outcome.sandbox_error
-            else "sandbox_error"
-        )
-        return Unscored(reason, outcome.sandbox_error, raw=code)
+        return Unscored("sandbox_error", outcome.sandbox_error, raw=code)
     details: dict[str, Any] = {
         "passed": outcome.passed,
         "total": outcome.total,

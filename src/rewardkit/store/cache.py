@@ -28,7 +28,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rewardkit.backends.base import Backend, Completion, GenerateRequest, TokenLogprob
+from rewardkit.backends.base import (
+    Backend,
+    Completion,
+    GenerateRequest,
+    TokenLogprob,
+    constraint_kinds,
+)
 from rewardkit.errors import BackendError, ConfigError
 
 try:  # orjson: several times faster on judge texts
@@ -444,6 +450,7 @@ class CachedBackend:
         self.model = backend.model
         self.identity = identity or backend_identity(backend)
         self.kind = getattr(backend, "kind", None) or type(backend).__name__
+        self.constraint_kinds = constraint_kinds(backend)  # the inner backend's capability
 
     async def generate(self, request: GenerateRequest) -> list[Completion]:
         if request.n < 1:
