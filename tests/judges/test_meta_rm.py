@@ -243,3 +243,36 @@ def test_meta_record_json_schema_is_documented() -> None:
         )["label"]
         == 1
     )
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (None, type(None)),
+        ("http://127.0.0.1:9/rate", "RemoteMetaRM"),
+        ({"url": "https://meta.example/rate"}, "RemoteMetaRM"),
+        ("/models/meta-rm", "TransformersMetaRM"),
+        ({"kind": "transformers", "model": "/models/meta-rm"}, "TransformersMetaRM"),
+    ],
+)
+def test_one_meta_rm_builder_for_the_reward_and_the_cli(spec: Any, expected: Any) -> None:
+    from rewardkit.judges.meta_rm import build_meta_rm
+
+    built = build_meta_rm(spec)  # nothing is loaded or contacted until first use
+    name = expected if isinstance(expected, str) else expected.__name__
+    assert type(built).__name__ == name
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"kind": "remote"}, "bad meta_rm options"),
+        ({"kind": "magic", "url": "x"}, "must be 'remote' or 'transformers'"),
+    ],
+)
+def test_meta_rm_builder_names_what_to_fix(spec: dict[str, Any], message: str) -> None:
+    from rewardkit.errors import ConfigError
+    from rewardkit.judges.meta_rm import build_meta_rm
+
+    with pytest.raises(ConfigError, match=message):
+        build_meta_rm(spec)

@@ -8,7 +8,6 @@ rewards, their worker pools and judge sessions are built once per process, never
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import os
@@ -17,6 +16,7 @@ from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from rewardkit._loop import shared_loop
 from rewardkit.errors import ConfigError
 from rewardkit.registry import resolve_factory
 from rewardkit.reward import Reward
@@ -119,20 +119,6 @@ def spec_is_async(spec: RewardSpec) -> bool:
 
 # --- one long-lived event loop for sync callers of async rewards ----------------------------
 
-_LOOP: asyncio.AbstractEventLoop | None = None
-_LOOP_PID: int | None = None
-
-
-def _loop() -> asyncio.AbstractEventLoop:
-    global _LOOP, _LOOP_PID
-    with _LOCK:
-        if _LOOP is None or os.getpid() != _LOOP_PID or _LOOP.is_closed():
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="rewardkit-loop", daemon=True)
-            thread.start()
-            _LOOP, _LOOP_PID = loop, os.getpid()
-        return _LOOP
-
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine from sync code on one persistent loop.
@@ -140,7 +126,7 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     Not `asyncio.run` per call: judge backends keep HTTP sessions bound to the loop that
     opened them, so every call in a process must land on the same loop.
     """
-    return asyncio.run_coroutine_threadsafe(coro, _loop()).result()
+    return shared_loop().run(coro)
 
 
 def score_batch(

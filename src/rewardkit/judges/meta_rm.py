@@ -27,6 +27,7 @@ from rewardkit.errors import (
     BackendError,
     BackendHTTPError,
     BackendTimeoutError,
+    ConfigError,
     InputError,
     MissingDependencyError,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "MetaRMRecord",
     "RemoteMetaRM",
     "TransformersMetaRM",
+    "build_meta_rm",
     "format_meta_input",
     "meta_inputs",
     "read_meta_records",
@@ -281,3 +283,26 @@ class RemoteMetaRM:
         state = self.__dict__.copy()
         state["_session"] = None
         return state
+
+
+def build_meta_rm(spec: str | dict[str, Any] | MetaRM | None) -> MetaRM | None:
+    """A meta RM from a URL, a model folder, {"kind": ..., ...}, or an instance (None: none).
+
+    The one builder: `JudgeReward(meta_rm=...)` and `rewardkit judge --meta-rm` both use it.
+    """
+    if spec is None or not isinstance(spec, str | dict):
+        return spec
+    if isinstance(spec, str):
+        if spec.startswith(("http://", "https://")):
+            return RemoteMetaRM(spec)
+        return TransformersMetaRM(spec)
+    options = dict(spec)
+    kind = options.pop("kind", "remote" if "url" in options else "transformers")
+    try:
+        if kind == "remote":
+            return RemoteMetaRM(options.pop("url"), **options)
+        if kind == "transformers":
+            return TransformersMetaRM(options.pop("model"), **options)
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"judge: bad meta_rm options {spec!r}: {exc}") from exc
+    raise ConfigError(f"judge: meta_rm kind must be 'remote' or 'transformers', got {kind!r}")

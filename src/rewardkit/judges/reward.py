@@ -24,16 +24,16 @@ import difflib
 import json
 import threading
 from collections import Counter
-from collections.abc import Coroutine, Sequence
-from concurrent.futures import Future
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from rewardkit._loop import LoopThread, in_running_loop
 from rewardkit.backends.base import Backend
 from rewardkit.errors import ConfigError
 from rewardkit.judges.data import JudgeConfig, JudgeQuery, JudgeResult
 from rewardkit.judges.grm import PointwiseJudge
-from rewardkit.judges.meta_rm import MetaRM, RemoteMetaRM, TransformersMetaRM
+from rewardkit.judges.meta_rm import MetaRM, build_meta_rm
 from rewardkit.judges.parsing import SCORE_MAX, SCORE_MIN
 from rewardkit.judges.templates import PromptBuilder
 from rewardkit.reward import Reward
@@ -42,32 +42,6 @@ from rewardkit.types import RewardResult, Sample, Score, Unscored
 __all__ = ["JudgeReward"]
 
 T = TypeVar("T")
-
-
-class _LoopThread:
-    """A private event loop on a daemon thread, for the synchronous `score_batch`.
-
-    One persistent loop (rather than `asyncio.run` per batch) keeps the backend's
-    connections alive between batches, and works whether or not the calling thread
-    already runs a loop of its own.
-    """
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(
-            target=self.loop.run_forever, name="rewardkit-judge", daemon=True
-        )
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
-        if not self.loop.is_running():
-            self.loop.close()
 
 
 class JudgeReward(Reward):
@@ -113,11 +87,11 @@ class JudgeReward(Reward):
         self.backend = backend if not isinstance(backend, str) else self._build_backend(backend)
         # Cheap to build (models and sessions load on first use), so option mistakes
         # surface here rather than in the middle of training.
-        self.meta_rm = _build_meta_rm(meta_rm)
+        self.meta_rm = build_meta_rm(meta_rm)
         self.group_by_prompt = bool(group_by_prompt)
         self.normalize = bool(normalize)
         self._judge: PointwiseJudge | None = None
-        self._runner: _LoopThread | None = None
+        self._runner: LoopThread | None = None
         self._lock = threading.Lock()
 
     # -- construction -----------------------------------------------------------------
@@ -155,7 +129,7 @@ class JudgeReward(Reward):
         """Synchronous form: runs the async path on the reward's own event loop thread."""
         with self._lock:
             if self._runner is None:
-                self._runner = _LoopThread()
+                self._runner = LoopThread("rewardkit-judge")
             runner = self._runner
         return runner.run(self.ascore_batch(samples))
 
@@ -221,7 +195,7 @@ class JudgeReward(Reward):
         with contextlib.suppress(Exception):
             if runner is not None and judge is not None:
                 runner.run(judge.backend.aclose())
-            elif judge is not None and not _in_running_loop():
+            elif judge is not None and not in_running_loop():
                 asyncio.run(judge.backend.aclose())
         if runner is not None:
             runner.stop()
@@ -242,34 +216,6 @@ def _reject_typos(passed_on: set[str], judge_fields: set[str]) -> None:
         )
         if close:
             raise ConfigError(f"judge: unknown option {key!r}; did you mean {close[0]!r}?")
-
-
-def _build_meta_rm(spec: str | dict[str, Any] | MetaRM | None) -> MetaRM | None:
-    """A meta RM from a URL, a model folder, {"kind": ..., ...}, or an instance."""
-    if spec is None or not isinstance(spec, str | dict):
-        return spec
-    if isinstance(spec, str):
-        if spec.startswith(("http://", "https://")):
-            return RemoteMetaRM(spec)
-        return TransformersMetaRM(spec)
-    options = dict(spec)
-    kind = options.pop("kind", "remote" if "url" in options else "transformers")
-    try:
-        if kind == "remote":
-            return RemoteMetaRM(options.pop("url"), **options)
-        if kind == "transformers":
-            return TransformersMetaRM(options.pop("model"), **options)
-    except (KeyError, TypeError) as exc:
-        raise ConfigError(f"judge: bad meta_rm options {spec!r}: {exc}") from exc
-    raise ConfigError(f"judge: meta_rm kind must be 'remote' or 'transformers', got {kind!r}")
-
-
-def _in_running_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _reference(sample: Sample) -> str | None:

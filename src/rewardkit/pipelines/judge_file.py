@@ -265,13 +265,13 @@ def build_judge(options: JudgeOptions) -> BuiltJudge:
 
 
 def _meta_rm(where: str) -> MetaRM:
-    from rewardkit.judges.meta_rm import RemoteMetaRM, TransformersMetaRM
+    from rewardkit.judges.meta_rm import build_meta_rm
 
-    if where.startswith(("http://", "https://")):
-        return RemoteMetaRM(where)
-    if not Path(where).exists():
+    if not where.startswith(("http://", "https://")) and not Path(where).exists():
         raise ConfigError(f"--meta-rm {where}: no such model folder (or give an http(s) URL)")
-    return TransformersMetaRM(where)
+    meta_rm = build_meta_rm(where)
+    assert meta_rm is not None
+    return meta_rm
 
 
 # -- the run -----------------------------------------------------------------------------
