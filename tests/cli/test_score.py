@@ -147,7 +147,8 @@ def test_bad_lines_are_reported_with_line_numbers_and_do_not_stop_others(tmp_pat
         ],
     )
     out = tmp_path / "out.jsonl"
-    assert main(["score", str(src), "-o", str(out), "--reward", "test_cli_exact", "--chunk-size", "2"]) == 0
+    # Bad rows are error lines: the run finishes and exits 1 (rewardkit.cli._exit).
+    assert main(["score", str(src), "-o", str(out), "--reward", "test_cli_exact", "--chunk-size", "2"]) == 1
     got = by_id(out)
     assert got["ok1"]["reward"] == 1.0 and got["ok2"]["reward"] == 1.0
     assert got["2"]["line"] == 2 and "line 2: invalid JSON" in got["2"]["error"]
@@ -174,7 +175,7 @@ def test_duplicate_ids_keep_the_first_and_report_later_ones(tmp_path: Path) -> N
         ],
     )
     out = tmp_path / "out.jsonl"
-    assert main(["score", str(src), "-o", str(out), "--reward", "test_cli_exact"]) == 0
+    assert main(["score", str(src), "-o", str(out), "--reward", "test_cli_exact"]) == 1
     got = by_id(out)
     assert set(got) == {"q1", "q1@line2", "q2", "q1@line4"}
     assert got["q1"]["reward"] == 1.0  # the first occurrence is the one scored
@@ -337,7 +338,7 @@ def test_console_script_subprocess(tmp_path: Path) -> None:
         [str(script), "score", str(src), "-o", str(out), "--reward", "think_format"],
         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # the "oops" row is an error line
     got = by_id(out)
     assert got["good"]["reward"] == 1.0
     assert got["bad"]["details"]["think_format"]["reason"] == "missing_think"
@@ -424,7 +425,7 @@ def test_made_up_keys_never_take_an_id_of_the_input(tmp_path: Path) -> None:
     ]
     src = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"
-    assert main(["score", str(src), "-o", str(out), "--reward", "test_cli_exact"]) == 0
+    assert main(["score", str(src), "-o", str(out), "--reward", "test_cli_exact"]) == 1  # error lines
     got = by_id(out)  # asserts one line per id
     assert len(got) == len(rows)
     # Every id given in the input is kept as given and scored.

@@ -3,7 +3,9 @@
     rewardkit judge in.jsonl -o out.jsonl --base-url http://127.0.0.1:8000/v1 --model qwen
 
 The run itself is `rewardkit.pipelines.judge_file.judge_file`; this module only turns the
-command line into its `JudgeOptions`, whose fields define the flags.
+command line into its `JudgeOptions`, whose fields define the flags. Exit status: the
+rule `rewardkit score` follows too (`rewardkit.cli._exit`): 0 when every line this run
+wrote is clean, 1 when some hold an `error`, 2 when the run could not proceed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
+from rewardkit.cli._exit import EXIT_STATUS_HELP, exit_status
 from rewardkit.cli._options import add_model_arguments, values_from_args
 from rewardkit.errors import ConfigError
 from rewardkit.pipelines.judge_file import JudgeOptions, judge_file
@@ -28,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.exit(2, f"rewardkit judge: error: {message} (see rewardkit judge --help)\n")
 
     parser.error = one_line_error  # type: ignore[method-assign]
+    parser.epilog = EXIT_STATUS_HELP
     add_judge_options(parser)
 
 
@@ -91,4 +95,4 @@ def _read_file(value: str, option: str) -> str:
 def run(args: argparse.Namespace) -> int:
     summary = judge_file(options_from_args(args))
     print(f"rewardkit judge: {summary.describe()}", file=sys.stderr)
-    return summary.exit_code
+    return exit_status(summary.error_lines)

@@ -19,6 +19,10 @@ repeated id's `"<id>@line<N>"`, or `"@line<N>"` for a row without an id whose li
 another row has as its id) never equals an id of the input: the input's ids are read in a
 first pass, and a taken key gets "~" appended until it is free.
 
+Exit status (the same rule as `rewardkit judge`, see `rewardkit.cli._exit`): 0 when every
+line this run wrote is clean (scored or unscored), 1 when some hold an `error`, 2 when the
+run could not proceed.
+
 Rerunning the same command resumes: ids already in OUTPUT are skipped, and a half-written
 last line from a crash is trimmed first (`ResultWriter`). Rewards that need many cores
 (math, code) bring their own worker pools; this loop only batches.
@@ -34,6 +38,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from rewardkit.cli._exit import EXIT_STATUS_HELP, exit_status
 from rewardkit.cli._spec_args import add_spec_arguments, spec_from_args
 from rewardkit.errors import ConfigError, InputError
 from rewardkit.io import InputRow, iter_rows, sample_from_record
@@ -45,6 +50,7 @@ DEFAULT_CHUNK_SIZE = 256
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXIT_STATUS_HELP
     parser.add_argument(
         "input", metavar="INPUT", help="JSONL file, Parquet file or `datasets` folder"
     )
@@ -224,4 +230,4 @@ def run(args: argparse.Namespace) -> int:
                 writer.write(lines)
                 bar.update(len(chunk))
     print(counts.summary(time.perf_counter() - started, output_path), file=sys.stderr)
-    return 0
+    return exit_status(counts.errors)

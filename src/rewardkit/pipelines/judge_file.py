@@ -4,7 +4,7 @@
 
     summary = judge_file(JudgeOptions(input="in.jsonl", output="out.jsonl",
                                       base_url=("http://127.0.0.1:8000/v1",), model="qwen"))
-    print(summary.describe(), summary.exit_code)
+    print(summary.describe(), summary.error_lines)
 
 Input lines are `{"id", "prompt", "responses": [...], "reference"?}` (or one `"response"`);
 other fields are copied to the output line. Each finished query is appended to OUTPUT and
@@ -296,9 +296,9 @@ class JudgeSummary:
     seconds: float
 
     @property
-    def exit_code(self) -> int:
-        """0: every line this run wrote is clean; 1: some hold an error (see them in OUTPUT)."""
-        return 1 if self.errors or self.bad_lines else 0
+    def error_lines(self) -> int:
+        """Lines this run wrote that hold an `error` (failed queries and bad input lines)."""
+        return self.errors + self.bad_lines
 
     def describe(self) -> str:
         parts = [f"{self.judged} judged", f"{self.errors} with errors"]
