@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -25,13 +24,17 @@ def client(scorer: CountingScorer, **config: Any) -> TestClient:
 
 
 def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample line of the exposition, 0 when absent."""
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = re.escape(name) + (r"\{" + re.escape(want) + r"\}" if want else "") + r" (\S+)$"
-    for line in text.splitlines():
-        match = re.match(pattern, line)
-        if match:
-            return float(match.group(1))
+    """The value of one sample of the exposition, 0 when absent.
+
+    Parsed by prometheus-client's own parser: label order carries no meaning in the format
+    (prometheus-client writes labels sorted by name).
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
     return 0.0
 
 

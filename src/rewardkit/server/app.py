@@ -25,6 +25,7 @@ from rewardkit.registry import resolve_factory
 from rewardkit.scoring import RewardReport, Scorer
 from rewardkit.server.batching import MicroBatcher
 from rewardkit.server.config import ServerConfig
+from rewardkit.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from rewardkit.server.metrics import Metrics
 from rewardkit.server.schemas import (
     ErrorBody,
@@ -105,18 +106,18 @@ class _Service:
     async def score(self, samples: list[Sample], endpoint: str) -> list[RewardReport]:
         reports = await self._batcher_for_loop().submit(samples)
         metrics = self.metrics
-        metrics.samples.inc(endpoint, amount=len(samples))
+        metrics.samples.labels(endpoint).inc(len(samples))
         unscored = sum(1 for r in reports if not r.scored)
         if unscored:
-            metrics.unscored.inc(endpoint, amount=unscored)
+            metrics.unscored.labels(endpoint).inc(unscored)
         for report in reports:
             if not report.components and report.reason:
-                metrics.component_unscored.inc("", report.reason.split(":", 1)[0])
+                metrics.component_unscored.labels("", report.reason.split(":", 1)[0]).inc()
             for label, result in report.components.items():
                 if isinstance(result, Unscored):
-                    metrics.component_unscored.inc(label, result.reason)
+                    metrics.component_unscored.labels(label, result.reason).inc()
                     if label in self.judge_labels:
-                        metrics.judge_errors.inc(label, result.reason)
+                        metrics.judge_errors.labels(label, result.reason).inc()
         return reports
 
     async def aclose(self) -> None:
@@ -264,7 +265,7 @@ def create_app(scorer: Scorer, config: ServerConfig | None = None) -> FastAPI:
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics_text() -> PlainTextResponse:
-        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     _with_request_schemas(app, [GetRewardRequest, RewardsRequest])
     # Starlette's add_middleware expects a class; _Guard wraps the whole app instead.
@@ -321,8 +322,8 @@ class _GuardMiddleware:
         try:
             await self._handle(scope, receive, send_tracked, path)
         finally:
-            self.metrics.requests.inc(endpoint, str(status))
-            self.metrics.latency.observe(time.perf_counter() - start, endpoint)
+            self.metrics.requests.labels(endpoint, str(status)).inc()
+            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
