@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from rewardkit.cli.score import parse_reward_args
+from rewardkit.cli._spec_args import parse_reward_args
 from rewardkit.errors import ConfigError
 from rewardkit.spec import RewardSpec, load_spec
 
