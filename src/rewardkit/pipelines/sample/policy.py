@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from rewardkit.errors import BackendError, InputError
 from rewardkit.io import iter_rows, row_id
-from rewardkit.store.results import ResultWriter
 from rewardkit.pipelines.sample.config import InputConfig, PolicyConfig, SamplingConfig
 from rewardkit.pipelines.sample.records import Candidate, sample_key
 from rewardkit.scoring import RewardReport, Scorer
+from rewardkit.store.results import ResultWriter
 from rewardkit.text import prompt_text
 from rewardkit.types import Sample, Score
 

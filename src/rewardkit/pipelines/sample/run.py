@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rewardkit.errors import ConfigError, InputError
-from rewardkit.store.results import ResultWriter
 from rewardkit.pipelines.sample.config import SampleRunConfig
 from rewardkit.pipelines.sample.filters import FILTERS
 from rewardkit.pipelines.sample.metrics import outcome, policy_metrics
@@ -34,6 +33,7 @@ from rewardkit.pipelines.sample.records import Candidate
 from rewardkit.pipelines.sample.select import Decision, decide
 from rewardkit.pipelines.sample.writer import sft_row, write_json, write_sft
 from rewardkit.scoring import Scorer
+from rewardkit.store.results import ResultWriter
 
 if TYPE_CHECKING:
     from rewardkit.backends.base import Backend
