@@ -15,9 +15,9 @@ pytest.importorskip("trl")
 from rewardkit.backends import MockBackend
 from rewardkit.backends.base import GenerateRequest
 from rewardkit.errors import ConfigError
-from rewardkit.testing.grpo_toy import build_tiny_model, toy_prompts
 from rewardkit.pipelines.sample import SampleRunConfig, run_sample_sync
 from rewardkit.pipelines.sft import load_sft_config, train_sft
+from rewardkit.testing.grpo_toy import build_tiny_model, toy_prompts
 
 TOY_SPEC = {
     "rewards": [
