@@ -74,8 +74,18 @@ def test_echoed_verdict_inside_the_prompts_fences_does_not_count() -> None:
 
 @pytest.mark.parametrize(
     "label",
-    [None, "not json", "[1, 2]", {"n": 2}, {"n": 2, "best": 2}, {"n": 1}, {"n": 1, "rating": 11},
-     {"n": 2, "best": 0, "extra": 1}, {"n": 0, "best": 0}, {"n": 2, "best": True}],
+    [
+        None,
+        "not json",
+        "[1, 2]",
+        {"n": 2},
+        {"n": 2, "best": 2},
+        {"n": 1},
+        {"n": 1, "rating": 11},
+        {"n": 2, "best": 0, "extra": 1},
+        {"n": 0, "best": 0},
+        {"n": 2, "best": True},
+    ],
 )
 def test_a_bad_label_is_unscored_not_a_reward(label: object) -> None:
     result = JudgeAgreementReward().score(Sample("q", "Scores: \\boxed{8, 3}", reference=label))

@@ -34,7 +34,9 @@ def judge_of(script: Script) -> tuple[PointwiseJudge, MockBackend]:
 
 
 def box(*scores: int) -> str:
-    return "Specific Criteria: x.\nAnalysis: y.\nScores: \\boxed{" + ", ".join(map(str, scores)) + "}"
+    return (
+        "Specific Criteria: x.\nAnalysis: y.\nScores: \\boxed{" + ", ".join(map(str, scores)) + "}"
+    )
 
 
 def good_high(shown: list[str], request: GenerateRequest, index: int) -> str:
@@ -68,8 +70,13 @@ def run(tmp_path: Path, items: list[LabelledItem], script: Script, **config: Any
         (lambda s, r, i: "I like the first.", "no_correct", 0, {"no_valid_verdict": 3}),
     ],
 )
-def test_accept_reject_rule(tmp_path: Path, script: Script, status: str | None, sft: int | None,
-                            rejected: dict[str, int] | None) -> None:
+def test_accept_reject_rule(
+    tmp_path: Path,
+    script: Script,
+    status: str | None,
+    sft: int | None,
+    rejected: dict[str, int] | None,
+) -> None:
     summary, backend = run(tmp_path, [PAIR], script)
     assert backend.calls == 3
     out = tmp_path / "out"
@@ -84,8 +91,9 @@ def test_accept_reject_rule(tmp_path: Path, script: Script, status: str | None, 
     assert summary.sft_rows == right and summary.rejected == {"wrong": 3 - right}
     assert summary.correct == right and summary.trajectories == 3
     rows = read(out / "sft.jsonl")
-    assert all(r["messages"][0]["role"] == "user" and r["messages"][1]["role"] == "assistant"
-               for r in rows)
+    assert all(
+        r["messages"][0]["role"] == "user" and r["messages"][1]["role"] == "assistant" for r in rows
+    )
     # an accepted row really agrees with the label, by the RL reward's own rule
     for row in rows:
         sample = next(s for s in read(out / "samples.jsonl") if s["sample"] == row["sample"])
@@ -139,9 +147,11 @@ def test_outputs_meta_records_and_rl_rows(tmp_path: Path) -> None:
         item = by_id[m.id or ""]
         assert m.query == item.prompt
         assert any(
-            s["text"] == m.judgment and m.responses == [item.responses[i] for i in s["order"]]
+            s["text"] == m.judgment
+            and m.responses == [item.responses[i] for i in s["order"]]
             and m.label == s["correct"]
-            for s in samples.values() if s["id"] == m.id
+            for s in samples.values()
+            if s["id"] == m.id
         )
     rl = read(out / "rl.jsonl")
     assert [r["id"] for r in rl] == ["p", "q"] and summary.rl_rows == 2
@@ -217,7 +227,9 @@ def test_read_three_forms_and_bad_rows(tmp_path: Path) -> None:
         LabelledItem("1", "Q1", ("a", "b"), best=1),
         LabelledItem("x", "Q2", ("a", "b"), best=0),
         LabelledItem("3", "Q3", ("a", "b", "c"), best=2),
-        LabelledItem("4", "user: Q4" if got[3].prompt.startswith("user") else "Q4", ("a",), rating=9),
+        LabelledItem(
+            "4", "user: Q4" if got[3].prompt.startswith("user") else "Q4", ("a",), rating=9
+        ),
         LabelledItem("5", "Q5", ("a", "b")),
     ]
     errors = got[5:]
@@ -229,23 +241,39 @@ def test_read_three_forms_and_bad_rows(tmp_path: Path) -> None:
 
 def test_gold_labels_from_a_judge_output(tmp_path: Path) -> None:
     data = tmp_path / "data.jsonl"
-    data.write_text("\n".join(json.dumps(r) for r in [
-        {"id": "a", "prompt": "Q", "responses": ["r1", "r2"]},
-        {"id": "b", "prompt": "Q", "responses": ["r1", "r2"]},
-        {"id": "c", "prompt": "Q", "responses": ["r1", "r2"]},
-        {"id": "d", "prompt": "Q", "response": "r"},
-        {"id": "e", "prompt": "Q", "responses": ["r1", "r2"]},
-        {"id": "f", "prompt": "Q", "responses": ["r1", "r2"]},
-    ]) + "\n")
+    data.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"id": "a", "prompt": "Q", "responses": ["r1", "r2"]},
+                {"id": "b", "prompt": "Q", "responses": ["r1", "r2"]},
+                {"id": "c", "prompt": "Q", "responses": ["r1", "r2"]},
+                {"id": "d", "prompt": "Q", "response": "r"},
+                {"id": "e", "prompt": "Q", "responses": ["r1", "r2"]},
+                {"id": "f", "prompt": "Q", "responses": ["r1", "r2"]},
+            ]
+        )
+        + "\n"
+    )
     gold = tmp_path / "gold.jsonl"
-    gold.write_text("\n".join(json.dumps(r) for r in [
-        {"id": "a", "rewards": [6.0, 15.0], "error": None},
-        {"id": "b", "rewards": [9.0, 9.0], "error": None},  # tie: no label
-        {"id": "c", "rewards": [None, 3.0], "error": None},  # unscored: no label
-        {"id": "d", "rewards": [13.0], "error": None,
-         "responses": [{"scores": [6, None, 7]}]},  # mean 6.5 rounds to 7
-        {"id": "e", "rewards": None, "error": "no_valid_judgment"},
-    ]) + "\n")
+    gold.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"id": "a", "rewards": [6.0, 15.0], "error": None},
+                {"id": "b", "rewards": [9.0, 9.0], "error": None},  # tie: no label
+                {"id": "c", "rewards": [None, 3.0], "error": None},  # unscored: no label
+                {
+                    "id": "d",
+                    "rewards": [13.0],
+                    "error": None,
+                    "responses": [{"scores": [6, None, 7]}],
+                },  # mean 6.5 rounds to 7
+                {"id": "e", "rewards": None, "error": "no_valid_judgment"},
+            ]
+        )
+        + "\n"
+    )
     from rewardkit.pipelines.spct import load_items
 
     items, skipped = load_items(data, labels=gold)

@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "judge": ("rewardkit.cli.judge", "score responses with an SPCT-style LLM judge"),
     "serve": ("rewardkit.cli.serve", "serve rewards over HTTP (OpenRLHF protocol and native)"),
     "train": ("rewardkit.cli.train", "train a policy with GRPO on rewardkit rewards"),
+    "spct": ("rewardkit.cli.spct", "SPCT judge training data: rejective fine-tuning (rft)"),
     "rewards": ("rewardkit.cli.rewards", "list the registered rewards"),
 }
 

@@ -24,10 +24,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="continue from the last checkpoint in output_dir (starts fresh if there is none)",
     )
+    from rewardkit.cli.spct import add_train_arguments
+
+    add_train_arguments(sub)  # judge-sft, judge-grpo, meta-rm (SPCT)
     parser.set_defaults(_train_parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.train_command in ("judge-sft", "judge-grpo", "meta-rm"):
+        from rewardkit.cli.spct import run_train
+
+        return run_train(args)
     if args.train_command != "grpo":
         args._train_parser.print_help()
         return 2

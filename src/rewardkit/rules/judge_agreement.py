@@ -59,9 +59,7 @@ class JudgeLabel:
                 f"got {self.rating!r}"
             )
         if self.responses and len(self.responses) != self.n:
-            raise InputError(
-                f"judge label: {len(self.responses)} responses given for n={self.n}"
-            )
+            raise InputError(f"judge label: {len(self.responses)} responses given for n={self.n}")
 
     @classmethod
     def from_reference(cls, reference: Any) -> JudgeLabel:

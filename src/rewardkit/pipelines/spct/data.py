@@ -28,7 +28,14 @@ from rewardkit.judges.parsing import SCORE_MAX, SCORE_MIN
 from rewardkit.judges.templates import make_nonce
 from rewardkit.text import prompt_text
 
-__all__ = ["ItemError", "LabelledItem", "gold_labels", "item_from_record", "read_items", "with_gold"]
+__all__ = [
+    "ItemError",
+    "LabelledItem",
+    "gold_labels",
+    "item_from_record",
+    "read_items",
+    "with_gold",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +123,13 @@ def item_from_record(record: Mapping[str, Any], line: int) -> LabelledItem:
         rating = record.get("rating") if len(responses) == 1 else None
         return _item(rid, record.get("prompt"), responses, best, rating, bad)
     if "response" in record:
-        return _item(rid, record.get("prompt"), [record["response"]], None, record.get("rating"), bad)
-    raise bad("expected {input, output_1, output_2, label}, {prompt, responses, best} "
-              "or {prompt, response, rating}")
+        return _item(
+            rid, record.get("prompt"), [record["response"]], None, record.get("rating"), bad
+        )
+    raise bad(
+        "expected {input, output_1, output_2, label}, {prompt, responses, best} "
+        "or {prompt, response, rating}"
+    )
 
 
 def _item(
@@ -140,7 +151,8 @@ def _item(
         if isinstance(best, bool) or not isinstance(best, int) or not 0 <= best < n:
             raise bad(f"'best' must be an index in 0..{n - 1}, got {best!r}")
     if rating is not None and (
-        isinstance(rating, bool) or not isinstance(rating, int)
+        isinstance(rating, bool)
+        or not isinstance(rating, int)
         or not SCORE_MIN <= rating <= SCORE_MAX
     ):
         raise bad(f"'rating' must be an integer {SCORE_MIN}-{SCORE_MAX}, got {rating!r}")

@@ -42,7 +42,13 @@ from rewardkit.judges.constrain import build_constraint
 from rewardkit.judges.grm import PointwiseJudge
 from rewardkit.judges.meta_rm import MetaRMRecord
 from rewardkit.judges.templates import make_nonce
-from rewardkit.pipelines.spct.data import ItemError, LabelledItem, gold_labels, read_items, with_gold
+from rewardkit.pipelines.spct.data import (
+    ItemError,
+    LabelledItem,
+    gold_labels,
+    read_items,
+    with_gold,
+)
 from rewardkit.pipelines.spct.prompting import hint_text, render_prompt, sample_orders
 from rewardkit.pipelines.spct.store import SampleStore, write_jsonl_atomic
 from rewardkit.rules.judge_agreement import judgment_agrees
@@ -192,7 +198,9 @@ class _Sampler:
                     bar.set_postfix_str(f"backend_errors={self.backend_errors}", refresh=False)
 
         try:
-            await asyncio.gather(*(worker() for _ in range(min(self.config.concurrency, len(jobs)))))
+            await asyncio.gather(
+                *(worker() for _ in range(min(self.config.concurrency, len(jobs))))
+            )
         finally:
             if bar is not None:
                 bar.close()
@@ -209,7 +217,9 @@ class _Sampler:
             max_tokens=config.max_tokens,
             seed=int(make_nonce("spct-seed", self.config.seed, item.id, job.sample, job.hinted), 16)
             % (2**31),
-            constraint=build_constraint(n, self.judge.constraint_kind) if config.constrain else None,
+            constraint=build_constraint(n, self.judge.constraint_kind)
+            if config.constrain
+            else None,
         )
         try:
             [completion] = await self.judge.backend.generate(request)
@@ -272,7 +282,9 @@ async def run_rft(
         sampler = _Sampler(judge, store, config)
         await sampler.run(sampler.jobs(items, hinted=False), "rft")
         if config.hinted:
-            hard = [it for it in items if _status(it, store, config, hinted_phase=False) == "no_correct"]
+            hard = [
+                it for it in items if _status(it, store, config, hinted_phase=False) == "no_correct"
+            ]
             await sampler.run(sampler.jobs(hard, hinted=True), "rft hinted")
     finally:
         store.close()
@@ -325,7 +337,11 @@ def _messages(record: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def write_outputs(
-    out: Path, items: list[LabelledItem], store: SampleStore, config: RFTConfig, judge: PointwiseJudge
+    out: Path,
+    items: list[LabelledItem],
+    store: SampleStore,
+    config: RFTConfig,
+    judge: PointwiseJudge,
 ) -> RFTSummary:
     """Rebuild sft / rejected / meta_rm / rl from samples.jsonl; the statistics."""
     summary = RFTSummary(items=len(items))
@@ -358,8 +374,13 @@ def write_outputs(
                 else:
                     rejected_counts[reason] += 1
                     rejected.append(
-                        {**row, "reason": reason, "scores": record["scores"],
-                         "error": record["error"], "messages": _messages(record)}
+                        {
+                            **row,
+                            "reason": reason,
+                            "scores": record["scores"],
+                            "error": record["error"],
+                            "messages": _messages(record),
+                        }
                     )
     summary.sft_rows = write_jsonl_atomic(out / "sft.jsonl", sft)
     write_jsonl_atomic(out / "rejected.jsonl", rejected)
@@ -395,7 +416,9 @@ def _meta_record(item: LabelledItem, record: dict[str, Any]) -> MetaRMRecord:
     )
 
 
-def rl_rows(items: list[LabelledItem], judge: PointwiseJudge, seed: int = 0) -> Iterator[dict[str, Any]]:
+def rl_rows(
+    items: list[LabelledItem], judge: PointwiseJudge, seed: int = 0
+) -> Iterator[dict[str, Any]]:
     """One judge prompt per item in one shuffled order, with its agreement label (shown
     positions): the dataset of `rewardkit train judge-grpo`."""
     for item in items:

@@ -95,7 +95,11 @@ def word_tokenizer(texts: Iterable[str], *, vocab_size: int = 4000) -> Any:
         ),
     )
     tokenizer = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=raw, pad_token="<pad>", unk_token="<unk>", bos_token="<s>", eos_token="</s>"
+        tokenizer_object=raw,
+        pad_token="<pad>",
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
     )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
