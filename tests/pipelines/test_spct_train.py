@@ -12,6 +12,7 @@ import yaml
 
 pytest.importorskip("trl")
 
+from rewardkit.backends.base import GenerateRequest
 from rewardkit.backends.mock import MockBackend
 from rewardkit.cli.main import main
 from rewardkit.errors import ConfigError
@@ -22,6 +23,7 @@ from rewardkit.pipelines.spct.experiment import TEMPLATE, make_items, run_meta_r
 from rewardkit.pipelines.spct.grpo import JudgeGRPOConfig, load_judge_grpo_config
 from rewardkit.pipelines.spct.toy import TELLTALE, ScriptedJudge, tiny_causal_lm, tiny_classifier
 from rewardkit.rules.judge_agreement import JudgeAgreementReward
+from rewardkit.testing.fake_openai import FakeOpenAI
 from rewardkit.types import Sample
 
 pytestmark = pytest.mark.slow
@@ -165,6 +167,49 @@ def test_meta_rm_trains_and_loads_as_meta_rm(rft_dir: Path, tmp_path: Path) -> N
     clean_count = sum(TELLTALE not in j.text for j in result.judgments)
     assert len(kept) == 2 and 0 < clean_count < 8
     assert sum(TELLTALE not in j.text for j in kept) == min(2, clean_count)
+
+    # the same folder through `rewardkit judge --meta-rm PATH --keep 2` (HTTP judge)
+    def scripted(body: dict[str, Any], index: int) -> str:
+        request = GenerateRequest(messages=tuple(body["messages"]), seed=body.get("seed"))
+        return ScriptedJudge(0.5)(request, index)
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(
+        json.dumps({"id": "x", "prompt": item.prompt, "responses": list(item.responses)})
+    )
+    with FakeOpenAI(reply=scripted).run_in_thread() as server:
+        argv = [
+            "judge",
+            str(rows),
+            "-o",
+            str(tmp_path / "judged.jsonl"),
+            "--base-url",
+            server.base_url,
+            "--model",
+            "small",
+            "--samples",
+            "8",
+            "--template",
+            str(write_template(tmp_path)),
+            "--meta-rm",
+            str(tmp_path / "meta-rm"),
+            "--keep",
+            "2",
+            "--no-progress",
+        ]
+        assert main(argv) == 0
+    [line] = [json.loads(x) for x in (tmp_path / "judged.jsonl").read_text().splitlines()]
+    assert len(line["voters"]) == 2
+    assert all(j["meta_score"] is not None for j in line["judgments"] if j["scores"])
+    voted = [line["judgments"][v]["text"] for v in line["voters"]]
+    clean_count = sum(TELLTALE not in j["text"] for j in line["judgments"])
+    assert sum(TELLTALE not in t for t in voted) == min(2, clean_count)
+
+
+def write_template(tmp_path: Path) -> Path:
+    path = tmp_path / "template.txt"
+    path.write_text(TEMPLATE)
+    return path
 
 
 def test_meta_rm_lifts_voting_on_held_out_items(tmp_path: Path) -> None:
