@@ -29,9 +29,20 @@ import time
 from rewardkit.pipelines.spct.experiment import run_meta_rm_experiment
 
 
+def at_least(p: float, k: int, m: int) -> float:
+    """P(Bin(k, p) >= m)."""
+    return sum(math.comb(k, i) * p**i * (1 - p) ** (k - i) for i in range(m, k + 1))
+
+
 def voting_theory(p: float, k: int) -> float:
-    """P(strictly more right than wrong judgments among k): what sum voting should give."""
-    return sum(math.comb(k, i) * p**i * (1 - p) ** (k - i) for i in range(k // 2 + 1, k + 1))
+    """Strictly more right than wrong judgments among k: what sum voting should give."""
+    return at_least(p, k, k // 2 + 1)
+
+
+def perfect_meta_theory(p: float, k: int, keep: int) -> float:
+    """A meta RM that ranks every right judgment first: the kept `keep` vote right when
+    more than keep/2 of the k are right."""
+    return at_least(p, k, keep // 2 + 1)
 
 
 def main() -> int:
@@ -66,7 +77,10 @@ def main() -> int:
         f"{'Voting@' + str(args.k):<12} {result.voting_accuracy:>9.3f} {held:>6}"
         f"   (binomial theory {voting_theory(args.p, args.k):.3f})"
     )
-    print(f"{'MetaRM@' + str(args.k):<12} {result.meta_rm_accuracy:>9.3f} {held:>6}")
+    print(
+        f"{'MetaRM@' + str(args.k):<12} {result.meta_rm_accuracy:>9.3f} {held:>6}"
+        f"   (a perfect meta RM: {perfect_meta_theory(args.p, args.k, args.keep):.3f})"
+    )
     ratio = result.meta_rm_accuracy / result.voting_accuracy if result.voting_accuracy else math.inf
     print(f"MetaRM@{args.k} / Voting@{args.k} = {ratio:.2f}x")
     return 0

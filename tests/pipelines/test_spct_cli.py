@@ -100,6 +100,8 @@ def test_gold_judge_labels_then_small_judge_rft(
     assert summary["trajectories"] == 18 and 0 < summary["correct"] < 18
     assert summary["sft_rows"] == summary["correct"]
     assert summary["rejected"] == {"wrong": 18 - summary["correct"]}
+    # the bias shows: every accepted row has the best response shown first
+    assert summary["sft_best_position"] == {"1": summary["correct"]}
     assert "6 items, 18 trajectories" in capsys.readouterr().err
     # every SFT row agrees with the gold label: good response scored strictly highest
     samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]

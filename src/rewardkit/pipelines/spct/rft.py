@@ -101,6 +101,9 @@ class RFTSummary:
     #: Rejected trajectories by reason: wrong, no_valid_verdict, too_easy, hinted_wrong, ...
     rejected: dict[str, int] = field(default_factory=dict)
     parse_errors: dict[str, int] = field(default_factory=dict)
+    #: Where the labelled best was *shown* (1-based) in the SFT rows: a position-biased
+    #: judge's accepted rows pile up on its favourite position, and SFT would teach it.
+    sft_best_position: dict[int, int] = field(default_factory=dict)
     meta_rm_records: int = 0
     rl_rows: int = 0
     backend_errors: int = 0  # this run's failed requests (retried by a rerun)
@@ -348,6 +351,7 @@ def write_outputs(
     status_counts: Counter[str] = Counter()
     rejected_counts: Counter[str] = Counter()
     parse_errors: Counter[str] = Counter()
+    best_position: Counter[int] = Counter()
     sft: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     meta: list[dict[str, Any]] = []
@@ -370,6 +374,8 @@ def write_outputs(
                 row = {"id": item.id, "sample": record["sample"], "hinted": hinted}
                 if reason is None:
                     sft.append({**row, "messages": _messages(record)})
+                    if item.best is not None:
+                        best_position[record["order"].index(item.best) + 1] += 1
                     summary.hinted_sft_rows += hinted
                 else:
                     rejected_counts[reason] += 1
@@ -389,6 +395,7 @@ def write_outputs(
     summary.item_status = dict(status_counts)
     summary.rejected = dict(rejected_counts)
     summary.parse_errors = dict(parse_errors)
+    summary.sft_best_position = dict(sorted(best_position.items()))
     return summary
 
 
