@@ -167,8 +167,11 @@ class _Job:
 
 
 class _Sampler:
-    def __init__(self, judge: PointwiseJudge, store: SampleStore, config: RFTConfig) -> None:
+    def __init__(
+        self, judge: PointwiseJudge, store: SampleStore, config: RFTConfig, judge_key: str
+    ) -> None:
         self.judge = judge
+        self.judge_key = judge_key
         self.store = store
         self.config = config
         self.backend_errors = 0
@@ -242,6 +245,7 @@ class _Sampler:
                 "sample": job.sample,
                 "hinted": job.hinted,
                 "item": item.fingerprint(),
+                "judge": self.judge_key,
                 "order": list(job.order),
                 "prompt": prompt.text,  # without the hint: what the SFT row trains on
                 "hint": text[len(prompt.text) :] or None,
@@ -280,9 +284,16 @@ async def run_rft(
     out.mkdir(parents=True, exist_ok=True)
     store = SampleStore(out / "samples.jsonl")
     try:
+        judge_key = _judge_key(judge)
+        others = {r.get("judge") for r in store.records.values()} - {judge_key, None}
+        if others:
+            raise ConfigError(
+                f"{out} holds trajectories of another judge (model, template, mode or "
+                "sampling settings differ); use a new output folder"
+            )
         for item in items:
             store.check(item.id, item.fingerprint())
-        sampler = _Sampler(judge, store, config)
+        sampler = _Sampler(judge, store, config, judge_key)
         await sampler.run(sampler.jobs(items, hinted=False), "rft")
         if config.hinted:
             hard = [
@@ -309,6 +320,25 @@ def rft(
 ) -> RFTSummary:
     """`run_rft` from synchronous code."""
     return asyncio.run(run_rft(data, judge, out_dir, config, labels=labels))
+
+
+def _judge_key(judge: PointwiseJudge) -> str:
+    """What makes two trajectories comparable: the judge model and what shapes its output."""
+    from rewardkit.store.cache import backend_identity
+
+    c = judge.config
+    # A cache wrapper names the backend it wraps (`identity`); a bare backend is named here.
+    identity = getattr(judge.backend, "identity", None) or backend_identity(judge.backend)
+    return make_nonce(
+        identity,
+        judge.prompts.template,
+        judge.prompts.criteria,
+        judge.prompts.view,
+        c.temperature,
+        c.max_tokens,
+        c.constrain,
+        judge.constraint_kind,
+    )
 
 
 def _records(item: LabelledItem, store: SampleStore, n: int, hinted: bool) -> list[dict[str, Any]]:
