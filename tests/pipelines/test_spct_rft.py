@@ -305,3 +305,17 @@ def test_resume_with_another_judge_is_refused(tmp_path: Path) -> None:
     other = PointwiseJudge(MockBackend(["Scores: \\boxed{8, 3}"]), JudgeConfig(temperature=0.9))
     with pytest.raises(ConfigError, match="another judge"):
         rft([PAIR], other, tmp_path / "out", RFTConfig(progress=False))
+
+
+def test_json_array_and_json_lines_under_a_json_name(tmp_path: Path) -> None:
+    rows = [{"input": "Q", "output_1": "a", "output_2": "b", "label": "2"}] * 2
+    array = tmp_path / "array.json"
+    array.write_text(json.dumps(rows))
+    lines = tmp_path / "lines.json"
+    lines.write_text("\n".join(json.dumps(r) for r in rows))
+    expected = [LabelledItem(str(i), "Q", ("a", "b"), best=1) for i in (1, 2)]
+    assert list(read_items(array)) == list(read_items(lines)) == expected
+    scalar = tmp_path / "scalar.json"
+    scalar.write_text("3")
+    with pytest.raises(InputError, match="JSON array"):
+        list(read_items(scalar))

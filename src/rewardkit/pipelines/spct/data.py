@@ -87,8 +87,11 @@ def _rows(path: Path) -> Iterator[InputRow]:
         return
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a JSON array of rows: {exc}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError:  # not one JSON document: JSON lines under a .json name
+        yield from iter_rows(path)
+        return
     if not isinstance(data, list):
         raise InputError(f"{path}: expected a JSON array of rows, got {type(data).__name__}")
     for number, record in enumerate(data, start=1):
