@@ -178,3 +178,42 @@ def test_judge_eval_pairs_read_with_their_labels() -> None:
     for item, row in zip(items, raw, strict=True):
         assert item.responses == (row["output_1"], row["output_2"])  # type: ignore[union-attr]
         assert item.best == int(row["label"]) - 1  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("command", "config", "message"),
+    [
+        (
+            "judge-sft",
+            {"model": "m", "dataset": "d", "output_dir": "o", "sft_args": {}},
+            "sft_args: Extra inputs are not permitted",
+        ),
+        ("judge-grpo", {"model": "m", "output_dir": "o"}, "dataset: Field required"),
+        (
+            "judge-grpo",
+            {"model": "m", "dataset": "d", "output_dir": "o", "beta": -1},
+            "beta: Input should be greater than or equal to 0",
+        ),
+        (
+            "meta-rm",
+            {"model": "m", "data": [], "output_dir": "o"},
+            "data: List should have at least 1",
+        ),
+        ("meta-rm", "- just a list", "expected a mapping"),
+    ],
+)
+def test_train_config_mistakes_are_one_line_errors(
+    tmp_path: Path, command: str, config: Any, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(config if isinstance(config, str) else json.dumps(config))
+    assert main(["train", command, "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert main(["train", command, "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+
+
+def test_spct_without_a_stage_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["spct"]) == 2
+    assert "rft" in capsys.readouterr().out
