@@ -14,8 +14,8 @@ It is `rewardkit train grpo` with the judge prompts as the dataset, `judge_agree
 only reward (+1 when the parsed scores pick the labelled best strictly or match the rating,
 -1 otherwise, unparseable output included) and a larger KL coefficient. DeepSeek-GRM
 (arXiv:2504.02495, section 3.2) uses no format reward and instead "a larger coefficient for
-KL penalty" to keep the output format; the default `beta: 0.08` follows the value the paper
-reports (TRL's default is 0.0).
+KL penalty" to keep the output format; the default `beta: 0.08` is the value we read in the
+paper's implementation details (not re-checked offline; TRL's default is 0.0).
 """
 
 from __future__ import annotations
