@@ -29,6 +29,7 @@ _BUILTIN: dict[str, str] = {
     "overlong_penalty": "rewardkit.rules.length:OverlongPenaltyReward",
     "repetition_penalty": "rewardkit.rules.length:RepetitionPenaltyReward",
     "judge": "rewardkit.judges.reward:JudgeReward",
+    "judge_agreement": "rewardkit.rules.judge_agreement:JudgeAgreementReward",
 }
 _REGISTERED: dict[str, RewardFactory] = {}
 

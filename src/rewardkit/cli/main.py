@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("rewardkit.cli.serve", "serve rewards over HTTP (OpenRLHF protocol and native)"),
     "train": ("rewardkit.cli.train", "train a policy with GRPO on rewardkit rewards"),
     "sample": ("rewardkit.cli.sample", "rejection-sample a policy: SFT data, acceptance and pass@k"),
+    "spct": ("rewardkit.cli.spct", "SPCT judge training data: rejective fine-tuning (rft)"),
     "rewards": ("rewardkit.cli.rewards", "list the registered rewards"),
     "eval": ("rewardkit.cli.eval", "measure a judge on labelled preference data; probe its biases"),
     "report": ("rewardkit.cli.report", "one HTML page for eval, probe and audit result folders"),

@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--config", required=True, help="YAML run config (model, dataset, output_dir, sft)"
     )
     sft.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+
+    from rewardkit.cli.spct import add_train_arguments
+
+    add_train_arguments(sub)  # judge-sft, judge-grpo, meta-rm (SPCT)
     parser.set_defaults(_train_parser=parser)
 
 
@@ -37,6 +41,11 @@ def run(args: argparse.Namespace) -> int:
         from rewardkit.pipelines.sft import run_cli
 
         return run_cli(args.config, resume=args.resume)
+
+    if args.train_command in ("judge-sft", "judge-grpo", "meta-rm"):
+        from rewardkit.cli.spct import run_train
+
+        return run_train(args)
     if args.train_command != "grpo":
         args._train_parser.print_help()
         return 2

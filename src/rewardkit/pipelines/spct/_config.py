@@ -1,0 +1,92 @@
+"""What the SPCT training commands share: YAML run configs, paths, trainer options, checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from rewardkit.errors import ConfigError, MissingDependencyError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_config(path: str | Path, model: type[M], what: str) -> tuple[M, Path]:
+    """Read and validate a YAML config; returns it and the folder relative paths start from."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping ({what})")
+    try:
+        return model.model_validate(data), path.resolve().parent
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: invalid config: {problems}") from exc
+
+
+def local_path(base: Path, value: str) -> str:
+    """`value` under `base` when that exists (else as given: a hub id or absolute path)."""
+    candidate = base / value
+    return str(candidate) if not Path(value).is_absolute() and candidate.exists() else value
+
+
+def output_path(base: Path, value: str) -> str:
+    return value if Path(value).is_absolute() else str(base / value)
+
+
+def require(module: str, feature: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(exc.name or module, "train", feature) from exc
+
+
+def trainer_args(cls: type, output_dir: str, options: dict[str, Any], section: str) -> Any:
+    """`cls(output_dir=..., **options)` with unknown keys named (and close matches offered)."""
+    import torch
+
+    valid = {f.name for f in dataclasses.fields(cls) if f.init}
+    if "output_dir" in options:
+        raise ConfigError(f"{section}.output_dir: set it as output_dir (top level)")
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError(f"{section}: unknown {cls.__name__} option(s): {', '.join(hints)}")
+    options = dict(options)
+    options.setdefault("report_to", "none")
+    if not torch.cuda.is_available():
+        options.setdefault("bf16", False)  # CPUs run bf16 poorly
+    try:
+        return cls(output_dir=output_dir, **options)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{section}: {exc}") from exc
+
+
+def last_checkpoint(output_dir: str, resume: bool) -> str | None:
+    """The checkpoint to resume from; refuses to train over one without `resume`."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = Path(output_dir)
+    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    if last is not None and not resume:
+        raise ConfigError(
+            f"{folder} already holds checkpoints (last: {Path(last).name}); "
+            "pass --resume to continue it, or choose another output_dir"
+        )
+    return last if resume else None
