@@ -6,6 +6,7 @@
     ├── InputError               a sample or input file is malformed
     ├── MissingDependencyError   an optional extra is not installed (names the pip command)
     ├── InvalidRewardError       a reward came out NaN, infinite or out of its range
+    ├── StoreError               the judge cache file could not be opened, read or written
     ├── SandboxError             untrusted code could not be run safely
     │   └── IsolationUnavailableError   this host cannot isolate code; opt in or fix the host
     └── BackendError             a judge backend failed after its retries
@@ -53,6 +54,10 @@ class MissingDependencyError(RewardkitError, ImportError):
 
 class InvalidRewardError(RewardkitError, ValueError):
     """A reward value is NaN, infinite, or outside the reward's declared range."""
+
+
+class StoreError(RewardkitError):
+    """The judge cache could not be opened or written (or was used after `close()`)."""
 
 
 class SandboxError(RewardkitError):
