@@ -9,10 +9,17 @@
     ├── StoreError               the judge cache file could not be opened, read or written
     ├── SandboxError             untrusted code could not be run safely
     │   └── IsolationUnavailableError   this host cannot isolate code; opt in or fix the host
+    ├── DeadlineExceeded         a call ran past its deadline; its worker was killed (also TimeoutError)
+    ├── WorkerCrashed            a deadline-pool worker died mid-call (also RuntimeError)
+    ├── PoolClosed               the deadline pool was closed (also RuntimeError)
     └── BackendError             a judge backend failed after its retries
         ├── BackendTimeoutError
         ├── BackendConnectionError
         └── BackendHTTPError     carries the HTTP status
+
+The three deadline-pool errors live in `rewardkit.deadline` (with the pool that raises them);
+every other class is defined here. tests/test_errors.py checks that every exception class
+rewardkit defines is in this tree and drawn above.
 
 A failure to *score* one sample (no answer found, judge output unparseable) is not an
 exception: it is data, an `Unscored` result with a reason.

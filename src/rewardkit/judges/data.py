@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
 
-from rewardkit.errors import ConfigError
+from rewardkit.errors import ConfigError, InputError
 from rewardkit.judges.templates import JudgeMode, ResponseView
 
 __all__ = ["JudgeConfig", "JudgeQuery", "JudgeResult", "Judgment", "ReducerName"]
@@ -33,7 +33,7 @@ class JudgeQuery:
         if not isinstance(self.responses, tuple):
             object.__setattr__(self, "responses", tuple(self.responses))
         if not self.responses:
-            raise ValueError("JudgeQuery needs at least one response")
+            raise InputError("JudgeQuery needs at least one response")
 
 
 @dataclass(frozen=True)
