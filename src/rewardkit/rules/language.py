@@ -163,10 +163,25 @@ _LETTER_HINTS: dict[str, frozenset[str]] = {
 }
 
 _NAMES: dict[str, str] = {
-    "english": "en", "french": "fr", "german": "de", "spanish": "es", "italian": "it",
-    "portuguese": "pt", "dutch": "nl", "chinese": "zh", "japanese": "ja", "korean": "ko",
-    "russian": "ru", "arabic": "ar", "hebrew": "he", "greek": "el", "hindi": "hi",
-    "iw": "he", "jp": "ja", "kr": "ko", "cn": "zh",
+    "english": "en",
+    "french": "fr",
+    "german": "de",
+    "spanish": "es",
+    "italian": "it",
+    "portuguese": "pt",
+    "dutch": "nl",
+    "chinese": "zh",
+    "japanese": "ja",
+    "korean": "ko",
+    "russian": "ru",
+    "arabic": "ar",
+    "hebrew": "he",
+    "greek": "el",
+    "hindi": "hi",
+    "iw": "he",
+    "jp": "ja",
+    "kr": "ko",
+    "cn": "zh",
 }
 
 
@@ -198,7 +213,8 @@ _NEUTRAL_SPANS = re.compile(
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _KANA = r"\u3040-\u30ff\u31f0-\u31ff"
 _HANGUL = r"\uac00-\ud7af\u1100-\u11ff\u3130-\u318f"
-_CJK_CHAR = re.compile(f"[{_HAN}{_KANA}{_HANGUL}]")
+#: One Han, kana or Hangul character (rules/length.py counts CJK words with it too).
+CJK_CHAR = re.compile(f"[{_HAN}{_KANA}{_HANGUL}]")
 _KANA_CHAR = re.compile(f"[{_KANA}]")
 # Simplified-Chinese characters that Japanese does not use (it writes 這/们-less grammar,
 # 時, 対, 様, 経 ...): one of them marks a kana-free sentence as Chinese.
@@ -244,7 +260,9 @@ def _latin_evidence(word: str) -> frozenset[str]:
     found = _EVIDENCE.get(word, frozenset())
     if "'" in word:
         head, _, tail = word.partition("'")
-        found = found | _EVIDENCE.get(head + "'", frozenset()) | _EVIDENCE.get("'" + tail, frozenset())
+        found = (
+            found | _EVIDENCE.get(head + "'", frozenset()) | _EVIDENCE.get("'" + tail, frozenset())
+        )
     if not found:
         for ch in word:
             hint = _LETTER_HINTS.get(ch)
@@ -264,7 +282,7 @@ def _token_items(raw: str) -> tuple[_Item, ...]:
     kind is "latin", "neutral", "han", "kana" or a script language ("ko", "ru", ...).
     Cached: chains of thought repeat the same tokens over and over.
     """
-    if len(raw) == 1 and _CJK_CHAR.match(raw):
+    if len(raw) == 1 and CJK_CHAR.match(raw):
         if _KANA_CHAR.match(raw):
             return (("kana", raw, ()),)
         return (("ko" if _HANGUL_CHAR.match(raw) else "han", raw, ()),)
@@ -317,7 +335,9 @@ class LanguageCounts:
         return sum(self.by_language.values()) + self.undetermined
 
 
-def _pick(evidence: Mapping[str, float], prefer: str | None, fallback: str | None = None) -> str | None:
+def _pick(
+    evidence: Mapping[str, float], prefer: str | None, fallback: str | None = None
+) -> str | None:
     if not evidence:
         return None
     best = max(evidence.values())
@@ -339,7 +359,7 @@ def count_languages(text: str, prefer: str | None = None) -> LanguageCounts:
         return " "
 
     text = _NEUTRAL_SPANS.sub(blank, text)
-    text = _CJK_CHAR.sub(lambda m: f" {m.group()} ", text)  # every CJK character is a word
+    text = CJK_CHAR.sub(lambda m: f" {m.group()} ", text)  # every CJK character is a word
     sentences: list[_Sentence] = []
     for chunk in _SENTENCE_END.split(text):
         sentence = _Sentence()
@@ -416,9 +436,13 @@ class LanguageConsistencyReward(Reward):
     name: ClassVar[str] = "language_consistency"
     value_range: ClassVar[tuple[float, float] | None] = (0.0, 1.0)
 
-    def __init__(self, target: str | None = None, scope: Literal["cot", "response"] = "cot") -> None:
+    def __init__(
+        self, target: str | None = None, scope: Literal["cot", "response"] = "cot"
+    ) -> None:
         if scope not in ("cot", "response"):
-            raise ConfigError(f"language_consistency: scope must be 'cot' or 'response', got {scope!r}")
+            raise ConfigError(
+                f"language_consistency: scope must be 'cot' or 'response', got {scope!r}"
+            )
         self.target = normalize_language(target) if target is not None else None
         self.scope = scope
 
@@ -434,7 +458,9 @@ class LanguageConsistencyReward(Reward):
         text = cot if cot is not None and self.scope == "cot" else sample.response
         counts = count_languages(text, prefer=target)
         if not counts.total:
-            return Unscored("no_cot_words", f"no words to count in the {source} (only math, code or nothing)")
+            return Unscored(
+                "no_cot_words", f"no words to count in the {source} (only math, code or nothing)"
+            )
         matched = _matched(counts, target)
         details = {
             "target": target,

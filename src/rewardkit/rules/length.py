@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal
 
 from rewardkit.errors import ConfigError, MissingDependencyError
 from rewardkit.reward import Reward
+from rewardkit.rules.language import CJK_CHAR
 from rewardkit.types import Sample, Score
 
 __all__ = [
@@ -49,16 +50,16 @@ def overlong_penalty(
 
 
 # Han, kana and Hangul characters each count as one word (no segmenter needed), so a
-# Chinese run is not one giant "word" that hides its repetition.
-_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+# Chinese run is not one giant "word" that hides its repetition. The same character class
+# the language rule counts words with.
 
 
 def _repetition_units(text: str) -> list[str]:
     words: list[str] = []
     for word in text.lower().split():
-        if _CJK_CHAR.search(word):
+        if CJK_CHAR.search(word):
             # Split mixed tokens into CJK characters and the Latin pieces between them.
-            words.extend(piece for piece in re.split(f"({_CJK_CHAR.pattern})", word) if piece)
+            words.extend(piece for piece in re.split(f"({CJK_CHAR.pattern})", word) if piece)
         else:
             words.append(word)
     return words
@@ -93,16 +94,22 @@ class OverlongPenaltyReward(Reward):
         tokenizer: str | Any | None = None,
     ) -> None:
         if not isinstance(max_length, int) or max_length <= 0:
-            raise ConfigError(f"overlong_penalty: max_length must be a positive integer, got {max_length!r}")
+            raise ConfigError(
+                f"overlong_penalty: max_length must be a positive integer, got {max_length!r}"
+            )
         if not isinstance(buffer_length, int) or not 0 < buffer_length <= max_length:
             raise ConfigError(
                 f"overlong_penalty: buffer_length must be an integer in (0, max_length], got {buffer_length!r}"
             )
         if penalty_factor < 0:
-            raise ConfigError(f"overlong_penalty: penalty_factor must be >= 0, got {penalty_factor!r}")
+            raise ConfigError(
+                f"overlong_penalty: penalty_factor must be >= 0, got {penalty_factor!r}"
+            )
         resolved = unit or ("tokens" if tokenizer is not None else "chars")
         if resolved not in ("chars", "words", "tokens"):
-            raise ConfigError(f"overlong_penalty: unit must be chars, words or tokens, got {unit!r}")
+            raise ConfigError(
+                f"overlong_penalty: unit must be chars, words or tokens, got {unit!r}"
+            )
         if resolved == "tokens" and tokenizer is None:
             raise ConfigError("overlong_penalty: unit 'tokens' needs a `tokenizer` (name or path)")
         if resolved != "tokens" and tokenizer is not None:
@@ -126,11 +133,15 @@ class OverlongPenaltyReward(Reward):
             try:
                 from transformers import AutoTokenizer
             except ImportError as exc:
-                raise MissingDependencyError("transformers", "hf", "token-length penalties") from exc
+                raise MissingDependencyError(
+                    "transformers", "hf", "token-length penalties"
+                ) from exc
             try:
                 self._tokenizer = AutoTokenizer.from_pretrained(self.tokenizer)
             except (OSError, ValueError) as exc:
-                raise ConfigError(f"overlong_penalty: cannot load tokenizer {self.tokenizer!r}: {exc}") from exc
+                raise ConfigError(
+                    f"overlong_penalty: cannot load tokenizer {self.tokenizer!r}: {exc}"
+                ) from exc
         return self._tokenizer
 
     def length(self, text: str) -> int:
@@ -168,7 +179,9 @@ class RepetitionPenaltyReward(Reward):
 
     def __init__(self, ngram_size: int = 3, max_penalty: float = -1.0) -> None:
         if not isinstance(ngram_size, int) or ngram_size < 1:
-            raise ConfigError(f"repetition_penalty: ngram_size must be a positive integer, got {ngram_size!r}")
+            raise ConfigError(
+                f"repetition_penalty: ngram_size must be a positive integer, got {ngram_size!r}"
+            )
         if max_penalty > 0:
             raise ConfigError(f"repetition_penalty: max_penalty must be <= 0, got {max_penalty!r}")
         self.ngram_size = ngram_size
