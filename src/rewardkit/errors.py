@@ -6,12 +6,20 @@
     ├── InputError               a sample or input file is malformed
     ├── MissingDependencyError   an optional extra is not installed (names the pip command)
     ├── InvalidRewardError       a reward came out NaN, infinite or out of its range
+    ├── StoreError               the judge cache file could not be opened, read or written
     ├── SandboxError             untrusted code could not be run safely
     │   └── IsolationUnavailableError   this host cannot isolate code; opt in or fix the host
+    ├── DeadlineExceeded         a call ran past its deadline; its worker was killed (also TimeoutError)
+    ├── WorkerCrashed            a deadline-pool worker died mid-call (also RuntimeError)
+    ├── PoolClosed               the deadline pool was closed (also RuntimeError)
     └── BackendError             a judge backend failed after its retries
         ├── BackendTimeoutError
         ├── BackendConnectionError
         └── BackendHTTPError     carries the HTTP status
+
+The three deadline-pool errors live in `rewardkit.deadline` (with the pool that raises them);
+every other class is defined here. tests/test_errors.py checks that every exception class
+rewardkit defines is in this tree and drawn above.
 
 A failure to *score* one sample (no answer found, judge output unparseable) is not an
 exception: it is data, an `Unscored` result with a reason.
@@ -53,6 +61,10 @@ class MissingDependencyError(RewardkitError, ImportError):
 
 class InvalidRewardError(RewardkitError, ValueError):
     """A reward value is NaN, infinite, or outside the reward's declared range."""
+
+
+class StoreError(RewardkitError):
+    """The judge cache could not be opened or written (or was used after `close()`)."""
 
 
 class SandboxError(RewardkitError):

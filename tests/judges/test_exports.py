@@ -13,7 +13,8 @@ EXPECTED = {
     "ParsedJudgment", "ParsedPreference", "PointwiseJudge", "PromptBuilder", "RemoteMetaRM",
     "TransformersMetaRM", "build_constraint", "expected_scores", "format_meta_input",
     "parse_judgment", "parse_preference", "read_meta_records", "records_from_result",
-    "select_top", "validate_template", "vote", "write_meta_records",
+    "select_top", "validate_template", "vote", "write_meta_records", "available_reducers",
+    "reducer",
 }  # fmt: skip
 
 

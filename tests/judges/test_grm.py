@@ -393,7 +393,7 @@ async def test_reasoning_judge_output() -> None:
         {"samples": 1.5},
         {"temperature": -1},
         {"temperature": float("nan")},
-        {"reducer": "median"},
+        {"reducer": "mode"},  # not registered
         {"mode": "style"},
         {"keep": 0},
         {"max_responses": 0},

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,7 @@ import pytest
 
 from rewardkit.backends.base import Completion, Constraint, GenerateRequest, TokenLogprob
 from rewardkit.backends.mock import MockBackend
-from rewardkit.errors import BackendError, BackendHTTPError, ConfigError
+from rewardkit.errors import BackendError, BackendHTTPError, ConfigError, StoreError
 from rewardkit.store import CachedBackend, JudgeCache, backend_identity, request_digest, sample_key
 
 BASE = GenerateRequest(
@@ -32,8 +33,12 @@ BASE = GenerateRequest(
 )
 
 CHANGES_OUTPUT = {
-    "message text": replace(BASE, messages=(BASE.messages[0], {"role": "user", "content": "Q and B"})),
-    "message role": replace(BASE, messages=(BASE.messages[0], {"role": "assistant", "content": "Q and A"})),
+    "message text": replace(
+        BASE, messages=(BASE.messages[0], {"role": "user", "content": "Q and B"})
+    ),
+    "message role": replace(
+        BASE, messages=(BASE.messages[0], {"role": "assistant", "content": "Q and A"})
+    ),
     "extra message": replace(BASE, messages=(*BASE.messages, {"role": "user", "content": "more"})),
     "temperature": replace(BASE, temperature=0.7),
     "top_p": replace(BASE, top_p=0.9),
@@ -62,7 +67,10 @@ def test_all_variants_have_distinct_keys() -> None:
     [
         replace(BASE, n=8),
         # the same messages built with keys in another order
-        replace(BASE, messages=tuple({"content": m["content"], "role": m["role"]} for m in BASE.messages)),
+        replace(
+            BASE,
+            messages=tuple({"content": m["content"], "role": m["role"]} for m in BASE.messages),
+        ),
     ],
     ids=["n", "dict order"],
 )
@@ -89,10 +97,24 @@ def test_sample_index_is_part_of_the_key() -> None:
 
 def test_transport_settings_stay_out_of_the_key() -> None:
     build_backend = pytest.importorskip("rewardkit.backends.factory").build_backend
-    a = build_backend("http", base_url="http://127.0.0.1:1/v1", model="m", timeout=5, max_retries=0,
-                      concurrency=4, api_key="k1")
-    b = build_backend("http", base_url=["http://127.0.0.1:2/v1", "http://127.0.0.1:3/v1"], model="m",
-                      timeout=60, max_retries=5, concurrency=64, api_key="k2")
+    a = build_backend(
+        "http",
+        base_url="http://127.0.0.1:1/v1",
+        model="m",
+        timeout=5,
+        max_retries=0,
+        concurrency=4,
+        api_key="k1",
+    )
+    b = build_backend(
+        "http",
+        base_url=["http://127.0.0.1:2/v1", "http://127.0.0.1:3/v1"],
+        model="m",
+        timeout=60,
+        max_retries=5,
+        concurrency=64,
+        api_key="k2",
+    )
     c = build_backend("http", base_url="http://127.0.0.1:1/v1", model="other")
     assert backend_identity(a) == backend_identity(b)
     assert backend_identity(a) != backend_identity(c)
@@ -139,7 +161,9 @@ async def test_partial_hit_at_arbitrary_indices(cache: JudgeCache) -> None:
     inner = counting_backend()
     cached = CachedBackend(inner, cache)
     digest = request_digest(cached.identity, BASE)
-    cache.put_many({sample_key(digest, 1): Completion("kept-1"), sample_key(digest, 3): Completion("kept-3")})
+    cache.put_many(
+        {sample_key(digest, 1): Completion("kept-1"), sample_key(digest, 3): Completion("kept-3")}
+    )
     out = await cached.generate(replace(BASE, n=5))
     assert [c.text for c in out] == ["sample-0", "kept-1", "sample-1", "kept-3", "sample-2"]
     assert [r.n for r in inner.requests] == [3]
@@ -207,7 +231,7 @@ def test_completion_fields_round_trip_through_disk(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "completion",
     [
-        Completion("没有 emoji 🙂 \"quoted\" \\boxed{8}", "stop"),
+        Completion('没有 emoji 🙂 "quoted" \\boxed{8}', "stop"),
         Completion("", None),
         # -inf is what a server's null logprob becomes; orjson would write it as null.
         Completion("x", "stop", (TokenLogprob("x", float("-inf"), {"y": float("-inf")}),)),
@@ -240,16 +264,18 @@ def test_a_directory_is_a_config_error(tmp_path: Path) -> None:
         JudgeCache(tmp_path)
 
 
-def test_a_corrupt_file_is_a_config_error(tmp_path: Path) -> None:
+def test_a_corrupt_file_is_a_store_error(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(ConfigError, match="--no-cache"):
+    with pytest.raises(StoreError, match="--no-cache"):
         JudgeCache(path)
 
 
 async def test_many_tasks_share_one_cache(tmp_path: Path) -> None:
     """64 tasks, overlapping requests: every answer is consistent and nothing is lost."""
-    inner = MockBackend(lambda request, index: f"{request.messages[0]['content']}#{index}", delay=0.001)
+    inner = MockBackend(
+        lambda request, index: f"{request.messages[0]['content']}#{index}", delay=0.001
+    )
     prompts = [f"p{i}" for i in range(200)]
     with JudgeCache(tmp_path / "c.sqlite", flush_interval=0.005, batch_size=16) as c:
         cached = CachedBackend(inner, c)
@@ -257,7 +283,9 @@ async def test_many_tasks_share_one_cache(tmp_path: Path) -> None:
 
         async def one(prompt: str, n: int) -> list[str]:
             async with sem:
-                out = await cached.generate(replace(BASE, messages=({"role": "user", "content": prompt},), n=n))
+                out = await cached.generate(
+                    replace(BASE, messages=({"role": "user", "content": prompt},), n=n)
+                )
                 return [x.text for x in out]
 
         first = await asyncio.gather(*(one(p, 2) for p in prompts))
@@ -275,6 +303,7 @@ def test_threads_share_one_cache(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     with JudgeCache(tmp_path / "c.sqlite", flush_interval=0.001, batch_size=8) as c:
+
         def work(t: int) -> None:
             for i in range(100):
                 c.put_many({f"{t}:{i}": Completion(f"v{t}:{i}")})
@@ -315,7 +344,7 @@ def test_closed_cache_refuses_writes(tmp_path: Path) -> None:
     c = JudgeCache(tmp_path / "c.sqlite")
     c.close()
     c.close()  # idempotent
-    with pytest.raises(RuntimeError):
+    with pytest.raises(StoreError, match="closed"):
         c.put_many({"a": Completion("A")})
 
 
@@ -325,8 +354,10 @@ def test_closed_cache_refuses_writes(tmp_path: Path) -> None:
         # field boundaries: moving text between role and content is a different request
         ({"role": "user", "content": "ab"}, {"role": "usera", "content": "b"}),
         # a string that looks like the JSON of a structured content is still a string
-        ({"role": "user", "content": '[{"text":"hi","type":"text"}]'},
-         {"role": "user", "content": [{"type": "text", "text": "hi"}]}),
+        (
+            {"role": "user", "content": '[{"text":"hi","type":"text"}]'},
+            {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        ),
     ],
 )
 def test_keys_do_not_collide_across_field_boundaries(a: dict, b: dict) -> None:
@@ -424,3 +455,49 @@ def test_rows_another_process_commits_later_are_found(tmp_path: Path) -> None:
         )
         subprocess.run([sys.executable, "-c", script], check=True)
         assert c.get_many(["k"]) == {"k": Completion("K")}
+
+
+def test_a_failed_commit_is_a_store_error(tmp_path: Path) -> None:
+    c = JudgeCache(tmp_path / "c.sqlite", flush_interval=60)
+    c._writer.execute("DROP TABLE completions")  # the next commit cannot insert
+    c.put_many({"a": Completion("A")})
+    with pytest.raises(StoreError, match="could not be written"):
+        c.flush()
+    with pytest.raises(StoreError):
+        c.close()
+
+
+def test_a_key_written_twice_reads_the_later_row(tmp_path: Path) -> None:
+    """Rows append (no key index); the later row of a key wins, now and after reopening."""
+    path = tmp_path / "c.sqlite"
+    with JudgeCache(path) as c:
+        c.put_many({"k": Completion("first"), "other": Completion("O")})
+        c.flush()
+        c.put_many({"k": Completion("second")})
+        c.flush()
+        assert c.get_many(["k"]) == {"k": Completion("second")}
+        assert len(c) == 2
+    with JudgeCache(path) as c:
+        assert c.get_many(["k", "other"]) == {"k": Completion("second"), "other": Completion("O")}
+
+
+@pytest.mark.parametrize("layout", ["", " WITHOUT ROWID"])
+def test_files_with_an_older_layout_are_migrated(tmp_path: Path, layout: str) -> None:
+    """Files written before the key index was dropped keep their rows and take new ones."""
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE completions (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
+        + layout
+    )
+    conn.execute("""INSERT INTO completions VALUES ('k', '["K","stop",null]', 0)""")
+    conn.commit()
+    conn.close()
+    with JudgeCache(path) as c:
+        assert c.get_many(["k"]) == {"k": Completion("K", "stop")}
+        c.put_many({"k": Completion("K2"), "j": Completion("J")})  # a rewrite and a new key
+        c.flush()
+        assert c.get_many(["k", "j"]) == {"k": Completion("K2"), "j": Completion("J")}
+        assert len(c) == 2
+    with JudgeCache(path) as c:
+        assert c.get_many(["k", "j"]) == {"k": Completion("K2"), "j": Completion("J")}

@@ -40,7 +40,8 @@ from rewardkit.errors import ConfigError
 try:
     from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 except ImportError as exc:  # verl < 0.7 has no reward loop manager base
-    raise ConfigError(
+    # An ImportError, as any module whose framework is missing: verl loads this file itself.
+    raise ImportError(
         "rewardkit.integrations.verl_group needs verl >= 0.7 (its reward loop and "
         f"`reward.reward_manager.source=importlib`); importing verl failed: {exc}"
     ) from exc

@@ -31,7 +31,7 @@ from rewardkit.judges.parsing import (
 )
 from rewardkit.judges.reward import JudgeReward
 from rewardkit.judges.templates import PLACEHOLDERS, PromptBuilder, validate_template
-from rewardkit.judges.voting import REDUCERS, select_top, vote
+from rewardkit.judges.voting import REDUCERS, available_reducers, reducer, select_top, vote
 
 __all__ = [
     "PLACEHOLDERS",
@@ -52,6 +52,7 @@ __all__ = [
     "PromptBuilder",
     "RemoteMetaRM",
     "TransformersMetaRM",
+    "available_reducers",
     "build_constraint",
     "expected_scores",
     "format_meta_input",
@@ -59,6 +60,7 @@ __all__ = [
     "parse_preference",
     "read_meta_records",
     "records_from_result",
+    "reducer",
     "select_top",
     "validate_template",
     "vote",

@@ -10,12 +10,13 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
 
-from rewardkit.errors import ConfigError
+from rewardkit.errors import ConfigError, InputError
 from rewardkit.judges.templates import JudgeMode, ResponseView
 
 __all__ = ["JudgeConfig", "JudgeQuery", "JudgeResult", "Judgment", "ReducerName"]
 
-ReducerName = Literal["sum", "mean"]
+#: A registered reducer name (`rewardkit.judges.voting.available_reducers()`).
+ReducerName = str
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class JudgeQuery:
         if not isinstance(self.responses, tuple):
             object.__setattr__(self, "responses", tuple(self.responses))
         if not self.responses:
-            raise ValueError("JudgeQuery needs at least one response")
+            raise InputError("JudgeQuery needs at least one response")
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,12 @@ class JudgeConfig:
 
         if self.mode not in get_args(JudgeMode):
             raise bad(f"mode must be one of {', '.join(get_args(JudgeMode))}, got {self.mode!r}")
-        if self.reducer not in get_args(ReducerName):
-            raise bad(
-                f"reducer must be one of {', '.join(get_args(ReducerName))}, got {self.reducer!r}"
-            )
+        from rewardkit.judges.voting import get_reducer  # voting imports this module
+
+        try:
+            get_reducer(self.reducer)
+        except ConfigError as exc:
+            raise bad(str(exc)) from None
         if self.view not in get_args(ResponseView):
             raise bad(f"view must be one of {', '.join(get_args(ResponseView))}, got {self.view!r}")
         if self.constraint_kind not in ("auto", "regex", "grammar"):

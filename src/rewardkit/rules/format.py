@@ -134,7 +134,7 @@ def think_format(text: str, *, opened: bool = False, allow_empty_think: bool = F
 def summary_format(text: str, *, token: str = "|special_token|", opened: bool = False) -> Score:
     """R1's readable pattern `token reasoning token summary`: 1.0 if kept, else 0.0 with a reason."""
     if not token:
-        raise ValueError("token must be a non-empty string")
+        raise ConfigError("summary_format: token must be a non-empty string")
     return _check_block(text, token, token, _SUMMARY_LABELS, opened=opened, allow_empty_block=False)
 
 

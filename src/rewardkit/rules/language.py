@@ -213,7 +213,8 @@ _NEUTRAL_SPANS = re.compile(
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _KANA = r"\u3040-\u30ff\u31f0-\u31ff"
 _HANGUL = r"\uac00-\ud7af\u1100-\u11ff\u3130-\u318f"
-_CJK_CHAR = re.compile(f"[{_HAN}{_KANA}{_HANGUL}]")
+#: One Han, kana or Hangul character (rules/length.py counts CJK words with it too).
+CJK_CHAR = re.compile(f"[{_HAN}{_KANA}{_HANGUL}]")
 _KANA_CHAR = re.compile(f"[{_KANA}]")
 # Simplified-Chinese characters that Japanese does not use (it writes 這/们-less grammar,
 # 時, 対, 様, 経 ...): one of them marks a kana-free sentence as Chinese.
@@ -281,7 +282,7 @@ def _token_items(raw: str) -> tuple[_Item, ...]:
     kind is "latin", "neutral", "han", "kana" or a script language ("ko", "ru", ...).
     Cached: chains of thought repeat the same tokens over and over.
     """
-    if len(raw) == 1 and _CJK_CHAR.match(raw):
+    if len(raw) == 1 and CJK_CHAR.match(raw):
         if _KANA_CHAR.match(raw):
             return (("kana", raw, ()),)
         return (("ko" if _HANGUL_CHAR.match(raw) else "han", raw, ()),)
@@ -358,7 +359,7 @@ def count_languages(text: str, prefer: str | None = None) -> LanguageCounts:
         return " "
 
     text = _NEUTRAL_SPANS.sub(blank, text)
-    text = _CJK_CHAR.sub(lambda m: f" {m.group()} ", text)  # every CJK character is a word
+    text = CJK_CHAR.sub(lambda m: f" {m.group()} ", text)  # every CJK character is a word
     sentences: list[_Sentence] = []
     for chunk in _SENTENCE_END.split(text):
         sentence = _Sentence()

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal
 
 from rewardkit.errors import ConfigError, MissingDependencyError
 from rewardkit.reward import Reward
+from rewardkit.rules.language import CJK_CHAR
 from rewardkit.types import Sample, Score
 
 __all__ = [
@@ -49,16 +50,16 @@ def overlong_penalty(
 
 
 # Han, kana and Hangul characters each count as one word (no segmenter needed), so a
-# Chinese run is not one giant "word" that hides its repetition.
-_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+# Chinese run is not one giant "word" that hides its repetition. The same character class
+# the language rule counts words with.
 
 
 def _repetition_units(text: str) -> list[str]:
     words: list[str] = []
     for word in text.lower().split():
-        if _CJK_CHAR.search(word):
+        if CJK_CHAR.search(word):
             # Split mixed tokens into CJK characters and the Latin pieces between them.
-            words.extend(piece for piece in re.split(f"({_CJK_CHAR.pattern})", word) if piece)
+            words.extend(piece for piece in re.split(f"({CJK_CHAR.pattern})", word) if piece)
         else:
             words.append(word)
     return words

@@ -36,22 +36,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson  # a core dependency
 from aiohttp import web
 
-try:  # the fast path; json is the fallback
-    import orjson
 
-    def _dumps(obj: Any) -> bytes:
-        return orjson.dumps(obj)
+def _dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
 
-    _loads: Callable[[bytes], Any] = orjson.loads
-except ImportError:  # pragma: no cover - depends on the environment
-    import json
 
-    def _dumps(obj: Any) -> bytes:
-        return json.dumps(obj, separators=(",", ":")).encode()
-
-    _loads = json.loads
+_loads: Callable[[bytes], Any] = orjson.loads
 
 __all__ = [
     "FakeOpenAI",
