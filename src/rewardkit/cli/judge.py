@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from rewardkit.backends.dialects import SERVER_KIND_HELP, SERVER_KINDS, ServerKind
 from rewardkit.errors import ConfigError, InputError
 from rewardkit.io import InputRow, ResultWriter, iter_rows, row_id
 
@@ -71,6 +72,7 @@ class JudgeOptions(BaseModel):
     transport: Literal["auto", "aiohttp", "lean"] = Field(
         "auto", description="HTTP client: auto (lean for http://, aiohttp for https://), aiohttp or lean"
     )
+    server_kind: ServerKind = Field("auto", description=SERVER_KIND_HELP)
     cache: Path | None = Field(None, description="SQLite cache path; None disables the cache")
     progress: bool = Field(True, description="tqdm progress bar on stderr")
     retry_errors: bool = Field(
@@ -115,6 +117,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="HTTP client (http backend): auto = the lean HTTP/1.1 client for http://, "
         "aiohttp for https:// (default); aiohttp or lean forces one",
     )
+    parser.add_argument(
+        "--server-kind", choices=SERVER_KINDS, default="auto", help=f"http backend: {SERVER_KIND_HELP}"
+    )
     parser.add_argument("--cache", metavar="PATH", help="cache file (default OUTPUT.cache.sqlite)")
     parser.add_argument("--no-cache", action="store_true", help="do not cache judge calls")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -140,6 +145,9 @@ def options_from_args(args: argparse.Namespace) -> JudgeOptions:
     transport: Any = getattr(args, "transport", "auto")  # JudgeOptions validates it
     if args.backend != "http" and transport != "auto":
         raise ConfigError(f"--transport applies to --backend http only, not {args.backend}")
+    server_kind: Any = getattr(args, "server_kind", "auto")
+    if args.backend != "http" and server_kind != "auto":
+        raise ConfigError(f"--server-kind applies to --backend http only, not {args.backend}")
     if args.keep is not None and not args.meta_rm:
         raise ConfigError("--keep needs --meta-rm (the model that ranks the judgments)")
     if args.no_cache and args.cache:
@@ -166,6 +174,7 @@ def options_from_args(args: argparse.Namespace) -> JudgeOptions:
             max_tokens=args.max_tokens,
             api_key=args.api_key,
             transport=transport,
+            server_kind=server_kind,
             cache=cache,
             progress=not args.no_progress,
             retry_errors=getattr(args, "retry_errors", False),
@@ -354,6 +363,7 @@ def _build(options: JudgeOptions) -> _Parts:
             max_retries=options.retries,
             api_key=options.api_key,
             transport=options.transport,
+            server_kind=options.server_kind,
         )
     else:
         backend = build_backend(options.backend, model=options.model)
