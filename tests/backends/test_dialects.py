@@ -9,6 +9,7 @@ the way a small model does (`Scores: 9, 8`, no box), as measured on llama-cpp-py
 from __future__ import annotations
 
 import asyncio
+import json
 import pickle
 from typing import Any
 
@@ -329,3 +330,61 @@ def test_server_kind_is_a_spec_arg() -> None:
     assert reward.backend.dialect is not None and reward.backend.dialect.name == "vllm"
     with pytest.raises(ConfigError, match="server_kind"):
         JudgeReward(backend="http", base_url="http://127.0.0.1:9/v1", server_kind="tgi")
+
+
+# -- the CLI flag --------------------------------------------------------------------------
+
+
+def write_pairs(path: Any, count: int) -> Any:
+    lines = [
+        {"id": f"q{i}", "prompt": f"What is {i}+1?", "responses": [str(i + 1), str(i + 2)]}
+        for i in range(count)
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("flag", "parsed", "fields"),
+    [
+        ([], 8, {"grammar": GRAMMAR}),  # auto: asks the server, which says llama.cpp
+        (["--server-kind", "llama_cpp"], 8, {"grammar": GRAMMAR}),
+        (
+            ["--server-kind", "generic"],
+            0,
+            {"structured_outputs": {"regex": REGEX}, "guided_regex": REGEX},
+        ),
+    ],
+)
+def test_cli_server_kind_flag(
+    tmp_path: Any, flag: list[str], parsed: int, fields: dict[str, Any]
+) -> None:
+    from rewardkit.cli.main import main
+
+    server = FakeOpenAI(kind="llama_cpp", sloppy=SLOPPY)
+    with server.run_in_thread():
+        out = tmp_path / "out.jsonl"
+        code = main(
+            ["judge", str(write_pairs(tmp_path / "in.jsonl", 2)), "-o", str(out),
+             "--base-url", server.base_url, "--model", "judge", "--samples", "4",
+             "--no-progress", "--no-cache", *flag]
+        )  # fmt: skip
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sum(row["valid"] for row in rows) == parsed and code == (0 if parsed else 1)
+    assert all(constraint_keys(body) == fields for body in server.bodies)
+    assert server.probes == (1 if not flag else 0)
+
+
+def test_cli_server_kind_is_for_the_http_backend_only(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rewardkit.cli.main import main
+
+    argv = ["judge", str(write_pairs(tmp_path / "in.jsonl", 1)), "-o", str(tmp_path / "o.jsonl"),
+            "--backend", "transformers", "--model", "m", "--server-kind", "vllm", "--no-progress"]  # fmt: skip
+    assert main(argv) == 2
+    assert "--server-kind applies to --backend http only" in capsys.readouterr().err
+    bad = [*argv[:4], "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--server-kind", "tgi"]
+    with pytest.raises(SystemExit):
+        main(bad)
+    assert "invalid choice: 'tgi'" in capsys.readouterr().err
