@@ -388,3 +388,14 @@ def test_cli_server_kind_is_for_the_http_backend_only(
     with pytest.raises(SystemExit):
         main(bad)
     assert "invalid choice: 'tgi'" in capsys.readouterr().err
+
+
+def test_cache_key_holds_the_alternatives() -> None:
+    """An answer cached for a bare regex (which a llama.cpp server ignored) must not answer
+    the request that now carries a grammar that server enforces."""
+    from rewardkit.store.cache import request_digest
+
+    bare = request_digest("http:judge", ask(Constraint("regex", REGEX)))
+    full = request_digest("http:judge", ask(build_constraint(2)))
+    assert bare != full == request_digest("http:judge", ask(build_constraint(2)))
+    assert full != request_digest("http:judge", ask(build_constraint(2, max_chars=360)))
