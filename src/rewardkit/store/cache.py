@@ -230,13 +230,9 @@ class JudgeCache:
             self._local_seen = _LOCAL_COMMITS.get(self._path_key, 0)
             self._checked = time.monotonic()
             self._version = self._data_version()
-            self._known: set[str] = {
-                key for (key,) in self._reader.execute("SELECT key FROM completions")
-            }
+            self._known: set[str] = {key for (key,) in self._reader.execute("SELECT key FROM completions")}
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(
-                f"cannot open cache {self.path}: {exc}; pass --no-cache or another path"
-            ) from exc
+            raise ConfigError(f"cannot open cache {self.path}: {exc}; pass --no-cache or another path") from exc
         self._lock = threading.Lock()  # guards the write buffers and the flags below
         self._work = threading.Condition(self._lock)  # the writer thread waits on it
         self._done = threading.Condition(self._lock)  # flush() waits on it
@@ -249,9 +245,7 @@ class JudgeCache:
         self._closed = False
         self.hits = 0
         self.misses = 0
-        self._thread = threading.Thread(
-            target=self._run, name="rewardkit-cache-writer", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name="rewardkit-cache-writer", daemon=True)
         self._thread.start()
 
     def _data_version(self) -> int:
@@ -262,9 +256,7 @@ class JudgeCache:
     def _connect(self) -> sqlite3.Connection:
         # check_same_thread=False: the reader is used from whichever thread runs the event loop,
         # which need not be the one that built the cache; each connection has one user at a time.
-        conn = sqlite3.connect(
-            self.path, timeout=30.0, check_same_thread=False, isolation_level=None
-        )
+        conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
 
@@ -365,11 +357,7 @@ class JudgeCache:
     def __getstate__(self) -> dict[str, Any]:
         if not self._closed:
             self.flush()  # so the copy sees everything written so far
-        return {
-            "path": self.path,
-            "flush_interval": self.flush_interval,
-            "batch_size": self.batch_size,
-        }
+        return {"path": self.path, "flush_interval": self.flush_interval, "batch_size": self.batch_size}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(  # type: ignore[misc]
