@@ -44,7 +44,8 @@ def gsm8k_pairs(path: Path, count: int, out: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def llama_server():  # type: ignore[no-untyped-def]
-    if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("uvicorn") is None:
+    needed = ("llama_cpp", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings")
+    if any(importlib.util.find_spec(name) is None for name in needed):
         pytest.skip("needs llama-cpp-python with the [server] extra")
     from rewardkit.backends.llama_cpp import start_llama_server
     from rewardkit.backends.models import PACKAGED_MODELS
