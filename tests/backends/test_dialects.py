@@ -332,6 +332,16 @@ def test_server_kind_is_a_spec_arg() -> None:
         JudgeReward(backend="http", base_url="http://127.0.0.1:9/v1", server_kind="tgi")
 
 
+def test_server_kind_through_build_backend() -> None:
+    from rewardkit.backends import build_backend
+
+    backend = build_backend("http", base_url="http://127.0.0.1:8080/v1", server_kind="llama_cpp")
+    assert isinstance(backend, HTTPBackend)
+    assert backend.dialect is not None and backend.dialect.name == "llama_cpp"
+    with pytest.raises(ConfigError, match="did you mean 'server_kind'"):
+        build_backend("http", base_url="http://127.0.0.1:8080/v1", server_knd="vllm")
+
+
 # -- the CLI flag --------------------------------------------------------------------------
 
 
