@@ -442,7 +442,7 @@ async def test_every_rejected_constraint_field_falls_back_once() -> None:
         assert len(await b.generate(judge_request(constraint=regex))) == 1
         await b.aclose()
     assert server.requests == 3
-    assert b.rejected_fields == {"guided_regex", "structured_outputs"}
+    assert b.rejected_fields == {"guided_regex", "structured_outputs.regex"}
     assert not {"guided_regex", "structured_outputs"} & set(server.bodies[-1])
 
 

@@ -30,11 +30,21 @@ class Constraint:
     """A shape the output must take, where the backend can enforce it.
 
     `kind="regex"` or `"grammar"` (GBNF) or `"json_schema"`; backends that cannot enforce a
-    kind ignore it (the parser still validates the text).
+    kind ignore it (the parser still validates the text). `alternatives` say the same
+    shape in other kinds, for backends and servers that enforce one of those instead
+    (llama.cpp takes GBNF, not a regex; OpenAI a JSON schema): each uses the first form it
+    can. `text_fields` (json_schema only) names the string fields whose values, one per
+    line, are the text the caller reads, so a text parser works on a JSON answer too.
     """
 
     kind: Literal["regex", "grammar", "json_schema"]
     value: str | dict[str, Any]
+    alternatives: tuple[Constraint, ...] = ()
+    text_fields: tuple[str, ...] = ()
+
+    def forms(self) -> tuple[Constraint, ...]:
+        """This shape and its alternatives, in order of preference."""
+        return (self, *self.alternatives)
 
 
 @dataclass(frozen=True, slots=True)

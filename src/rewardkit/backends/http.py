@@ -8,6 +8,11 @@ in-flight), bounds concurrency with a semaphore, times out every attempt, and re
 429/5xx/connection errors/timeouts/garbage bodies with exponential backoff and full
 jitter, honouring `Retry-After`. Other 4xx are the caller's mistake and raise at once.
 
+Constraints are sent in the server's own dialect (`rewardkit.backends.dialects`):
+`server_kind="auto"` asks the first endpoint once, before the first constrained request,
+what it is (a load-balanced pool is one kind of server); a form the server rejects
+anyway is dropped for good and the dialect's next form is tried.
+
 Transport: plain `http://` endpoints go through `_http1`, a lean keep-alive HTTP/1.1
 client on asyncio protocols and httptools (aiohttp's own per-request overhead was most of
 the client CPU a judge run spends); `https://` endpoints use aiohttp. `transport=` picks
@@ -28,12 +33,21 @@ import random
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from rewardkit.backends._wire import completion_from_choice
-from rewardkit.backends.base import Completion, Constraint, GenerateRequest
+from rewardkit.backends.base import Completion, GenerateRequest
+from rewardkit.backends.dialects import (
+    SERVER_KINDS,
+    Dialect,
+    ServerKind,
+    constraint_fields,
+    detect_server,
+    dialect_for,
+    text_from_json,
+)
 from rewardkit.errors import (
     BackendConnectionError,
     BackendError,
@@ -53,6 +67,7 @@ except ImportError:  # pragma: no cover - httptools is a core dependency
 
     class Http1Error(Exception):  # type: ignore[no-redef]
         pass
+
 
 try:  # orjson is ~5x faster on these payloads; json is the fallback
     import orjson
@@ -74,11 +89,6 @@ RegexField = Literal["structured_outputs", "guided_regex"]
 Transport = Literal["auto", "aiohttp", "lean"]
 
 _RETRY_STATUS = frozenset({408, 409, 425, 429})  # plus every 5xx
-# Request fields that carry a Constraint; a server that rejects one gets it dropped.
-_CONSTRAINT_FIELDS = ("structured_outputs", "guided_regex", "grammar", "response_format")
-# Marks that a server refused `response_format: {"type": "json_schema"}` (but may take
-# `{"type": "json_object", "schema": ...}`).
-_JSON_SCHEMA_FORM = "response_format:json_schema"
 
 
 class _Retryable(Exception):
@@ -91,9 +101,9 @@ class _Retryable(Exception):
 
 
 class _FieldRejected(Exception):
-    def __init__(self, field: str, error: BackendHTTPError) -> None:
-        super().__init__(field)
-        self.field = field
+    def __init__(self, form: str, error: BackendHTTPError) -> None:
+        super().__init__(form)
+        self.form = form
         self.error = error
 
 
@@ -114,6 +124,8 @@ class _LoopState:
     lean_endpoints: list[Http1Endpoint | None]
     #: What a failed connection raises on the transports in use.
     connection_errors: tuple[type[Exception], ...]
+    #: Held while the server's kind is being asked, so concurrent first requests ask once.
+    detecting: asyncio.Lock
 
     @property
     def closed(self) -> bool:
@@ -128,10 +140,15 @@ class HTTPBackend:
     `base_url` is one URL or a list (load-balanced); `http://host:8000/v1`,
     `http://host:8000` and a full `.../chat/completions` URL are all accepted.
     `timeout` is seconds per attempt; `max_retries` counts attempts after the first.
-    `constraints`: "auto" sends constraint fields and drops one for good when the server
-    answers 400/422/500 naming it (a json_schema `response_format` is first retried in
-    llama-cpp-python's `json_object` + `schema` form); "send" never drops; "off" never sends. `regex_fields` chooses
-    how a regex is sent (vLLM's `structured_outputs` and/or the legacy `guided_regex`).
+    `server_kind` says which constraint dialect the server speaks ("llama_cpp": GBNF
+    `grammar`; "vllm": `structured_outputs`, or `guided_*` before 0.10.2; "sglang":
+    `regex`; "openai": a JSON-schema `response_format`; "generic": the constraint's own
+    kind in every field servers use for it); "auto" asks the server once.
+    `constraints`: "auto" sends the dialect's form and, when the server answers
+    400/422/500 naming its field, drops that form for good and sends the next one the
+    dialect has (none left: unconstrained); "send" never drops; "off" never sends.
+    `regex_fields` narrows how a regex goes to vLLM and generic servers
+    (`structured_outputs` and/or the legacy `guided_regex`).
     The API key comes from `api_key` or the `api_key_env` variable and is never logged.
 
     `concurrency` bounds requests in flight per event loop (each loop has its own session
@@ -157,6 +174,7 @@ class HTTPBackend:
         retry_after_max: float = 60.0,
         balance: Balance = "round_robin",
         constraints: ConstraintMode = "auto",
+        server_kind: ServerKind = "auto",
         regex_fields: Sequence[RegexField] = ("structured_outputs", "guided_regex"),
         extra_body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
@@ -180,15 +198,17 @@ class HTTPBackend:
             )
         if constraints not in ("auto", "send", "off"):
             raise ConfigError(f"constraints must be 'auto', 'send' or 'off', got {constraints!r}")
+        if server_kind not in SERVER_KINDS:
+            raise ConfigError(
+                f"server_kind must be one of {', '.join(SERVER_KINDS)}, got {server_kind!r}"
+            )
         bad = [f for f in regex_fields if f not in ("structured_outputs", "guided_regex")]
         if bad:
             raise ConfigError(
                 f"regex_fields may hold 'structured_outputs' and 'guided_regex', got {bad}"
             )
         if transport not in ("auto", "aiohttp", "lean"):
-            raise ConfigError(
-                f"transport must be 'auto', 'aiohttp' or 'lean', got {transport!r}"
-            )
+            raise ConfigError(f"transport must be 'auto', 'aiohttp' or 'lean', got {transport!r}")
         if transport == "lean":
             if Http1Client is None:
                 raise ConfigError("transport='lean' needs httptools: pip install 'httptools>=0.6'")
@@ -210,13 +230,18 @@ class HTTPBackend:
         self.balance: Balance = balance
         self.constraints: ConstraintMode = constraints
         self.regex_fields = tuple(regex_fields)
+        self.server_kind: ServerKind = server_kind
+        #: The dialect constraints are sent in; None until "auto" has asked the server.
+        self.dialect: Dialect | None = (
+            None if server_kind == "auto" else dialect_for(server_kind, regex_fields=regex_fields)
+        )
         self.extra_body = dict(extra_body or {})
         self.trust_env = trust_env
         self._headers = {"Content-Type": "application/json", **dict(headers or {})}
         key = api_key if api_key is not None else os.environ.get(api_key_env)
         if key:
             self._headers["Authorization"] = f"Bearer {key}"
-        #: Constraint fields a server rejected; never sent again by this backend.
+        #: Constraint forms (`dialects.FORMS` names) a server rejected; never sent again.
         self.rejected_fields: set[str] = set()
         #: Set once a server returned one choice for n > 1 (llama-cpp-python's server).
         self.server_ignores_n = False
@@ -282,6 +307,7 @@ class HTTPBackend:
                 urls,
                 lean_endpoints,
                 errors,
+                asyncio.Lock(),
             )
             self._states[loop] = state
         self._last = (loop, state)
@@ -337,21 +363,43 @@ class HTTPBackend:
     ) -> list[Completion]:
         """One logical call: retries, backoff and constraint fallback around `_attempt`."""
         state = self._state()
+        if self.dialect is None and request.constraint is not None and self.constraints != "off":
+            await self._detect(state)
         retries = 0
         while True:
-            payload = _dumps(self._body(request, n, seed))
+            body, sent, text_fields = self._body(request, n, seed)
             try:
-                return await self._attempt(state, payload, request.top_logprobs)
+                completions = await self._attempt(state, _dumps(body), request.top_logprobs, sent)
             except _FieldRejected as rejected:
-                # A server that does not know a constraint field: drop it and go on
-                # unconstrained (the judge's parser still validates the text).
-                self.rejected_fields.add(rejected.field)
+                # A server that does not take this form: drop it and send the dialect's
+                # next one, or none (the judge's parser still validates the text).
+                self.rejected_fields.add(rejected.form)
             except _Retryable as failure:
                 if retries >= self.max_retries:
                     raise failure.error from None
                 retries += 1
                 self.retries += 1
                 await asyncio.sleep(self._wait(retries, failure.retry_after))
+            else:
+                if text_fields:  # a JSON-shaped answer stands for text: give the text
+                    completions = [
+                        replace(c, text=text_from_json(c.text, text_fields), logprobs=None)
+                        for c in completions
+                    ]
+                return completions
+
+    async def _detect(self, state: _LoopState) -> None:
+        """Resolve `server_kind="auto"`: ask the first endpoint, once per backend."""
+        async with state.detecting:
+            if self.dialect is not None:  # another request asked while this one waited
+                return
+            kind, version = await detect_server(
+                self.endpoints[0],
+                {k: v for k, v in self._headers.items() if k != "Content-Type"},
+                timeout=min(self.timeout, 10.0),
+                proxies=self.trust_env,
+            )
+            self.dialect = dialect_for(kind, version=version, regex_fields=self.regex_fields)
 
     def _wait(self, retry: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -371,7 +419,11 @@ class HTTPBackend:
         return min(range(count), key=lambda i: (state.in_flight[i], (i - start) % count))
 
     async def _attempt(
-        self, state: _LoopState, payload: bytes, top_logprobs: int | None
+        self,
+        state: _LoopState,
+        payload: bytes,
+        top_logprobs: int | None,
+        sent: Mapping[str, str],
     ) -> list[Completion]:
         async with state.semaphore:
             # Pick once a slot is free: a choice made while queued would be stale.
@@ -408,7 +460,7 @@ class HTTPBackend:
             # Checked before retrying 5xx: llama-cpp-python's server answers a field it
             # cannot take (response_format json_schema) with a 500 naming the field.
             if status in (400, 422, 500) and self.constraints == "auto":
-                rejected = self._rejected_constraint(_loads(payload), message)
+                rejected = next((form for f, form in sent.items() if f in message), None)
                 if rejected is not None:
                     raise _FieldRejected(rejected, error)
             if status in _RETRY_STATUS or status >= 500:
@@ -427,17 +479,11 @@ class HTTPBackend:
             raise _Retryable(BackendError(f"response from {url} has no choices"))
         return completions
 
-    def _rejected_constraint(self, sent: dict[str, Any], message: str) -> str | None:
-        """The constraint field a server's error names, if we sent one; a json_schema
-        response_format is first downgraded to the json_object+schema form, then dropped."""
-        for field in _CONSTRAINT_FIELDS:
-            if field in sent and field in message:
-                if field == "response_format" and sent[field].get("type") == "json_schema":
-                    return _JSON_SCHEMA_FORM
-                return field
-        return None
-
-    def _body(self, request: GenerateRequest, n: int, seed: int | None) -> dict[str, Any]:
+    def _body(
+        self, request: GenerateRequest, n: int, seed: int | None
+    ) -> tuple[dict[str, Any], dict[str, str], tuple[str, ...]]:
+        """The request body, the constraint form sent per field, and the JSON answer's
+        text fields (empty unless a JSON form stands for a text shape)."""
         body: dict[str, Any] = {
             "model": self.model,
             "messages": list(request.messages),
@@ -453,15 +499,16 @@ class HTTPBackend:
         if request.top_logprobs:
             body["logprobs"] = True
             body["top_logprobs"] = request.top_logprobs
+        sent: dict[str, str] = {}
+        text_fields: tuple[str, ...] = ()
         if request.constraint is not None and self.constraints != "off":
-            for field, value in _constraint_fields(request.constraint, self.regex_fields).items():
-                if field == "response_format" and _JSON_SCHEMA_FORM in self.rejected_fields:
-                    # llama-cpp-python's form of the same constraint
-                    value = {"type": "json_object", "schema": value["json_schema"]["schema"]}
-                if field not in self.rejected_fields:
-                    body[field] = value
+            dialect = self.dialect or dialect_for("generic", regex_fields=self.regex_fields)
+            fields, sent, text_fields = constraint_fields(
+                request.constraint, dialect, self.rejected_fields
+            )
+            body.update(fields)
         body.update(self.extra_body)
-        return body
+        return body, sent, text_fields
 
 
 def _endpoint(base_url: str) -> str:
@@ -474,32 +521,6 @@ def _endpoint(base_url: str) -> str:
     if parts.path in ("", "/"):
         return base + "/v1/chat/completions"
     return base + "/chat/completions"
-
-
-def _constraint_fields(constraint: Constraint, regex_fields: Sequence[str]) -> dict[str, Any]:
-    if constraint.kind == "regex":
-        fields: dict[str, Any] = {}
-        if "structured_outputs" in regex_fields:
-            fields["structured_outputs"] = {"regex": constraint.value}
-        if "guided_regex" in regex_fields:
-            fields["guided_regex"] = constraint.value
-        return fields
-    if constraint.kind == "grammar":
-        return {"grammar": constraint.value}
-    if constraint.kind == "json_schema":
-        schema = constraint.value
-        if isinstance(schema, str):
-            try:
-                schema = json.loads(schema)
-            except ValueError as exc:
-                raise ConfigError(f"json_schema constraint is not valid JSON: {exc}") from exc
-        return {
-            "response_format": {
-                "type": "json_schema",
-                "json_schema": {"name": "judgment", "schema": schema, "strict": True},
-            }
-        }
-    raise ConfigError(f"unknown constraint kind {constraint.kind!r}")
 
 
 def _error_message(raw: bytes) -> str:

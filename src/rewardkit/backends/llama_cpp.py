@@ -60,7 +60,8 @@ class LlamaCppBackend(LocalModelWorker):
     prompt unless `n_threads_batch` is given.
     `logprobs=True` keeps logits for every position (llama.cpp needs that to report
     logprobs; it costs n_ctx x vocab floats of memory); without it `top_logprobs` is ignored.
-    Regex constraints are not enforced in-process (grammar and json_schema are).
+    Regex constraints are not enforced in-process (grammar and json_schema are; a regex
+    with a grammar alternative gets the grammar).
     """
 
     _thread_name = "llama-cpp"
@@ -130,10 +131,14 @@ class LlamaCppBackend(LocalModelWorker):
         return self._llama
 
     def _constraint_kwargs(self, constraint: Constraint | None) -> dict[str, Any]:
-        if constraint is None or constraint.kind == "regex":
+        if constraint is None:
             return {}
-        if constraint.kind == "grammar":
-            text = str(constraint.value)
+        # GBNF is llama.cpp's own: a grammar alternative of a regex is enforced too.
+        grammar = next((c for c in constraint.forms() if c.kind == "grammar"), None)
+        if grammar is None and constraint.kind != "json_schema":
+            return {}
+        if grammar is not None:
+            text = str(grammar.value)
             if text not in self._grammars:
                 from llama_cpp import LlamaGrammar
 

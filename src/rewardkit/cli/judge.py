@@ -60,6 +60,8 @@ def options_from_args(args: argparse.Namespace) -> JudgeOptions:
         raise ConfigError(f"--base-url applies to --backend http only, not {args.backend}")
     if args.backend != "http" and getattr(args, "transport", "auto") != "auto":
         raise ConfigError(f"--transport applies to --backend http only, not {args.backend}")
+    if args.backend != "http" and getattr(args, "server_kind", "auto") != "auto":
+        raise ConfigError(f"--server-kind applies to --backend http only, not {args.backend}")
     if args.keep is not None and not args.meta_rm:
         raise ConfigError("--keep needs --meta-rm (the model that ranks the judgments)")
     if args.no_cache and args.cache:

@@ -1,11 +1,17 @@
 """Constrained verdicts and logprob-expected scores.
 
-`build_constraint(n)` asks the backend (vLLM/SGLang regex, llama.cpp GBNF) to end the
-output with `Scores: \\boxed{a, b, ...}` holding exactly n integers in 1-10. Backends that
-cannot enforce a kind ignore it, and the parser validates the text either way.
+`build_constraint(n)` asks the backend to end the output with `Scores: \\boxed{a, b, ...}`
+holding exactly n integers in 1-10, in three kinds at once: the chosen kind first, the
+others as alternatives, so each backend or server enforces the one it can (vLLM/SGLang a
+regex, llama.cpp, in process or served, GBNF, OpenAI a JSON schema; see
+`rewardkit.backends.dialects`). Backends that can enforce none ignore it, and the parser
+validates the text either way.
 
 - regex (servers): free text (criteria, analysis, a `<think>` block), then the verdict.
-- grammar (in-process llama.cpp, i.e. small local models): SPCT's sections, each bounded
+- json_schema (OpenAI): `{"analysis": ..., "verdict": "Scores: \\boxed{...}"}`, the verdict
+  held to the regex by a `pattern`; its `text_fields` turn the answer back into the text
+  the parser reads (the analysis, then the verdict line).
+- grammar (llama.cpp, i.e. small local models): SPCT's sections, each bounded
   in lines and characters, then the verdict:
 
       Specific Criteria:<max_lines // 3 lines of max_chars // max_lines characters at most>
@@ -32,7 +38,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from typing import Literal
+from dataclasses import replace
+from typing import Any, Literal
 
 from rewardkit.backends.base import Completion, Constraint, TokenLogprob
 from rewardkit.errors import ConfigError
@@ -45,6 +52,7 @@ __all__ = [
     "build_constraint",
     "expected_scores",
     "score_grammar",
+    "score_json_schema",
     "score_regex",
 ]
 
@@ -63,6 +71,20 @@ def score_regex(n: int) -> str:
     at the start of a line or right after `</think>` (where the parser reads verdicts)."""
     body = _SCORE_RE + "".join(", " + _SCORE_RE for _ in range(n - 1))
     return r"(?:[\s\S]*(?:\n|</think>))?Scores: \\boxed\{" + body + r"\}"
+
+
+def score_json_schema(n: int) -> dict[str, Any]:
+    """A strict JSON schema: free-text analysis, then the verdict line held to a pattern."""
+    body = _SCORE_RE + "".join(", " + _SCORE_RE for _ in range(n - 1))
+    return {
+        "type": "object",
+        "properties": {
+            "analysis": {"type": "string"},
+            "verdict": {"type": "string", "pattern": r"^Scores: \\boxed\{" + body + r"\}$"},
+        },
+        "required": ["analysis", "verdict"],
+        "additionalProperties": False,
+    }
 
 
 def score_grammar(
@@ -125,11 +147,15 @@ def build_constraint(
     max_chars: int | None = GRAMMAR_CHARS,
     max_lines: int = GRAMMAR_LINES,
 ) -> Constraint:
-    """The verdict constraint for n responses; `max_chars`/`max_lines` bound the grammar's
-    sections (`max_chars=None`: unbounded)."""
+    """The verdict constraint for n responses: `kind` first, the other kinds as its
+    alternatives (for servers that enforce only those). `max_chars`/`max_lines` bound the
+    grammar's sections (`max_chars=None`: unbounded)."""
+    grammar = Constraint("grammar", score_grammar(n, max_chars, max_lines))
+    regex = Constraint("regex", score_regex(n))
+    schema = Constraint("json_schema", score_json_schema(n), text_fields=("analysis", "verdict"))
     if kind == "grammar":
-        return Constraint("grammar", score_grammar(n, max_chars, max_lines))
-    return Constraint("regex", score_regex(n))
+        return replace(grammar, alternatives=(regex, schema))
+    return replace(regex, alternatives=(grammar, schema))
 
 
 def _alternatives(token: TokenLogprob) -> dict[str, float]:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rewardkit.backends.dialects import SERVER_KIND_HELP, ServerKind
 from rewardkit.errors import ConfigError, InputError
 from rewardkit.io import InputRow, iter_rows, row_id
 from rewardkit.store.results import ResultWriter, check_output_path
@@ -143,6 +144,7 @@ class JudgeOptions(BaseModel):
         description="HTTP client (http backend): auto = the lean HTTP/1.1 client for http://, "
         "aiohttp for https://; aiohttp or lean forces one",
     )
+    server_kind: ServerKind = Field("auto", description=SERVER_KIND_HELP)
     cache: Path | None = Field(
         None,
         description="SQLite cache of judge calls, None for none (command line: default "
@@ -182,6 +184,7 @@ class JudgeOptions(BaseModel):
             "max_retries": self.retries,
             "api_key": self.api_key,
             "transport": self.transport,
+            "server_kind": self.server_kind,
         }
 
 

@@ -120,12 +120,18 @@ def request_digest(identity: str, request: GenerateRequest) -> str:
     if constraint is None:
         append(_NO_CONSTRAINT)
     else:
-        append(_field(constraint.kind))
-        if isinstance(constraint.value, str):
-            append(_STR_TAG)
-            append(_field(constraint.value))
-        else:
-            _add_json(append, constraint.value)
+        # Alternatives decide what a server that takes another kind enforces (a llama.cpp
+        # server ignores a bare regex): a key without them would hand an answer sampled
+        # unconstrained to a request that is now held to the verdict.
+        for form in constraint.forms():
+            append(_field(form.kind))
+            if isinstance(form.value, str):
+                append(_STR_TAG)
+                append(_field(form.value))
+            else:
+                _add_json(append, form.value)
+            if form.text_fields:
+                append(_field(repr(form.text_fields)))
     digest = hashlib.sha256(b"".join(chunks))
     return digest.hexdigest()
 

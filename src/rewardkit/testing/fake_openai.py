@@ -7,6 +7,11 @@ shows — and can misbehave on cue: HTTP errors, 429 with `Retry-After`, hangs, 
 bodies, dropped connections, delays, ignoring `n` like llama-cpp-python's server, and
 rejecting request fields like servers that do not know `guided_regex`.
 
+`kind` makes it look like one server family at its introspection endpoints (`/v1/models`
+`owned_by`, `/props`, `/get_model_info`, `/version`) and honour only that family's
+constraint fields: with `sloppy` text, a request without an honoured constraint gets the
+sloppy text (a small model ignoring the format), as a real server would give.
+
 Three ways to run it:
 
     async with FakeOpenAI(reply="Scores: \\boxed{7}") as server:   # in the test's loop
@@ -58,6 +63,44 @@ __all__ = [
 
 ReplyFn = Callable[[dict[str, Any], int], str]
 FaultKind = Literal["status", "hang", "garbage", "empty_choices", "disconnect", "delay"]
+FakeKind = Literal[
+    "generic", "llama_cpp", "llama_server", "vllm", "vllm_legacy", "sglang", "openai"
+]
+
+# Per kind: (owned_by in /v1/models, {other GET path: JSON}, constraint fields honoured).
+_KINDS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
+    "generic": (
+        "fake",
+        {},
+        (
+            "grammar",
+            "response_format",
+            "json_schema",
+            "structured_outputs",
+            "guided_regex",
+            "guided_grammar",
+            "guided_json",
+            "regex",
+        ),
+    ),
+    "llama_cpp": ("me", {}, ("grammar", "response_format")),  # llama-cpp-python
+    "llama_server": (
+        "llamacpp",
+        {"/props": {"default_generation_settings": {"n_ctx": 4096}}},
+        ("grammar", "response_format", "json_schema"),
+    ),
+    "vllm": ("vllm", {"/version": {"version": "0.11.0"}}, ("structured_outputs",)),
+    "vllm_legacy": (
+        "vllm",
+        {"/version": {"version": "0.8.5"}},
+        ("guided_regex", "guided_grammar", "guided_json"),
+    ),
+    "sglang": ("sglang", {"/get_model_info": {"model_path": "fake"}}, ("regex", "response_format")),
+    "openai": ("system", {}, ("response_format",)),
+}
+# Fields the real OpenAI API answers with 400 "Unrecognized request argument supplied".
+_NOT_OPENAI = ("grammar", "guided_regex", "guided_grammar", "guided_json", "structured_outputs",
+               "regex", "json_schema")  # fmt: skip
 
 _RESPONSE_RE = re.compile(r"response\s*#?\s*(\d+)", re.IGNORECASE)
 
@@ -147,7 +190,10 @@ class FakeOpenAI:
     (llama-cpp-python's server answers that with a 500).
     `ignore_n` answers one choice whatever `n` asks (llama-cpp-python's server does);
     `max_n` caps the choices instead. `api_key`, when set, is required as
-    `Authorization: Bearer <key>` (401 otherwise).
+    `Authorization: Bearer <key>` (401 otherwise). `kind` and `sloppy`: see the module
+    docstring; kind "openai" also rejects the constraint fields OpenAI does not know, and
+    answers a `response_format` json_schema with the reply as `{"analysis", "verdict"}`
+    JSON (its last line the verdict).
     """
 
     def __init__(
@@ -164,7 +210,13 @@ class FakeOpenAI:
         reject_status: int = 400,
         api_key: str | None = None,
         record: bool = True,
+        kind: FakeKind = "generic",
+        sloppy: str | None = None,
     ) -> None:
+        if kind not in _KINDS:
+            raise ValueError(f"unknown fake server kind {kind!r}; choose one of {list(_KINDS)}")
+        self.kind = kind
+        self.sloppy = sloppy
         self.reply = reply
         self.model = model
         self.faults: deque[Fault] = deque(faults)
@@ -172,13 +224,15 @@ class FakeOpenAI:
         self.ignore_n = ignore_n
         self.max_n = max_n
         self.delay = delay
-        self.reject_fields = tuple(reject_fields)
+        self.reject_fields = tuple(reject_fields) + (_NOT_OPENAI if kind == "openai" else ())
         self.reject_status = reject_status
         self.api_key = api_key
         self.record = record
         #: Parsed request bodies, in arrival order (when `record`).
         self.bodies: list[dict[str, Any]] = []
         self.requests = 0
+        #: GETs of the introspection endpoints (`/v1/models`, `/props`, ...).
+        self.probes = 0
         self.in_flight = 0
         self.max_in_flight = 0
         self.completed = 0
@@ -213,6 +267,8 @@ class FakeOpenAI:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        for path in _KINDS[self.kind][1]:
+            app.router.add_get(path, self._introspect)
         app.router.add_get("/health", self._health)
         app.router.add_get("/stats", self._stats)
         # handler_cancellation: a hung handler dies with its client's connection.
@@ -280,8 +336,31 @@ class FakeOpenAI:
         return web.Response(body=_dumps(self.stats()), content_type="application/json")
 
     async def _models(self, request: web.Request) -> web.Response:
-        body = {"object": "list", "data": [{"id": self.model, "object": "model"}]}
+        self.probes += 1
+        model = {"id": self.model, "object": "model", "owned_by": _KINDS[self.kind][0]}
+        body = {"object": "list", "data": [model]}
         return web.Response(body=_dumps(body), content_type="application/json")
+
+    async def _introspect(self, request: web.Request) -> web.Response:
+        self.probes += 1
+        body = _KINDS[self.kind][1][request.path]
+        return web.Response(body=_dumps(body), content_type="application/json")
+
+    def _text(self, body: dict[str, Any], index: int) -> str:
+        """The reply as this kind of server would give it for this request."""
+        honoured = _KINDS[self.kind][2]
+        if self.sloppy is not None and not any(f in body for f in honoured):
+            return self.sloppy
+        text = self.reply if isinstance(self.reply, str) else self.reply(body, index)
+        response_format = body.get("response_format")
+        if (
+            self.kind == "openai"
+            and isinstance(response_format, dict)
+            and response_format.get("type") == "json_schema"
+        ):
+            head, _, last = text.rpartition("\n")
+            return _dumps({"analysis": head, "verdict": last}).decode()
+        return text
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
@@ -334,7 +413,7 @@ class FakeOpenAI:
             n = min(n, self.max_n)
         choices = []
         for index in range(n):
-            text = self.reply if isinstance(self.reply, str) else self.reply(body, index)
+            text = self._text(body, index)
             choice: dict[str, Any] = {
                 "index": index,
                 "message": {"role": "assistant", "content": text},
