@@ -246,11 +246,9 @@ def test_split_think(case: str, text: str, reasoning: str | None, answer: str | 
     assert answer_part(text) == answer  # the fast path agrees with the full split
 
 
-def test_think_reexports_are_the_same_rule() -> None:
-    from rewardkit import think
+def test_format_split_think_is_the_same_rule() -> None:
     from rewardkit.rules import format as fmt
 
-    assert think.answer_part is answer_part and think.split_think is split_think
     assert fmt.split_think("<think>a</think>b</think>c") == ("a</think>b", "c")
     assert fmt.split_think("<think>open") == ("open", "")
 

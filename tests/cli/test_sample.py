@@ -100,6 +100,7 @@ MISTAKES = [
     ("pass@k beyond n", ["--pass-k", "3"], "between 1 and n=2"),
     ("bad policy option", ["--policy-option", "colour=red"], "unknown option 'colour'"),
     ("zero samples", ["-n", "0"], "sampling.n"),
+    ("--arg without KEY=", ["--arg", "oops"], "--arg 'oops': expected KEY=VALUE"),
 ]
 
 

@@ -133,3 +133,63 @@ def test_cli_train_sft_missing_config_is_one_line(
     assert main(["train", "sft", "--config", str(tmp_path / "nope.yaml")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"rewardkit train: error: config file not found: {tmp_path / 'nope.yaml'}"
+
+
+CHAT = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
+
+
+def test_completion_only_splits_the_last_turn(tmp_path: Path) -> None:
+    pytest.importorskip("datasets")
+    from rewardkit.pipelines.sft import SFTDatasetConfig, load_sft_dataset
+
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"messages": CHAT, "id": "a"}) + "\n")
+    config = SFTDatasetConfig(path=str(path))
+    [row] = list(load_sft_dataset(config, completion_only=True))
+    assert row["prompt"] == CHAT[:1] and row["completion"] == CHAT[1:]
+    assert "messages" not in row and row["id"] == "a"
+    [plain] = list(load_sft_dataset(config))
+    assert plain["messages"] == CHAT
+
+
+@pytest.mark.parametrize(
+    ("messages", "completion_only", "message"),
+    [
+        ("hello", False, "d.jsonl:2: messages must be a non-empty list of {role, content} turns"),
+        ([{"role": "user"}], False, "d.jsonl:2: messages must be a non-empty list"),
+        ([], False, "d.jsonl:2: messages must be a non-empty list"),
+        (CHAT[:1], True, "d.jsonl:2: completion_only needs a prompt turn"),
+        (CHAT[::-1], True, "d.jsonl:2: completion_only needs a prompt turn"),
+    ],
+)
+def test_malformed_messages_are_named_by_row(
+    tmp_path: Path, messages: Any, completion_only: bool, message: str
+) -> None:
+    pytest.importorskip("datasets")
+    from rewardkit.errors import InputError
+    from rewardkit.pipelines.sft import SFTDatasetConfig, load_sft_dataset
+
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"messages": CHAT}) + "\n" + json.dumps({"messages": messages}))
+    with pytest.raises(InputError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        load_sft_dataset(SFTDatasetConfig(path=str(path)), completion_only=completion_only)
+
+
+def test_a_row_without_messages_is_named(tmp_path: Path) -> None:
+    pytest.importorskip("datasets")
+    from rewardkit.errors import InputError
+    from rewardkit.pipelines.sft import SFTDatasetConfig, load_sft_dataset
+
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"messages": CHAT}) + "\n" + json.dumps({"text": "hi"}))
+    with pytest.raises(
+        InputError, match=r"d.jsonl:2: no messages column 'messages'; columns: \['text'\]"
+    ):
+        load_sft_dataset(SFTDatasetConfig(path=str(path)))
+
+
+def test_judge_sft_is_the_generic_runner_with_completion_only() -> None:
+    from rewardkit.pipelines.spct.sft import JudgeSFTConfig
+
+    run = JudgeSFTConfig(model="m", dataset="/d.jsonl", output_dir="/o", limit=3).to_run_config()
+    assert run.completion_only and run.dataset.path == "/d.jsonl" and run.dataset.limit == 3

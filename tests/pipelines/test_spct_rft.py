@@ -239,6 +239,39 @@ def test_read_three_forms_and_bad_rows(tmp_path: Path) -> None:
     assert "rating" in errors[2].message and "response 1" in errors[3].message
 
 
+# (row, what read_items makes of it): the labels `rewardkit eval` reads, read the same way
+SHARED_LABELS = [
+    ({"input": "Q", "output_1": "a", "output_2": "b", "label": "0"}, "gold_tie"),
+    ({"input": "Q", "output_1": "a", "output_2": "b", "label": "tie"}, "gold_tie"),
+    ({"input": "Q", "output_1": "a", "output_2": " a ", "label": 1}, "identical_responses"),
+    ({"prompt": "Q", "responses": ["a", "b", "c"], "correct": [False, True, False]}, 1),
+    ({"prompt": "Q", "responses": ["a", "b", "c"], "correct": [True, True, False]}, "bad_line"),
+    ({"prompt": "Q", "responses": ["a", "b"], "correct": [True]}, "bad_line"),
+    ({"input": "Q", "output_1": "a", "output_2": "b", "label": " 2 "}, 1),
+]
+
+
+@pytest.mark.parametrize(("row", "expected"), SHARED_LABELS)
+def test_labels_are_read_as_rewardkit_eval_reads_them(
+    tmp_path: Path, row: dict[str, Any], expected: int | str
+) -> None:
+    from rewardkit.pipelines.eval.data import EvalItem, detect_format, item_from_record
+
+    path = tmp_path / "data.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    [got] = list(read_items(path))
+    if isinstance(expected, int):
+        assert isinstance(got, LabelledItem) and got.best == expected
+        assert got.responses == tuple(row.get("responses") or (row["output_1"], row["output_2"]))
+        assert got.prompt == "Q"
+    else:
+        assert isinstance(got, ItemError) and got.reason == expected, got
+    # and eval agrees (several correct responses suit eval's "top" rule, not one SPCT label)
+    judged = item_from_record(row, detect_format(row), id="1", subset="all")
+    several_correct = sum(row.get("correct", [])) > 1
+    assert isinstance(judged, EvalItem) == (isinstance(expected, int) or several_correct)
+
+
 def test_gold_labels_from_a_judge_output(tmp_path: Path) -> None:
     data = tmp_path / "data.jsonl"
     data.write_text(

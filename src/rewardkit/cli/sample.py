@@ -19,9 +19,8 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from rewardkit.cli._spec_args import parse_reward_args
+from rewardkit.cli._spec_args import add_spec_arguments, parse_reward_args, spec_from_args
 from rewardkit.errors import ConfigError
-from rewardkit.spec import RewardSpec, load_spec
 
 __all__ = ["add_arguments", "config_from_args", "run"]
 
@@ -37,14 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--output", required=True, metavar="OUT", help="output folder (rerun to resume)"
     )
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument(
-        "--reward", metavar="NAME", help="a registered reward (see `rewardkit rewards`)"
-    )
-    which.add_argument("--spec", metavar="FILE", help="a reward spec (YAML, TOML or JSON)")
-    parser.add_argument(
-        "--arg", action="append", default=[], metavar="KEY=VALUE", help="option for --reward"
-    )
+    add_spec_arguments(parser)
 
     policy = parser.add_argument_group("policy (built like `rewardkit judge` builds its backend)")
     policy.add_argument(
@@ -134,23 +126,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--no-progress", action="store_true")
 
 
-def _spec(args: argparse.Namespace) -> RewardSpec:
-    if args.spec is not None:
-        if args.arg:
-            raise ConfigError("--arg applies to --reward; put options under `args:` in the spec")
-        return load_spec(args.spec)
-    return RewardSpec.single(args.reward, **parse_reward_args(args.arg))
-
-
 def config_from_args(args: argparse.Namespace) -> Any:
     """`SampleRunConfig` from parsed arguments; a user mistake is a one-line `ConfigError`."""
     from rewardkit.pipelines.sample import SampleRunConfig
 
+    spec = spec_from_args(args)
+    if spec is None:  # argparse requires one of them; reached only with a hand-built Namespace
+        raise ConfigError("give --reward NAME or --spec FILE")
     off = args.no_filters
     data: dict[str, Any] = {
         "prompts": Path(args.prompts),
         "output": Path(args.output),
-        "spec": _spec(args),
+        "spec": spec,
         "policy": {
             "backend": args.backend,
             "model": args.policy,

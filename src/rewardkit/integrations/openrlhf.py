@@ -16,10 +16,11 @@ for advantages), `scores` (tensor, used by `--algo.dynamic_filtering_enable`; th
 `extra_logs` (per-sample tensors, logged to wandb).
 
 OpenRLHF needs a number per sample: an unscored sample gets reward 0.0 and is flagged 1.0
-in `extra_logs["rewardkit/unscored"]`. The response is cut out of each query by
-`rewardkit.integrations.openrlhf_protocol.extract_response` (prompt prefix, else the last
-assistant marker of a known chat template, special tokens stripped), the same rule `rewardkit serve` uses for
-OpenRLHF's HTTP mode, and the result has the same shape as the server's answer.
+in `extra_logs["rewardkit/unscored"]`. Each sample is built by
+`rewardkit.integrations.openrlhf_protocol.openrlhf_sample`, as `rewardkit serve` builds them
+for OpenRLHF's HTTP mode: the response is cut out of the query by `extract_response` (prompt
+prefix, else the last assistant marker of a known chat template, special tokens stripped),
+and the result has the same shape as the server's answer.
 """
 
 from __future__ import annotations
@@ -30,10 +31,8 @@ from typing import Any
 
 from rewardkit.errors import ConfigError
 from rewardkit.integrations._common import resolve_spec, score_batch, spec_is_async, spec_key
-from rewardkit.integrations.openrlhf_protocol import extract_response, openrlhf_payload
+from rewardkit.integrations.openrlhf_protocol import openrlhf_payload, openrlhf_sample
 from rewardkit.spec import RewardSpec
-from rewardkit.text import templated_prompt_text
-from rewardkit.types import Sample
 
 __all__ = ["reward_func", "score_queries"]
 
@@ -74,12 +73,9 @@ def score_queries(
             f"OpenRLHF passed {n} queries, {len(prompts)} prompts and "
             f"{'no' if labels is None else len(labels)} labels; they must match"
         )
+    # the samples `rewardkit serve` builds for /get_reward (server/prepare.py), ids included
     samples = [
-        Sample(
-            prompt=templated_prompt_text(prompts[i]),
-            response=extract_response(queries[i], prompts[i]),
-            reference=None if labels is None else labels[i],
-        )
+        openrlhf_sample(queries[i], prompts[i], None if labels is None else labels[i], id=str(i))
         for i in range(n)
     ]
     payload = openrlhf_payload(score_batch(spec, spec_key(spec), samples, spec_is_async(spec)))

@@ -47,7 +47,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rewardkit.judges.templates import BEGIN_FENCE, end_marker
-from rewardkit.think import THINK_CLOSE, THINK_OPEN
+from rewardkit.text import THINK_CLOSE, THINK_OPEN
 
 __all__ = [
     "ParsedJudgment",

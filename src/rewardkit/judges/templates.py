@@ -22,7 +22,7 @@ from importlib import resources
 from typing import Literal
 
 from rewardkit.errors import ConfigError
-from rewardkit.think import answer_part
+from rewardkit.text import answer_part
 
 __all__ = [
     "BEGIN_FENCE",

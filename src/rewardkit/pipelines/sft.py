@@ -9,6 +9,7 @@ dataset:
   path: runs/rs/sft.jsonl             # JSONL, Parquet, a `datasets` folder, or a hub id
   min_reward: 1.0                     # optional: only rows whose `reward` reaches this
 output_dir: runs/sft
+completion_only: false                # true: learn only each row's last (assistant) turn
 sft:                                  # passed to trl.SFTConfig as is (checked for typos)
   learning_rate: 1.0e-5
   num_train_epochs: 2
@@ -20,6 +21,12 @@ Relative paths (model, dataset, output_dir) are taken from the config file's fol
 resumes from the last checkpoint in `output_dir` with `resume=True`. The provenance
 columns `rewardkit sample` writes (reward, policy, sampling, ...) are left to TRL, which
 keeps only what the model reads.
+
+`completion_only: true` splits each row's messages into a prompt (every turn but the last)
+and a completion (the final assistant turn) and turns on `trl.SFTConfig.completion_only_loss`,
+so the loss falls on the answer only; `rewardkit train judge-sft` is this with SPCT's
+defaults. (TRL's `assistant_only_loss` would do it on `messages` directly, but it needs a
+chat template with `{% generation %}` markers, which most models' templates lack.)
 """
 
 from __future__ import annotations
@@ -65,6 +72,10 @@ class SFTRunConfig(BaseModel):
     model: str = Field(description="Model to fine-tune: a hub id or a local model folder.")
     dataset: SFTDatasetConfig
     output_dir: str = Field(description="Checkpoints and the final model go here.")
+    completion_only: bool = Field(
+        default=False,
+        description="Learn only the last turn of each row (an assistant turn), not the prompt.",
+    )
     sft: dict[str, Any] = Field(
         default_factory=dict, description="Options for trl.SFTConfig, passed through."
     )
@@ -134,6 +145,8 @@ def build_sft_config(config: SFTRunConfig) -> Any:
             hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ConfigError(f"sft: unknown trl.SFTConfig option(s): {', '.join(hints)}")
     options.setdefault("report_to", "none")
+    if config.completion_only:
+        options.setdefault("completion_only_loss", True)
     if not torch.cuda.is_available():
         options.setdefault("bf16", False)  # CPUs run bf16 poorly
     try:
@@ -142,8 +155,8 @@ def build_sft_config(config: SFTRunConfig) -> Any:
         raise ConfigError(f"sft: {exc}") from exc
 
 
-def load_sft_dataset(config: SFTDatasetConfig) -> Any:
-    """A `datasets.Dataset` with a `messages` column of chat turns."""
+def load_sft_dataset(config: SFTDatasetConfig, *, completion_only: bool = False) -> Any:
+    """A `datasets.Dataset` of chat turns: `messages`, or `prompt` and `completion`."""
     datasets = _require("datasets")
     path = Path(config.path)
     if path.is_dir():
@@ -158,6 +171,15 @@ def load_sft_dataset(config: SFTDatasetConfig) -> Any:
         for row in iter_rows(path):
             if row.record is None:
                 raise InputError(f"{path}: {row.error}")
+            # checked as written: `datasets` fills missing keys with None, or refuses mixed rows
+            if config.messages_column not in row.record:
+                raise InputError(
+                    f"{path}:{row.line}: no messages column {config.messages_column!r}; "
+                    f"columns: {list(row.record)}"
+                )
+            problem = messages_problem(row.record[config.messages_column], completion_only)
+            if problem is not None:
+                raise InputError(f"{path}:{row.line}: {problem}")
             records.append(row.record)
         dataset = datasets.Dataset.from_list(records)
     elif path.suffix in (".jsonl", ".json", ".parquet") or path.is_absolute():
@@ -171,6 +193,11 @@ def load_sft_dataset(config: SFTDatasetConfig) -> Any:
         )
     if config.messages_column != "messages":
         dataset = dataset.rename_column(config.messages_column, "messages")
+    if not path.is_file():
+        for index, messages in enumerate(dataset["messages"], 1):
+            problem = messages_problem(messages, completion_only)
+            if problem is not None:
+                raise InputError(f"{config.path}: row {index}: {problem}")
     if config.min_reward is not None:
         if "reward" not in columns:
             raise InputError(
@@ -184,7 +211,29 @@ def load_sft_dataset(config: SFTDatasetConfig) -> Any:
         dataset = dataset.select(range(min(config.limit, len(dataset))))
     if len(dataset) == 0:
         raise InputError(f"{config.path}: no rows to train on")
-    return dataset  # as written: TRL reads `messages` and leaves provenance columns be
+    if completion_only:
+        dataset = dataset.map(_split_last_turn, remove_columns=["messages"])
+    return dataset  # as written: TRL reads the turns and leaves provenance columns be
+
+
+def messages_problem(messages: Any, completion_only: bool) -> str | None:
+    """What is wrong with one row's chat turns, or None."""
+    if (
+        not isinstance(messages, list)
+        or not messages
+        or not all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in messages)
+    ):
+        return "messages must be a non-empty list of {role, content} turns"
+    if completion_only and (len(messages) < 2 or messages[-1]["role"] != "assistant"):
+        return "completion_only needs a prompt turn and a last turn with role 'assistant'"
+    return None
+
+
+def _split_last_turn(row: dict[str, Any]) -> dict[str, Any]:
+    # Only role and content: a column of turns loaded by `datasets` may carry other keys as
+    # None, which some chat templates would render.
+    turns = [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
+    return {"prompt": turns[:-1], "completion": turns[-1:]}
 
 
 @dataclass
@@ -212,7 +261,7 @@ def train_sft(config: SFTRunConfig, *, resume: bool = False) -> SFTRunResult:
             "pass --resume to continue it, or choose another output_dir"
         )
     args = build_sft_config(config)
-    dataset = load_sft_dataset(config.dataset)
+    dataset = load_sft_dataset(config.dataset, completion_only=config.completion_only)
     tokenizer = transformers.AutoTokenizer.from_pretrained(config.model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -78,7 +78,7 @@ from rewardkit.reward import Reward
 from rewardkit.rules._asserts import AssertsOutcome, run_asserts
 from rewardkit.sandbox import ExecResult, SandboxLimits, run_code
 from rewardkit.sandbox.languages import LANGUAGES, Language, get_language, language_for_fence
-from rewardkit.think import answer_part
+from rewardkit.text import answer_part
 from rewardkit.types import RewardResult, Sample, Score, Unscored
 
 __all__ = [

@@ -50,7 +50,7 @@ from typing import ClassVar, Literal
 
 from rewardkit.errors import ConfigError
 from rewardkit.reward import Reward
-from rewardkit.rules.format import split_think
+from rewardkit.text import split_think
 from rewardkit.types import RewardResult, Sample, Score, Unscored
 
 __all__ = [
@@ -453,7 +453,7 @@ class LanguageConsistencyReward(Reward):
                 "unknown_target",
                 "cannot tell the prompt's language; give the reward a target, e.g. target=en",
             )
-        cot, _ = split_think(sample.response)
+        cot = split_think(sample.response).reasoning
         source = "think" if cot is not None and self.scope == "cot" else "response"
         text = cot if cot is not None and self.scope == "cot" else sample.response
         counts = count_languages(text, prefer=target)

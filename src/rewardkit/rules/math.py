@@ -62,7 +62,7 @@ from rewardkit.deadline import (
 )
 from rewardkit.errors import ConfigError
 from rewardkit.reward import Reward
-from rewardkit.think import answer_part
+from rewardkit.text import answer_part
 from rewardkit.types import RewardResult, Sample, Score, Unscored
 
 __all__ = ["MAX_ANSWER_CHARS", "MathReward", "answer_part", "extract_answer", "math_reward"]

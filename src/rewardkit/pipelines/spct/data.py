@@ -10,8 +10,13 @@ a `rewardkit judge` output over the same rows (`gold_labels`): best = the strict
 the gold rewards; a tie, an unscored response or an errored line leaves the item
 unlabelled, with that reason — never a guessed label.
 
-This small reader is local to SPCT; `rewardkit eval`'s data-format reader
-(pipelines/eval/) should absorb it once merged.
+A labelled pair or best-of-n row is read by `rewardkit eval`'s reader
+(`pipelines.eval.data.item_from_record`, formats `pairs` and `best-of-n`), so both commands
+take the same labels the same way: a tie label (`0`/`tie`) or two identical responses make
+the row unusable, with eval's reason code. What stays here is SPCT's own: rows without a
+label, single-response ratings, responses kept in input order, prompts rendered by
+`rewardkit.text` (as `rewardkit judge` renders them), and ids from `rewardkit.io.row_id`
+(so `gold_labels` finds a `rewardkit judge` output's lines).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from rewardkit.errors import InputError
 from rewardkit.io import InputRow, iter_rows, row_id
 from rewardkit.judges.parsing import SCORE_MAX, SCORE_MIN
 from rewardkit.judges.templates import make_nonce
+from rewardkit.pipelines.eval.data import Skipped
+from rewardkit.pipelines.eval.data import item_from_record as eval_item
 from rewardkit.text import prompt_text
 
 __all__ = [
@@ -77,6 +84,8 @@ def read_items(path: str | Path) -> Iterator[LabelledItem | ItemError]:
             continue
         try:
             yield item_from_record(row.record, row.line)
+        except _Unusable as exc:
+            yield ItemError(row.id, exc.reason, str(exc))
         except InputError as exc:
             yield ItemError(row.id, "bad_line", str(exc))
 
@@ -109,22 +118,26 @@ def item_from_record(record: Mapping[str, Any], line: int) -> LabelledItem:
         return InputError(f"row {line} (id {rid}): {message}")
 
     if "output_1" in record or "output_2" in record:  # judge-eval pairs
-        responses = [record.get("output_1"), record.get("output_2")]
-        prompt = record.get("input")
-        label = record.get("label")
-        best = None
-        if label is not None:
-            if str(label).strip() not in ("1", "2"):
-                raise bad(f"'label' must be 1 or 2, got {label!r}")
-            best = int(str(label).strip()) - 1
-        return _item(rid, prompt, responses, best, None, bad)
+        item = _item(
+            rid,
+            record.get("input"),
+            [record.get("output_1"), record.get("output_2")],
+            None,
+            None,
+            bad,
+        )
+        if record.get("label") is None:
+            return item
+        return _labelled(item, record, "pairs", line, bad)
     if "responses" in record:
         responses = record["responses"]
         if not isinstance(responses, list) or not responses:
             raise bad("'responses' must be a non-empty list of strings")
-        best = record.get("best")
+        if len(responses) >= 2 and ("best" in record or "correct" in record):
+            item = _item(rid, record.get("prompt"), responses, None, None, bad)
+            return _labelled(item, record, "best-of-n", line, bad)
         rating = record.get("rating") if len(responses) == 1 else None
-        return _item(rid, record.get("prompt"), responses, best, rating, bad)
+        return _item(rid, record.get("prompt"), responses, record.get("best"), rating, bad)
     if "response" in record:
         return _item(
             rid, record.get("prompt"), [record["response"]], None, record.get("rating"), bad
@@ -133,6 +146,33 @@ def item_from_record(record: Mapping[str, Any], line: int) -> LabelledItem:
         "expected {input, output_1, output_2, label}, {prompt, responses, best} "
         "or {prompt, response, rating}"
     )
+
+
+class _Unusable(InputError):
+    """A well-formed row that `rewardkit eval`'s reader skips (a tie, identical responses)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _labelled(
+    item: LabelledItem, record: Mapping[str, Any], fmt: str, line: int, bad: Any
+) -> LabelledItem:
+    """`item` with the label `rewardkit eval` reads from the row (format `fmt`)."""
+    judged = eval_item(dict(record), fmt, id=item.id, subset="all")
+    if isinstance(judged, Skipped):
+        if judged.reason == "bad_row":
+            raise bad(judged.message)
+        message = f"row {line} (id {item.id}): {judged.message or judged.reason}"
+        raise _Unusable(message, judged.reason)
+    if fmt == "pairs":  # eval shows the chosen response first; SPCT keeps the input order
+        best = 0 if judged.responses == item.responses else 1
+    elif judged.good.count(True) == 1:
+        best = judged.good.index(True)
+    else:
+        raise bad("several responses are marked correct; SPCT needs one 'best'")
+    return LabelledItem(item.id, item.prompt, item.responses, best, None)
 
 
 def _item(
