@@ -83,6 +83,23 @@ async def test_pairwise_constraint_and_reference_mode() -> None:
     assert missing.error is not None and missing.error.startswith("missing_reference")
 
 
+@pytest.mark.parametrize(("kind", "field"), [("llama_cpp", "grammar"), ("sglang", "regex")])
+async def test_pairwise_verdict_reaches_each_server_in_its_dialect(kind: str, field: str) -> None:
+    # llama.cpp servers ignore a regex and SGLang a grammar: each constraint carries the
+    # other form, so whichever server it is, the pairwise verdict is bounded.
+    from rewardkit.backends.http import HTTPBackend
+    from rewardkit.testing.fake_openai import FakeOpenAI
+
+    async with FakeOpenAI(kind=kind) as server:
+        backend = HTTPBackend(server.base_url, backoff_base=0.01, backoff_max=0.05)
+        try:
+            await PairwiseJudge(backend, JudgeConfig()).judge(JudgeQuery("2+2?", ("5", "4")))
+        finally:
+            await backend.aclose()
+    sent = [body[field] for body in server.bodies if field in body]
+    assert sent and set(sent) == {_VERDICT_GRAMMAR if field == "grammar" else _VERDICT_REGEX}
+
+
 def test_pairwise_rejects_bad_setup() -> None:
     with pytest.raises(ConfigError):
         PairwiseJudge(MockBackend(["x"]), JudgeConfig(keep=1))

@@ -174,9 +174,13 @@ class PairwiseJudge:
 
 
 def _verdict_constraint(kind: str) -> Constraint:
+    grammar = Constraint("grammar", _VERDICT_GRAMMAR)
+    regex = Constraint("regex", _VERDICT_REGEX)
+    # Each form carries the other, so a server that enforces only one (llama.cpp's take a
+    # GBNF grammar, vLLM and SGLang a regex) still bounds the verdict.
     if kind == "grammar":
-        return Constraint("grammar", _VERDICT_GRAMMAR)
-    return Constraint("regex", _VERDICT_REGEX)
+        return Constraint("grammar", _VERDICT_GRAMMAR, alternatives=(regex,))
+    return Constraint("regex", _VERDICT_REGEX, alternatives=(grammar,))
 
 
 def _consistent(valid: list[PairJudgment]) -> bool | None:
