@@ -70,6 +70,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"samples scored per batch and flushed together (default {DEFAULT_CHUNK_SIZE})",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--ray",
+        action="store_true",
+        help="score on Ray actors (the cluster in $RAY_ADDRESS, else a local one); same output",
+    )
 
 
 @dataclass
@@ -193,6 +198,10 @@ def _chunks(
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "ray", False):
+        from rewardkit.integrations.ray import run_score
+
+        return run_score(args)
     started = time.perf_counter()
     input_path = Path(args.input)
     output_path = Path(args.output)
