@@ -124,6 +124,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--pass-k", type=int, action="append", default=[], metavar="K")
     out.add_argument("--bootstrap", type=int, default=1000, metavar="B")
     out.add_argument("--no-progress", action="store_true")
+    out.add_argument(
+        "--ray",
+        action="store_true",
+        help="score completions on Ray actors (the cluster in $RAY_ADDRESS, else a local one)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -197,7 +202,16 @@ def run(args: argparse.Namespace) -> int:
     from rewardkit.pipelines.sample.writer import acceptance_table
 
     config = config_from_args(args)
-    result = asyncio.run(run_sample(config))
+    scorer = None
+    if getattr(args, "ray", False):
+        from rewardkit.integrations.ray import RayScorer
+
+        scorer = RayScorer(config.spec, quiet=args.no_progress)
+    try:
+        result = asyncio.run(run_sample(config, scorer=scorer))
+    finally:
+        if scorer is not None:  # run_sample closes it too, unless it failed before starting
+            scorer.close()
     summary = result.summary
     print(acceptance_table(summary), file=sys.stderr)
     for name, entry in result.metrics.items():

@@ -96,9 +96,12 @@ def _check_settings(folder: Path, settings: dict[str, Any]) -> None:
     write_json(path, settings)
 
 
-async def run_sample(config: SampleRunConfig, *, backend: Backend | None = None) -> SampleResult:
+async def run_sample(
+    config: SampleRunConfig, *, backend: Backend | None = None, scorer: Scorer | None = None
+) -> SampleResult:
     """Draw what is missing, then select and write everything. `backend` overrides the
-    configured policy (tests pass a scripted one); it is closed at the end either way."""
+    configured policy (tests pass a scripted one); `scorer` the spec's local Scorer (e.g.
+    `rewardkit.integrations.ray.RayScorer`). Both are closed at the end either way."""
     folder = config.output
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"-o {folder} is a file; give a folder for the run's outputs")
@@ -106,7 +109,7 @@ async def run_sample(config: SampleRunConfig, *, backend: Backend | None = None)
         raise InputError(f"prompts not found: {config.prompts}")
     prompts, problems = read_prompts(config.prompts, config.input, config.sampling.system_prompt)
     # Cheap checks first: the spec's rewards, then the folder, then the (maybe heavy) policy.
-    scorer = Scorer(config.spec)
+    scorer = scorer if scorer is not None else Scorer(config.spec)
     drawn = failed = 0
     try:
         folder.mkdir(parents=True, exist_ok=True)
