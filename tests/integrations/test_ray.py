@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from rewardkit.cli.main import main
 from rewardkit.errors import ConfigError, MissingDependencyError
@@ -25,12 +26,16 @@ pd = pytest.importorskip("pandas")
 np = pytest.importorskip("numpy")
 
 #: think_format on every row, math only where task == math (workers: 1 keeps actors light).
-SPEC: dict[str, Any] = {
-    "rewards": [
-        {"reward": "think_format", "weight": 0.5},
-        {"reward": "math", "args": {"workers": 1}, "when": {"task": "math"}},
-    ]
-}
+#: docs/pipelines.md shows this file.
+SPEC_YAML = """\
+rewards:
+  - reward: think_format
+    weight: 0.5
+  - reward: math
+    args: {workers: 1}
+    when: {task: math}
+"""
+SPEC: dict[str, Any] = yaml.safe_load(SPEC_YAML)
 #: Rows of one Arrow schema: chat-message prompts throughout (Arrow cannot mix str and list).
 ROWS: list[dict[str, Any]] = [
     {
@@ -245,8 +250,8 @@ def test_score_ray_writes_the_same_jsonl_as_score(
     src = tmp_path / "samples.jsonl"
     src.write_text("\n".join(LINES) + "\n", encoding="utf-8")
     spec = tmp_path / "spec.yaml"
-    spec.write_text(json.dumps(SPEC), encoding="utf-8")  # JSON is YAML
-    local, on_ray = tmp_path / "scored.jsonl", tmp_path / "scored_ray.jsonl"
+    spec.write_text(SPEC_YAML, encoding="utf-8")
+    local, on_ray = tmp_path / "scored_local.jsonl", tmp_path / "scored.jsonl"
     # exit status 1 on both: the run finished, and some lines hold an error (the bad rows)
     assert main(["score", str(src), "-o", str(local), "--spec", str(spec), "--no-progress"]) == 1
     assert (
@@ -284,6 +289,8 @@ def _judge(output: str, task: str) -> dict[str, Any]:
 def test_a_mock_judge_scores_on_ray_actors_from_parquet(ray_local: Any, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
+    ray = ray_local
+
     spec = {
         "rewards": [
             _judge("Critique: clear.\nScores: \\boxed{7}", "good"),
@@ -299,10 +306,11 @@ def test_a_mock_judge_scores_on_ray_actors_from_parquet(ray_local: Any, tmp_path
         }
         for i in range(12)
     ]
-    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "completions.parquet")
-    # the library form the docs show
-    ds = ray_local.data.read_parquet(str(tmp_path / "completions.parquet"))
-    scored = score_dataset(ds, spec, batch_size=4)  # 1 actor: 1 of 2 CPUs left for reading
+    path = str(tmp_path / "completions.parquet")  # absolute: Ray reads in worker processes
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    # the library form docs/pipelines.md shows (1 actor: 1 of 2 CPUs left for reading)
+    ds = ray.data.read_parquet(path)
+    scored = score_dataset(ds, spec, batch_size=4)
     got = {row["id"]: row for row in scored.take_all()}
     assert len(got) == 12  # nothing dropped
     for i, row in enumerate(rows):
@@ -378,3 +386,28 @@ def test_sample_ray_writes_what_sample_writes(
         "correct",
         "no_answer",
     ]
+
+
+class _TaskError(Exception):
+    """Shaped like ray.exceptions.RayTaskError: the actor's exception is `.cause`."""
+
+    def __init__(self, cause: BaseException | None) -> None:
+        super().__init__("task failed")
+        self.cause = cause
+
+
+@pytest.mark.parametrize(
+    ("raised", "surfaces"),
+    [
+        (_TaskError(ConfigError("math: workers must be a positive integer")), ConfigError),
+        (_TaskError(_TaskError(MissingDependencyError("x", "y"))), MissingDependencyError),
+        (_TaskError(RuntimeError("actor died")), _TaskError),  # not ours: shown as Ray gave it
+        (_TaskError(None), _TaskError),
+    ],
+)
+def test_a_setup_error_raised_in_an_actor_surfaces_as_itself(
+    raised: BaseException, surfaces: type[BaseException]
+) -> None:
+    from rewardkit.integrations.ray import _inner
+
+    assert type(_inner(raised)) is surfaces  # type: ignore[arg-type]
