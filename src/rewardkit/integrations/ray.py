@@ -61,6 +61,7 @@ __all__ = [
     "SAMPLE_COLUMN",
     "RayScorer",
     "ScoreBatch",
+    "pack_sample",
     "run_score",
     "score_dataset",
 ]
@@ -470,13 +471,13 @@ class RayScorer(Scorer):
     """
 
     def __init__(self, spec: SpecSource, *, actors: int | None = None, quiet: bool = True) -> None:
+        if actors is not None and actors < 1:
+            raise ConfigError("actors must be at least 1")
         super().__init__(spec)
         ray = _require_ray()
         self._ray = ray
         self._owns = _connect(ray, quiet=quiet)
         count = actors if actors is not None else max(1, min(_actor_slots(ray, 1.0), 64))
-        if count < 1:
-            raise ConfigError("actors must be at least 1")
         remote = ray.remote(num_cpus=1)(_ScorerActor)
         state = self.spec.model_dump(mode="json")
         self._actors = [remote.remote(state) for _ in range(count)]
