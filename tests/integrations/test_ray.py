@@ -411,3 +411,42 @@ def test_a_setup_error_raised_in_an_actor_surfaces_as_itself(
     from rewardkit.integrations.ray import _inner
 
     assert type(_inner(raised)) is surfaces  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_score_ray_joins_a_two_node_cluster_from_ray_address(tmp_path: Path) -> None:
+    # Two Ray nodes (raylets) of one CPU each on this machine: the default two actors land
+    # one per node, and the command joins the cluster RAY_ADDRESS names instead of starting one.
+    import os
+    import subprocess
+
+    cluster_utils = pytest.importorskip("ray.cluster_utils")
+    src = tmp_path / "samples.jsonl"
+    src.write_text("\n".join(LINES) + "\n", encoding="utf-8")
+    (tmp_path / "spec.yaml").write_text(SPEC_YAML, encoding="utf-8")
+    assert main(["score", str(src), "-o", str(tmp_path / "scored_local.jsonl"), "--spec", str(tmp_path / "spec.yaml"), "--no-progress"]) == 1  # fmt: skip
+    cluster = cluster_utils.Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+    )
+    try:
+        cluster.add_node(num_cpus=1)
+        env = dict(os.environ, RAY_ADDRESS=cluster.address)
+        command = "score samples.jsonl -o scored.jsonl --spec spec.yaml --ray --no-progress"
+        done = subprocess.run(
+            [sys.executable, "-m", "rewardkit.cli.main", *command.split()],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        # the command ran as a driver of this cluster (not a Ray of its own): its job is
+        # in the cluster's job table, next to the one asking
+        ask = "import ray; ray.init(); print(len(ray._private.state.jobs()))"
+        jobs = subprocess.run(
+            [sys.executable, "-c", ask], env=env, capture_output=True, text=True, timeout=120
+        )
+    finally:
+        cluster.shutdown()
+    assert jobs.stdout.strip() == "2", jobs.stderr
+    assert done.returncode == 1, done.stderr  # 1: the bad rows' error lines
+    assert "6 scored, 1 unscored, 3 errors" in done.stderr
+    assert (tmp_path / "scored.jsonl").read_bytes() == (
+        tmp_path / "scored_local.jsonl"
+    ).read_bytes()
