@@ -450,3 +450,25 @@ def test_score_ray_joins_a_two_node_cluster_from_ray_address(tmp_path: Path) -> 
     assert (tmp_path / "scored.jsonl").read_bytes() == (
         tmp_path / "scored_local.jsonl"
     ).read_bytes()
+
+
+@pytest.mark.parametrize("command", ["score", "sample"])
+def test_ray_flag_without_ray_is_one_line_naming_the_extra(
+    command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "q", "prompt": "p", "response": "r"}\n', encoding="utf-8")
+    out = tmp_path / "out"
+    extra = ["--backend", "mock", "--policy-option", "outputs=[a]"] if command == "sample" else []
+    argv = [command, str(src), "-o", str(out), "--reward", "think_format", *extra, "--ray"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"rewardkit {command}: error: ray is required for scoring on Ray; "
+        "install it with: pip install 'rewardkit[ray]'"
+    ]
+    assert not out.exists()
