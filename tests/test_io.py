@@ -307,3 +307,23 @@ def test_writer_unusable_path_is_a_config_error(tmp_path: Path, where: str, mess
     (tmp_path / "a_file").write_text("x")
     with pytest.raises(ConfigError, match=message):
         ResultWriter(where.format(tmp=tmp_path))
+
+
+def test_count_rows_counts_the_non_empty_lines_of_jsonl_only(tmp_path: Path) -> None:
+    from rewardkit.io import count_rows
+
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"a": 1}\n\n   \n{"a": 2}\n{"a": 3}')  # blank lines, no final newline
+    assert count_rows(path) == 3
+    assert count_rows(tmp_path / "in.parquet") is None
+    assert count_rows(tmp_path) is None  # a datasets folder
+
+
+def test_usable_cpus_follows_the_affinity_mask() -> None:
+    import os
+
+    from rewardkit._cpus import usable_cpus
+
+    assert 1 <= usable_cpus() <= (os.cpu_count() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        assert usable_cpus() == len(os.sched_getaffinity(0))

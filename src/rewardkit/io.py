@@ -29,6 +29,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 __all__ = [
     "InputRow",
+    "count_rows",
     "iter_rows",
     "load_json_line",
     "row_id",
@@ -190,3 +191,12 @@ def load_json_line(line: bytes) -> Any:
             return json.loads(line)  # NaN, huge integers, invalid UTF-8: json decides
         except ValueError:
             return None
+
+
+def count_rows(path: Path) -> int | None:
+    """Non-empty lines of a JSONL input (a cheap total for a progress bar); None for Parquet
+    files and `datasets` folders."""
+    if path.is_dir() or path.suffix == ".parquet":
+        return None
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())

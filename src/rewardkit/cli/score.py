@@ -41,7 +41,7 @@ from typing import Any
 from rewardkit.cli._exit import EXIT_STATUS_HELP, exit_status
 from rewardkit.cli._spec_args import add_spec_arguments, spec_from_args
 from rewardkit.errors import ConfigError, InputError
-from rewardkit.io import InputRow, iter_rows, sample_from_record
+from rewardkit.io import InputRow, count_rows, iter_rows, sample_from_record
 from rewardkit.scoring import RewardReport, Scorer
 from rewardkit.store.results import ResultWriter, check_output_path
 from rewardkit.types import Sample
@@ -100,14 +100,6 @@ def _report_line(sample_id: str, report: RewardReport) -> dict[str, Any]:
     if report.reward is None:
         out["reason"] = report.reason
     return out
-
-
-def _count_lines(path: Path) -> int | None:
-    """Rows in a JSONL file, for the progress bar; None for other formats."""
-    if path.is_dir() or path.suffix == ".parquet":
-        return None
-    with path.open("rb") as handle:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
 def _progress(total: int | None, enabled: bool) -> Any:
@@ -220,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     # Build the rewards before touching OUTPUT, so a bad spec leaves no empty file behind.
     with Scorer(spec) as scorer, ResultWriter(output_path) as writer:
         show = not args.no_progress and sys.stderr.isatty()
-        with _progress(_count_lines(input_path) if show else None, show) as bar:
+        with _progress(count_rows(input_path) if show else None, show) as bar:
             for chunk in _chunks(rows, keys, writer.done, counts, bar, args.chunk_size):
                 samples = [item for item in chunk if isinstance(item, Sample)]
                 reports = iter(scorer.score(samples) if samples else [])

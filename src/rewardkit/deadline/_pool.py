@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, TypeVar, get_args
 
+from rewardkit._cpus import usable_cpus
 from rewardkit.deadline._errors import DeadlineExceeded, PoolClosed, WorkerCrashed, crashed, fn_name
 from rewardkit.deadline._forkserver import close_fork_server, fork_server
 from rewardkit.deadline._handles import ProcessWorker, Worker, expect_ack
@@ -26,10 +27,7 @@ StartMethod = Literal["forkserver", "fork", "spawn"]
 
 
 def _default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    return usable_cpus()
 
 
 _POOLS: weakref.WeakSet[DeadlinePool] = weakref.WeakSet()

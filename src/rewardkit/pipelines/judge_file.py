@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rewardkit.backends.dialects import SERVER_KIND_HELP, ServerKind
 from rewardkit.errors import ConfigError, InputError
-from rewardkit.io import InputRow, iter_rows, row_id
+from rewardkit.io import InputRow, count_rows, iter_rows, row_id
 from rewardkit.store.results import ResultWriter, check_output_path
 from rewardkit.text import prompt_text
 
@@ -382,7 +382,7 @@ def _progress_bar(options: JudgeOptions, writer: ResultWriter) -> Any:
         return None
     from tqdm import tqdm
 
-    total = _count_lines(options.input)
+    total = count_rows(options.input)
     return tqdm(
         total=total,
         initial=min(len(writer.done), total) if total else 0,
@@ -392,17 +392,6 @@ def _progress_bar(options: JudgeOptions, writer: ResultWriter) -> Any:
         dynamic_ncols=True,
         mininterval=0.5,
     )
-
-
-def _count_lines(path: Path) -> int | None:
-    """Non-empty lines of a JSONL file (a cheap total for the bar); None for other inputs."""
-    if path.is_dir() or path.suffix == ".parquet":
-        return None
-    count = 0
-    with path.open("rb") as handle:
-        for line in handle:
-            count += bool(line.strip())
-    return count
 
 
 async def _judge_rows(

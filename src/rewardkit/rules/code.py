@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import signal
 from collections.abc import Mapping, Sequence
@@ -73,6 +72,7 @@ from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from rewardkit._cpus import usable_cpus
 from rewardkit.errors import ConfigError, SandboxError
 from rewardkit.reward import Reward
 from rewardkit.rules._asserts import AssertsOutcome, run_asserts
@@ -482,11 +482,7 @@ class CodeReward(Reward):
                 f"code: wall_timeout must be a positive number of seconds, got {wall_timeout!r}"
             )
         get_language(language)  # raises ConfigError naming the choices
-        cpus = (
-            len(os.sched_getaffinity(0))
-            if hasattr(os, "sched_getaffinity")
-            else os.cpu_count() or 1
-        )
+        cpus = usable_cpus()
         if max_parallel is None:
             max_parallel = cpus
         if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1:
