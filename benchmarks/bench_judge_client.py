@@ -253,7 +253,7 @@ def main() -> None:
         requests = asyncio.run(judge_requests(input_path))
         # HTTPBackend's own body builder, so the baselines send byte-for-byte the same fields.
         shaper = HTTPBackend("http://127.0.0.1:9/v1", model=MODEL)
-        bodies = [shaper._body(r, r.n, r.seed) for r in requests]
+        bodies = [shaper._body(r, r.n, r.seed)[0] for r in requests]
         assert len(bodies) == n
 
         rows: list[tuple[str, float, float]] = []

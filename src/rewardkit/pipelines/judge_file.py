@@ -139,10 +139,10 @@ class JudgeOptions(BaseModel):
         1024, ge=1, description="judge output budget per sample", json_schema_extra={"metavar": "N"}
     )
     api_key: str | None = Field(None, description="API key (default: $OPENAI_API_KEY)")
-    transport: Literal["auto", "aiohttp", "lean"] = Field(
+    transport: Literal["auto", "aiohttp"] = Field(
         "auto",
-        description="HTTP client (http backend): auto = the lean HTTP/1.1 client for http://, "
-        "aiohttp for https://; aiohttp or lean forces one",
+        description="HTTP client (http backend): aiohttp either way; kept for old scripts "
+        "(lean was removed)",
     )
     server_kind: ServerKind = Field("auto", description=SERVER_KIND_HELP)
     cache: Path | None = Field(
