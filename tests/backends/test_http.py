@@ -461,3 +461,20 @@ async def test_aclose_closes_a_given_transport() -> None:
     await b.generate(judge_request())
     await b.aclose()
     assert transport.closed
+
+
+async def test_constraint_fields_follow_a_rejection_and_a_detected_dialect() -> None:
+    # The fields of a constraint are worked out once per constraint; a rejection or a
+    # newly known dialect must still change what is sent.
+    regex = Constraint("regex", r"\d+", (Constraint("grammar", "root ::= [0-9]+"),))
+    server = ScriptedServer(reject_fields=["guided_regex"])
+    b = server.backend(server_kind="generic")
+    await b.generate(judge_request(constraint=regex))
+    await b.generate(judge_request(constraint=regex))
+    assert ["guided_regex" in body for body in server.bodies] == [True, False, False]
+    from rewardkit.backends.dialects import dialect_for
+
+    b.dialect = dialect_for("llama_cpp")
+    await b.generate(judge_request(constraint=regex))
+    assert server.bodies[-1]["grammar"] == "root ::= [0-9]+"
+    assert "structured_outputs" not in server.bodies[-1]

@@ -37,7 +37,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from rewardkit.backends._wire import completion_from_choice
-from rewardkit.backends.base import Completion, GenerateRequest
+from rewardkit.backends.base import Completion, Constraint, GenerateRequest
 from rewardkit.backends.dialects import (
     SERVER_KINDS,
     Dialect,
@@ -249,6 +249,9 @@ class HTTPBackend:
             self._headers["Authorization"] = f"Bearer {key}"
         #: Constraint forms (`dialects.FORMS` names) a server rejected; never sent again.
         self.rejected_fields: set[str] = set()
+        # Per constraint (by identity, held so the id stays its own): its fields, for the
+        # dialect and number of rejections they were worked out for.
+        self._fields_memo: dict[int, tuple[Constraint, tuple[Dialect, int], Any]] = {}
         #: Set once a server returned one choice for n > 1 (llama-cpp-python's server).
         self.server_ignores_n = False
         #: Counters for reports and benchmarks.
@@ -270,6 +273,7 @@ class HTTPBackend:
         state = self.__dict__.copy()
         del state["_states"]
         del state["_last"]
+        state["_fields_memo"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -431,6 +435,22 @@ class HTTPBackend:
             raise _Retryable(BackendError(f"response from {url} has no choices"))
         return completions
 
+    def _constraint_fields(
+        self, constraint: Constraint
+    ) -> tuple[dict[str, Any], dict[str, str], tuple[str, ...]]:
+        """`constraint_fields` for this backend's dialect and rejections, worked out once per
+        constraint (a judge sends the same one on every request) until either changes."""
+        dialect = self.dialect or dialect_for("generic", regex_fields=self.regex_fields)
+        state = (dialect, len(self.rejected_fields))  # rejections only ever grow
+        entry = self._fields_memo.get(id(constraint))
+        if entry is not None and entry[0] is constraint and entry[1] == state:
+            return entry[2]
+        result = constraint_fields(constraint, dialect, self.rejected_fields)
+        if len(self._fields_memo) >= 64:
+            self._fields_memo.clear()
+        self._fields_memo[id(constraint)] = (constraint, state, result)
+        return result
+
     def _body(
         self, request: GenerateRequest, n: int, seed: int | None
     ) -> tuple[dict[str, Any], dict[str, str], tuple[str, ...]]:
@@ -454,10 +474,7 @@ class HTTPBackend:
         sent: dict[str, str] = {}
         text_fields: tuple[str, ...] = ()
         if request.constraint is not None and self.constraints != "off":
-            dialect = self.dialect or dialect_for("generic", regex_fields=self.regex_fields)
-            fields, sent, text_fields = constraint_fields(
-                request.constraint, dialect, self.rejected_fields
-            )
+            fields, sent, text_fields = self._constraint_fields(request.constraint)
             body.update(fields)
         body.update(self.extra_body)
         return body, sent, text_fields
