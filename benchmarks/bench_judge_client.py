@@ -86,8 +86,20 @@ def run_cli(input_path: Path, out: Path, base_url: str, concurrency: int, *extra
     out.unlink(missing_ok=True)  # every round starts from nothing: no resume, a cold cache
     Path(f"{out}.cache.sqlite").unlink(missing_ok=True)
     cmd = [
-        sys.executable, "-m", "rewardkit.cli.main", "judge", str(input_path), "-o", str(out),
-        "--base-url", base_url, "--model", MODEL, "--concurrency", str(concurrency), *extra,
+        sys.executable,
+        "-m",
+        "rewardkit.cli.main",
+        "judge",
+        str(input_path),
+        "-o",
+        str(out),
+        "--base-url",
+        base_url,
+        "--model",
+        MODEL,
+        "--concurrency",
+        str(concurrency),
+        *extra,
     ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -178,7 +190,9 @@ async def cache_load(
         conn = sqlite3.connect(path, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("CREATE TABLE IF NOT EXISTS c (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS c (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID"
+        )
 
         def lookup(key: str) -> bool:
             return conn.execute("SELECT value FROM c WHERE key = ?", (key,)).fetchone() is not None
@@ -224,7 +238,9 @@ def _client_cpu() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="2,000 queries instead of 20,000")
     parser.add_argument("--queries", type=int, help="number of queries (overrides --quick)")
     parser.add_argument("--concurrency", type=int, default=64)
@@ -249,7 +265,10 @@ def main() -> None:
             url = server.base_url
             runs: list[tuple[str, Callable[[], float]]] = [
                 ("raw aiohttp loop (limit)", lambda: asyncio.run(raw_aiohttp(bodies, url, c))),
-                ("rewardkit judge (cache on)", lambda: run_cli(input_path, root / "a.jsonl", url, c)),
+                (
+                    "rewardkit judge (cache on)",
+                    lambda: run_cli(input_path, root / "a.jsonl", url, c),
+                ),
                 (
                     "rewardkit judge --no-cache",
                     lambda: run_cli(input_path, root / "b.jsonl", url, c, "--no-cache"),
@@ -300,10 +319,18 @@ def main() -> None:
                 print(f"{name:<32} " + "  ".join(cells))
 
         print(f"\ncache alone: {n} lookups + stores from 64 workers")
-        print(f"{'cache writes':<32} {'seconds':>9} {'ops/s':>10} {'loop blocked':>13} {'longest':>9}")
+        print(
+            f"{'cache writes':<32} {'seconds':>9} {'ops/s':>10} {'loop blocked':>13} {'longest':>9}"
+        )
         cache_rows = [
-            ("JudgeCache (writer thread)", asyncio.run(cache_load(root / "c1.sqlite", requests, True))),
-            ("commit per store, on the loop", asyncio.run(cache_load(root / "c2.sqlite", requests, False))),
+            (
+                "JudgeCache (writer thread)",
+                asyncio.run(cache_load(root / "c1.sqlite", requests, True)),
+            ),
+            (
+                "commit per store, on the loop",
+                asyncio.run(cache_load(root / "c2.sqlite", requests, False)),
+            ),
         ]
         for name, (seconds, blocked, longest) in cache_rows:
             print(
