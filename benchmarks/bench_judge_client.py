@@ -1,30 +1,30 @@
 """Client overhead of `rewardkit judge` against the practical limit of a raw aiohttp loop.
 
-    python benchmarks/bench_judge_client.py            # 20,000 queries at concurrency 64
-    python benchmarks/bench_judge_client.py --quick    # 2,000
+    python benchmarks/bench_judge_client.py                # 20,000 queries at concurrency 64
+    python benchmarks/bench_judge_client.py --rounds 3     # the same rows three times, interleaved
+    python benchmarks/bench_judge_client.py --quick        # 2,000
 
 The fake OpenAI server (no delay) runs in its own process on loopback, so every row measures
 how fast a client can push the same judge requests through it:
 
-1. `rewardkit judge` end to end as a subprocess: process start, input parsing, prompt
-   rendering, cache lookups and writes, parsing, voting, output writes, progress bar.
-2. the same with `--no-cache`, to show what the SQLite cache costs; and both again with
-   HTTPBackend's aiohttp transport forced (the CLI's default for `http://` is the lean one),
-   to show what the transport is worth end to end.
-3. a raw aiohttp loop: the same request bodies, semaphore 64, one session, JSON in and out
+1. a raw aiohttp loop: the same request bodies, semaphore 64, one session, JSON in and out
    (the practical limit for a Python client).
-4. a bare `openai.AsyncOpenAI` loop with the same requests and semaphore.
-5. `HTTPBackend.generate` alone, in process, with each transport: the lean HTTP/1.1
-   client that `http://` URLs get by default, and aiohttp (what `https://` gets).
+2. `rewardkit judge` end to end as a subprocess: process start, input parsing, prompt
+   rendering, cache lookups and writes, parsing, voting, output writes, progress bar.
+3. the same with `--no-cache`, to show what the SQLite cache costs.
+4. `HTTPBackend.generate` alone, in process (aiohttp underneath, like the raw loop).
+5. with `--openai`: a bare `openai.AsyncOpenAI` loop with the same requests and semaphore
+   (slow: minutes at 20,000).
 
 It also measures the cache on its own: 64 tasks doing lookup + store per request, with the
 writer thread batching commits versus a commit per store on the event loop, and the longest
 the loop was stalled in each case.
 
 The machine's cores are shared with the fake server (and whatever else runs), so only the
-ratios measured side by side in one run mean anything. The last column is the client's own
-CPU time per query (the server runs in another process and is not counted); the rewardkit
-rows include process start.
+ratios measured side by side mean anything; `--rounds N` runs every row N times in turn and
+prints each round's ratios, so a burst of load elsewhere shows up as one odd round rather
+than one odd row. The CPU column is the client's own CPU time per query (the server runs in
+another process and is not counted); the rewardkit rows include process start.
 """
 
 from __future__ import annotations
@@ -82,22 +82,24 @@ async def judge_requests(path: Path) -> list[GenerateRequest]:
     return mock.requests
 
 
-# `rewardkit judge` with HTTPBackend's default transport switched to aiohttp (no CLI flag
-# for it: the choice is automatic), for the side-by-side rows.
-_CLI_ON_AIOHTTP = (
-    "import sys; from rewardkit.backends.http import HTTPBackend; "
-    "HTTPBackend.__init__.__kwdefaults__['transport'] = 'aiohttp'; "
-    "from rewardkit.cli.main import main; sys.exit(main())"
-)
-
-
-def run_cli(
-    input_path: Path, out: Path, base_url: str, concurrency: int, *extra: str, aiohttp: bool = False
-) -> float:
-    entry = ["-c", _CLI_ON_AIOHTTP] if aiohttp else ["-m", "rewardkit.cli.main"]
+def run_cli(input_path: Path, out: Path, base_url: str, concurrency: int, *extra: str) -> float:
+    out.unlink(missing_ok=True)  # every round starts from nothing: no resume, a cold cache
+    Path(f"{out}.cache.sqlite").unlink(missing_ok=True)
     cmd = [
-        sys.executable, *entry, "judge", str(input_path), "-o", str(out),
-        "--base-url", base_url, "--model", MODEL, "--concurrency", str(concurrency), *extra,
+        sys.executable,
+        "-m",
+        "rewardkit.cli.main",
+        "judge",
+        str(input_path),
+        "-o",
+        str(out),
+        "--base-url",
+        base_url,
+        "--model",
+        MODEL,
+        "--concurrency",
+        str(concurrency),
+        *extra,
     ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -132,12 +134,8 @@ async def raw_aiohttp(bodies: list[dict[str, Any]], base_url: str, concurrency: 
     return elapsed
 
 
-async def backend_loop(
-    requests: list[GenerateRequest], base_url: str, concurrency: int, transport: str
-) -> float:
-    backend = HTTPBackend(
-        base_url, model=MODEL, concurrency=concurrency, transport=transport  # type: ignore[arg-type]
-    )
+async def backend_loop(requests: list[GenerateRequest], base_url: str, concurrency: int) -> float:
+    backend = HTTPBackend(base_url, model=MODEL, concurrency=concurrency)
     start = time.perf_counter()
     batches = await asyncio.gather(*(backend.generate(r) for r in requests))
     elapsed = time.perf_counter() - start
@@ -192,7 +190,9 @@ async def cache_load(
         conn = sqlite3.connect(path, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("CREATE TABLE IF NOT EXISTS c (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS c (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID"
+        )
 
         def lookup(key: str) -> bool:
             return conn.execute("SELECT value FROM c WHERE key = ?", (key,)).fetchone() is not None
@@ -238,10 +238,14 @@ def _client_cpu() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="2,000 queries instead of 20,000")
     parser.add_argument("--queries", type=int, help="number of queries (overrides --quick)")
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=1, help="run every row this many times")
+    parser.add_argument("--openai", action="store_true", help="add the openai SDK row (slow)")
     args = parser.parse_args()
     n = args.queries or (2_000 if args.quick else 20_000)
     c = args.concurrency
@@ -253,43 +257,37 @@ def main() -> None:
         requests = asyncio.run(judge_requests(input_path))
         # HTTPBackend's own body builder, so the baselines send byte-for-byte the same fields.
         shaper = HTTPBackend("http://127.0.0.1:9/v1", model=MODEL)
-        bodies = [shaper._body(r, r.n, r.seed) for r in requests]
+        bodies = [shaper._body(r, r.n, r.seed)[0] for r in requests]
         assert len(bodies) == n
 
-        rows: list[tuple[str, float, float]] = []
+        rounds: list[list[tuple[str, float, float]]] = []
         with FakeOpenAIProcess() as server:
             url = server.base_url
             runs: list[tuple[str, Callable[[], float]]] = [
                 ("raw aiohttp loop (limit)", lambda: asyncio.run(raw_aiohttp(bodies, url, c))),
-                ("rewardkit judge (subprocess)", lambda: run_cli(input_path, root / "a.jsonl", url, c)),
+                (
+                    "rewardkit judge (cache on)",
+                    lambda: run_cli(input_path, root / "a.jsonl", url, c),
+                ),
                 (
                     "rewardkit judge --no-cache",
                     lambda: run_cli(input_path, root / "b.jsonl", url, c, "--no-cache"),
                 ),
-                (
-                    "judge, aiohttp transport",
-                    lambda: run_cli(input_path, root / "c.jsonl", url, c, aiohttp=True),
-                ),
-                (
-                    "judge --no-cache, aiohttp",
-                    lambda: run_cli(input_path, root / "d.jsonl", url, c, "--no-cache", aiohttp=True),
-                ),
-                ("openai.AsyncOpenAI loop", lambda: asyncio.run(openai_loop(bodies, url, c))),
-                (
-                    "HTTPBackend alone (lean)",
-                    lambda: asyncio.run(backend_loop(requests, url, c, "lean")),
-                ),
-                (
-                    "HTTPBackend alone (aiohttp)",
-                    lambda: asyncio.run(backend_loop(requests, url, c, "aiohttp")),
-                ),
+                ("HTTPBackend alone", lambda: asyncio.run(backend_loop(requests, url, c))),
             ]
+            if args.openai:
+                runs.append(
+                    ("openai.AsyncOpenAI loop", lambda: asyncio.run(openai_loop(bodies, url, c)))
+                )
             asyncio.run(raw_aiohttp(bodies[:500], url, c))  # warm the server up
-            for name, fn in runs:
-                print(f"running: {name} ...", file=sys.stderr, flush=True)
-                cpu_before = _client_cpu()
-                seconds = fn()
-                rows.append((name, seconds, _client_cpu() - cpu_before))
+            for index in range(args.rounds):
+                rows: list[tuple[str, float, float]] = []
+                for name, fn in runs:
+                    print(f"round {index + 1}: {name} ...", file=sys.stderr, flush=True)
+                    cpu_before = _client_cpu()
+                    seconds = fn()
+                    rows.append((name, seconds, _client_cpu() - cpu_before))
+                rounds.append(rows)
 
         def table(title: str, results: list[tuple[str, float, float]], baseline: float) -> None:
             print(f"\n{title}")
@@ -304,15 +302,35 @@ def main() -> None:
                     f" {cpu / n * 1e6:>16.0f}"
                 )
 
-        base_rate = n / rows[0][1]
-        table(f"judge client throughput: {n} queries, concurrency {c}, fake server in its own "
-              f"process, {os.cpu_count()} cores shared", rows, base_rate)
+        for index, rows in enumerate(rounds, start=1):
+            table(
+                f"round {index}/{len(rounds)}: {n} queries, concurrency {c}, fake server in its "
+                f"own process, {os.cpu_count()} cores shared (load {os.getloadavg()[0]:.1f} now)",
+                rows,
+                n / rows[0][1],
+            )
+        if len(rounds) > 1:
+            print("\nratio to raw aiohttp, per round (and client CPU us/q)")
+            for position, (name, _, _) in enumerate(rounds[0]):
+                cells = [
+                    f"{rows[0][1] / rows[position][1]:.2f}x ({rows[position][2] / n * 1e6:.0f})"
+                    for rows in rounds
+                ]
+                print(f"{name:<32} " + "  ".join(cells))
 
         print(f"\ncache alone: {n} lookups + stores from 64 workers")
-        print(f"{'cache writes':<32} {'seconds':>9} {'ops/s':>10} {'loop blocked':>13} {'longest':>9}")
+        print(
+            f"{'cache writes':<32} {'seconds':>9} {'ops/s':>10} {'loop blocked':>13} {'longest':>9}"
+        )
         cache_rows = [
-            ("JudgeCache (writer thread)", asyncio.run(cache_load(root / "c1.sqlite", requests, True))),
-            ("commit per store, on the loop", asyncio.run(cache_load(root / "c2.sqlite", requests, False))),
+            (
+                "JudgeCache (writer thread)",
+                asyncio.run(cache_load(root / "c1.sqlite", requests, True)),
+            ),
+            (
+                "commit per store, on the loop",
+                asyncio.run(cache_load(root / "c2.sqlite", requests, False)),
+            ),
         ]
         for name, (seconds, blocked, longest) in cache_rows:
             print(

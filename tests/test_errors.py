@@ -18,9 +18,6 @@ from rewardkit.errors import ConfigError, RewardkitError
 # Exceptions that never leave the module that raises them (caught and re-raised as a
 # `RewardkitError` there). Private names (`_Retryable`) count as such without a listing.
 INTERNAL = {
-    # caught by HTTPBackend and raised as BackendConnectionError (backends/http.py)
-    "rewardkit.backends._http1.Http1Error",
-    "rewardkit.backends._http1.ServerDisconnectedError",
     # the out-of-process assert checker's own signals, never raised to a caller: a value
     # that is not plain data, a program's exception replayed inside the trusted test code,
     # and a BaseException the test code's `except Exception` cannot swallow

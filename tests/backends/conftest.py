@@ -1,4 +1,6 @@
-"""Fixtures for backend tests: fake OpenAI servers on loopback."""
+"""Fixtures for backend tests: a scripted judge server behind a `MockTransport` (no
+sockets, for the unit tests) and fake OpenAI servers on loopback (for the few end-to-end
+tests that exercise real connections)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from rewardkit.backends.scripted import ScriptedServer
 from rewardkit.testing.fake_openai import FakeOpenAI
+
+
+@pytest.fixture
+def scripted() -> ScriptedServer:
+    return ScriptedServer()
 
 
 @pytest.fixture

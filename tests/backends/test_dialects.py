@@ -409,3 +409,18 @@ def test_cache_key_holds_the_alternatives() -> None:
     full = request_digest("http:judge", ask(build_constraint(2)))
     assert bare != full == request_digest("http:judge", ask(build_constraint(2)))
     assert full != request_digest("http:judge", ask(build_constraint(2, max_chars=360)))
+
+
+def test_cache_key_sees_a_schema_changed_in_place() -> None:
+    """The digest encodes a constraint once and reuses it; a JSON schema edited in place
+    since must still give a new key, or a stale answer would be served for the new shape."""
+    from rewardkit.store.cache import request_digest
+
+    schema: dict[str, Any] = {"type": "object", "properties": {"score": {"type": "integer"}}}
+    constraint = Constraint("json_schema", schema)
+    before = request_digest("http:judge", ask(constraint))
+    assert request_digest("http:judge", ask(constraint)) == before  # memoised, same key
+    schema["properties"]["score"]["maximum"] = 10
+    after = request_digest("http:judge", ask(constraint))
+    assert after != before
+    assert after == request_digest("http:judge", ask(Constraint("json_schema", dict(schema))))

@@ -1,16 +1,12 @@
-"""HTTPBackend against the fake OpenAI server on loopback: retries, timeouts, balancing.
-
-Every test runs on both transports (the lean HTTP/1.1 client and aiohttp): the retry,
-balancing and fallback behaviour above them must not depend on which carries the bytes.
+"""HTTPBackend's own logic on scripted responses (no sockets): retries, backoff,
+Retry-After, 4xx, short-n top-up, timeouts, balancing, constraint fallback, the response
+cap. The few tests that need real connections are in test_http_sockets.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
-import pickle
-import socket
-import threading
 import time
 
 import pytest
@@ -18,6 +14,9 @@ import pytest
 from rewardkit.backends._wire import parse_logprobs
 from rewardkit.backends.base import Constraint, GenerateRequest
 from rewardkit.backends.http import HTTPBackend, _endpoint, _parse_retry_after
+from rewardkit.backends.scripted import FAST_RETRIES as FAST
+from rewardkit.backends.scripted import ScriptedServer, route
+from rewardkit.backends.transport import HTTPRequest, HTTPResponse, MockTransport
 from rewardkit.errors import (
     BackendConnectionError,
     BackendError,
@@ -25,19 +24,7 @@ from rewardkit.errors import (
     BackendTimeoutError,
     ConfigError,
 )
-from rewardkit.testing.fake_openai import FakeOpenAI, Fault
-
-FAST = {"backoff_base": 0.01, "backoff_max": 0.05}
-
-
-@pytest.fixture(autouse=True, params=["lean", "aiohttp"])
-def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Make `request.param` the default transport of every HTTPBackend built in the test."""
-    defaults = dict(HTTPBackend.__init__.__kwdefaults__ or {})
-    defaults["transport"] = request.param
-    monkeypatch.setattr(HTTPBackend.__init__, "__kwdefaults__", defaults)
-    assert HTTPBackend("http://127.0.0.1:9").transport == request.param
-    return str(request.param)
+from rewardkit.testing.fake_openai import Fault
 
 
 def judge_request(n: int = 1, **kwargs: object) -> GenerateRequest:
@@ -45,20 +32,18 @@ def judge_request(n: int = 1, **kwargs: object) -> GenerateRequest:
     return GenerateRequest(messages=({"role": "user", "content": content},), n=n, **kwargs)  # type: ignore[arg-type]
 
 
-def backend(server: FakeOpenAI, **kw: object) -> HTTPBackend:
-    return HTTPBackend(server.base_url, model="judge", **{**FAST, **kw})  # type: ignore[arg-type]
-
-
-async def test_n_completions_with_request_fields_sent(fake: FakeOpenAI) -> None:
-    b = backend(fake)
+async def test_n_completions_with_request_fields_sent(scripted: ScriptedServer) -> None:
+    b = scripted.backend(timeout=7)
     out = await b.generate(
         judge_request(n=3, temperature=0.7, max_tokens=64, seed=11, stop=("END",))
     )
     await b.aclose()
     assert len(out) == 3
     assert all("Scores: \\boxed{" in c.text and c.finish_reason == "stop" for c in out)
-    assert fake.requests == 1
-    body = fake.bodies[0]
+    [request] = scripted.requests
+    assert (request.method, request.url) == ("POST", "http://judge.test/v1/chat/completions")
+    assert request.headers["Content-Type"] == "application/json" and request.timeout == 7
+    body = scripted.bodies[0]
     assert body["model"] == "judge" and body["n"] == 3 and body["seed"] == 11
     assert body["temperature"] == 0.7 and body["max_tokens"] == 64 and body["stop"] == ["END"]
     assert "logprobs" not in body and "guided_regex" not in body
@@ -79,61 +64,82 @@ def test_base_url_forms(base: str, endpoint: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "options",
+    ("options", "message"),
     [
-        {"base_url": "localhost:8000"},
-        {"base_url": []},
-        {"concurrency": 0},
-        {"timeout": 0},
-        {"max_retries": -1},
-        {"balance": "random"},
-        {"constraints": "maybe"},
-        {"regex_fields": ("outlines",)},
+        ({"base_url": "localhost:8000"}, "base_url must look like"),
+        ({"base_url": []}, "at least one base_url"),
+        ({"concurrency": 0}, "concurrency"),
+        ({"timeout": 0}, "timeout"),
+        ({"max_retries": -1}, "max_retries"),
+        ({"balance": "random"}, "balance"),
+        ({"constraints": "maybe"}, "constraints"),
+        ({"regex_fields": ("outlines",)}, "regex_fields"),
+        ({"max_response_bytes": 0}, "max_response_bytes"),
+        ({"transport": "lean"}, "transport='lean' was removed"),
+        ({"transport": "grpc"}, "transport must be"),
+        ({"transport": object()}, "async send"),
     ],
 )
-def test_bad_options_raise_config_error(options: dict[str, object]) -> None:
-    with pytest.raises(ConfigError):
+def test_bad_options_raise_config_error(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
         HTTPBackend(**options)  # type: ignore[arg-type]
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("transport", ["auto", "aiohttp"])
+def test_transport_names_kept_for_old_configs(transport: str) -> None:
+    b = HTTPBackend("https://api.example/v1", transport=transport)  # type: ignore[arg-type]
+    assert b.transport == transport and type(b._transport).__name__ == "AiohttpTransport"
 
 
 @pytest.mark.parametrize(
     "fault", [Fault.http(500), Fault.http(502), Fault.http(503), Fault.http(429)]
 )
-async def test_retries_server_errors_then_succeeds(fake: FakeOpenAI, fault: Fault) -> None:
-    fake.script(fault, fault)
-    b = backend(fake)
+async def test_retries_server_errors_then_succeeds(fault: Fault) -> None:
+    server = ScriptedServer(faults=[fault, fault])
+    b = server.backend()
     out = await b.generate(judge_request())
-    await b.aclose()
-    assert len(out) == 1 and fake.requests == 3 and b.retries == 2
+    assert len(out) == 1 and len(server.requests) == 3 and b.retries == 2
 
 
-async def test_gives_up_after_max_retries_with_status(fake: FakeOpenAI) -> None:
-    fake.always = Fault.http(503, message="overloaded")
-    b = backend(fake, max_retries=3)
+async def test_gives_up_after_max_retries_with_status() -> None:
+    server = ScriptedServer(always=Fault.http(503, message="overloaded"))
+    b = server.backend(max_retries=3)
     with pytest.raises(BackendHTTPError, match="overloaded") as info:
         await b.generate(judge_request())
-    await b.aclose()
     assert info.value.status == 503
-    assert fake.requests == 4  # first try + 3 retries
+    assert len(server.requests) == 4  # first try + 3 retries
 
 
-async def test_retry_after_seconds_is_honoured(fake: FakeOpenAI) -> None:
-    fake.script(Fault.http(429, retry_after=1))
-    b = backend(fake)
+async def test_retry_after_seconds_is_honoured() -> None:
+    server = ScriptedServer(faults=[Fault.http(429, retry_after=0.4)])
+    b = server.backend()
     start = time.monotonic()
     await b.generate(judge_request())
     waited = time.monotonic() - start
-    await b.aclose()
-    assert fake.requests == 2
-    assert 0.95 <= waited < 5.0  # backoff alone would be <= 0.05 s
+    assert len(server.requests) == 2
+    assert 0.38 <= waited < 5.0  # backoff alone would be <= 0.05 s
 
 
-async def test_retry_after_is_capped(fake: FakeOpenAI) -> None:
-    fake.script(Fault.http(429, retry_after=3600))
-    b = backend(fake, retry_after_max=0.2)
+async def test_retry_after_header_case_does_not_matter() -> None:
+    late = HTTPResponse.from_json({"error": {"message": "slow down"}}, 429, {"retry-after": "0.3"})
+    answers = [late]
+    server = ScriptedServer()
+
+    async def handler(request: HTTPRequest) -> HTTPResponse:
+        return answers.pop() if answers else await server(request)
+
+    b = HTTPBackend("http://judge.test/v1", transport=MockTransport(handler), **FAST)  # type: ignore[arg-type]
     start = time.monotonic()
     await b.generate(judge_request())
-    await b.aclose()
+    assert time.monotonic() - start >= 0.28
+
+
+async def test_retry_after_is_capped() -> None:
+    server = ScriptedServer(faults=[Fault.http(429, retry_after=3600)])
+    b = server.backend(retry_after_max=0.2)
+    start = time.monotonic()
+    await b.generate(judge_request())
     assert 0.15 <= time.monotonic() - start < 5.0
 
 
@@ -148,133 +154,141 @@ def test_parse_retry_after_forms() -> None:
     assert _parse_retry_after(None) is None
 
 
+def test_backoff_is_full_jitter_capped() -> None:
+    b = HTTPBackend("http://h:1/v1", backoff_base=0.5, backoff_max=4.0)
+    waits = [b._wait(retry, None) for retry in (1, 2, 3, 10) for _ in range(200)]
+    assert all(0.0 <= w <= 4.0 for w in waits)
+    assert max(b._wait(1, None) for _ in range(200)) <= 0.5  # first retry: [0, base]
+    assert max(waits) > 2.0  # later retries reach up to the cap
+
+
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
-async def test_no_retry_on_client_errors(fake: FakeOpenAI, status: int) -> None:
-    fake.script(Fault.http(status, message=f"you did {status} wrong"))
-    b = backend(fake)
+async def test_no_retry_on_client_errors(status: int) -> None:
+    server = ScriptedServer(faults=[Fault.http(status, message=f"you did {status} wrong")])
+    b = server.backend()
     with pytest.raises(BackendHTTPError, match=f"you did {status} wrong") as info:
         await b.generate(judge_request())
-    await b.aclose()
     assert info.value.status == status
-    assert fake.requests == 1
+    assert len(server.requests) == 1
 
 
-async def test_hang_times_out_retries_then_raises_timeout(fake: FakeOpenAI) -> None:
-    fake.always = Fault.hang()
-    b = backend(fake, timeout=0.2, max_retries=2)
+async def test_hang_times_out_retries_then_raises_timeout() -> None:
+    server = ScriptedServer(always=Fault.hang())
+    b = server.backend(timeout=0.05, max_retries=2)
     start = time.monotonic()
-    with pytest.raises(BackendTimeoutError, match=r"0\.2 s"):
+    with pytest.raises(BackendTimeoutError, match=r"within 0\.05 s"):
         await b.generate(judge_request())
-    elapsed = time.monotonic() - start
-    await b.aclose()
-    assert fake.requests == 3
-    assert 0.55 <= elapsed < 10.0
+    assert len(server.requests) == 3 and b.retries == 2
+    assert 0.14 <= time.monotonic() - start < 5.0
 
 
-async def test_one_hang_then_success(fake: FakeOpenAI) -> None:
-    fake.script(Fault.hang())
-    b = backend(fake, timeout=0.2)
+async def test_one_hang_then_success() -> None:
+    server = ScriptedServer(faults=[Fault.hang()])
+    b = server.backend(timeout=0.05)
     out = await b.generate(judge_request(n=2))
-    await b.aclose()
-    assert len(out) == 2 and fake.requests == 2
+    assert len(out) == 2 and len(server.requests) == 2
 
 
 @pytest.mark.parametrize("kind", ["garbage", "empty_choices"])
-async def test_garbage_bodies_are_retried(fake: FakeOpenAI, kind: str) -> None:
-    fake.script(Fault(kind), Fault(kind))  # type: ignore[arg-type]
-    b = backend(fake)
+async def test_garbage_bodies_are_retried(kind: str) -> None:
+    server = ScriptedServer(faults=[Fault(kind), Fault(kind)])  # type: ignore[arg-type]
+    b = server.backend()
     assert len(await b.generate(judge_request())) == 1
-    await b.aclose()
-    assert fake.requests == 3
+    assert len(server.requests) == 3
 
 
-async def test_persistent_garbage_raises_backend_error(fake: FakeOpenAI) -> None:
-    fake.always = Fault("garbage")
-    b = backend(fake, max_retries=1)
+async def test_persistent_garbage_raises_backend_error() -> None:
+    server = ScriptedServer(always=Fault("garbage"))
+    b = server.backend(max_retries=1)
     with pytest.raises(BackendError, match="invalid response body"):
         await b.generate(judge_request())
-    await b.aclose()
-    assert fake.requests == 2
+    assert len(server.requests) == 2
 
 
-async def test_dropped_connections_retry_then_raise_connection_error(fake: FakeOpenAI) -> None:
-    fake.always = Fault("disconnect")
-    b = backend(fake, max_retries=2)
-    with pytest.raises(BackendConnectionError):
+async def test_dropped_connections_retry_then_raise_connection_error() -> None:
+    server = ScriptedServer(always=Fault("disconnect"))
+    b = server.backend(max_retries=2)
+    with pytest.raises(BackendConnectionError, match=r"cannot reach http://judge\.test"):
         await b.generate(judge_request())
-    await b.aclose()
-    assert fake.requests == 3
+    assert len(server.requests) == 3
 
 
-async def test_refused_connection_raises_connection_error() -> None:
-    with socket.socket() as sock:  # a port that nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    b = HTTPBackend(f"http://127.0.0.1:{port}/v1", max_retries=1, **FAST)  # type: ignore[arg-type]
-    with pytest.raises(BackendConnectionError, match="cannot reach"):
+async def test_an_oversized_answer_is_an_error_and_not_retried() -> None:
+    # A hostile or broken server answering megabytes: the cap stops it, once, by name.
+    server = ScriptedServer(reply="x" * 5000)
+    b = HTTPBackend(
+        "http://judge.test/v1",
+        transport=MockTransport(server, max_response_bytes=4096),
+        **FAST,  # type: ignore[arg-type]
+    )
+    with pytest.raises(BackendError, match="max_response_bytes=4096") as info:
         await b.generate(judge_request())
-    await b.aclose()
-    assert b.attempts == 2
+    assert type(info.value) is BackendError
+    assert len(server.requests) == 1 and b.retries == 0
 
 
 async def test_short_n_is_topped_up_one_at_a_time_with_distinct_seeds() -> None:
-    async with FakeOpenAI(ignore_n=True) as server:
-        b = backend(server)
-        out = await b.generate(judge_request(n=4, seed=100))
-        await b.aclose()
+    server = ScriptedServer(ignore_n=True)
+    b = server.backend()
+    out = await b.generate(judge_request(n=4, seed=100))
     assert len(out) == 4
     assert b.server_ignores_n
-    assert server.requests == 4
+    assert len(server.requests) == 4
     assert sorted(body["seed"] for body in server.bodies) == [100, 101, 102, 103]
     assert [body["n"] for body in server.bodies[1:]] == [1, 1, 1]
 
 
 async def test_capped_n_asks_again_for_the_rest() -> None:
-    async with FakeOpenAI(max_n=3) as server:
-        b = backend(server)
-        out = await b.generate(judge_request(n=5))
-        await b.aclose()
+    server = ScriptedServer(max_n=3)
+    b = server.backend()
+    out = await b.generate(judge_request(n=5))
     assert len(out) == 5 and not b.server_ignores_n
     assert [body["n"] for body in server.bodies] == [5, 2]
     assert "seed" not in server.bodies[1]  # unseeded requests stay unseeded
 
 
-async def test_round_robin_spreads_evenly(fake: FakeOpenAI, fake2: FakeOpenAI) -> None:
-    b = HTTPBackend([fake.base_url, fake2.base_url], **FAST)  # type: ignore[arg-type]
+def two_servers(**kw: object) -> tuple[ScriptedServer, ScriptedServer, HTTPBackend]:
+    one, two = ScriptedServer(), ScriptedServer()
+    b = HTTPBackend(
+        ["http://one.test/v1", "http://two.test/v1"],
+        transport=route({"one.test": one, "two.test": two}),
+        **{**FAST, **kw},  # type: ignore[arg-type]
+    )
+    return one, two, b
+
+
+async def test_round_robin_spreads_evenly() -> None:
+    one, two, b = two_servers()
     await asyncio.gather(*(b.generate(judge_request()) for _ in range(10)))
-    await b.aclose()
-    assert (fake.requests, fake2.requests) == (5, 5)
+    assert (len(one.requests), len(two.requests)) == (5, 5)
 
 
-async def test_retry_moves_to_the_other_server(fake: FakeOpenAI, fake2: FakeOpenAI) -> None:
-    fake.always = Fault.http(500)
-    b = HTTPBackend([fake.base_url, fake2.base_url], **FAST)  # type: ignore[arg-type]
+async def test_retry_moves_to_the_other_server() -> None:
+    one, two, b = two_servers()
+    one.always = Fault.http(500)
     assert len(await b.generate(judge_request())) == 1
-    await b.aclose()
-    assert (fake.requests, fake2.requests) == (1, 1)
+    assert (len(one.requests), len(two.requests)) == (1, 1)
 
 
 async def test_least_in_flight_favours_the_fast_server() -> None:
-    async with FakeOpenAI(delay=0.15) as slow, FakeOpenAI() as fast:
-        b = HTTPBackend([slow.base_url, fast.base_url], balance="least_in_flight", **FAST)  # type: ignore[arg-type]
+    slow, fast, b = two_servers(balance="least_in_flight")
+    slow.delay = 0.1
 
-        async def worker() -> None:
-            for _ in range(6):
-                await b.generate(judge_request())
+    async def worker() -> None:
+        for _ in range(6):
+            await b.generate(judge_request())
 
-        await asyncio.gather(*(worker() for _ in range(2)))
-        await b.aclose()
-    assert slow.requests + fast.requests == 12
+    await asyncio.gather(*(worker() for _ in range(2)))
+    assert len(slow.requests) + len(fast.requests) == 12
     # Round-robin would send 6 to each; least-in-flight measured 3 slow / 9 fast here.
-    assert slow.requests <= 4
+    assert len(slow.requests) <= 4
 
 
 async def test_concurrency_bound_is_honoured() -> None:
-    async with FakeOpenAI(delay=0.05) as server:
-        b = backend(server, concurrency=4)
-        await asyncio.gather(*(b.generate(judge_request()) for _ in range(24)))
-        await b.aclose()
-    assert server.requests == 24
+    server = ScriptedServer(delay=0.02)
+    b = server.backend(concurrency=4)
+    await asyncio.gather(*(b.generate(judge_request()) for _ in range(24)))
+    assert len(server.requests) == 24
     assert server.max_in_flight == 4
 
 
@@ -305,14 +319,14 @@ async def test_concurrency_bound_is_honoured() -> None:
     ],
 )
 async def test_constraints_map_to_server_fields(
-    fake: FakeOpenAI, constraint: Constraint, fields: dict[str, object]
+    constraint: Constraint, fields: dict[str, object]
 ) -> None:
-    b = backend(fake)
+    server = ScriptedServer()
+    b = server.backend(server_kind="generic")
     await b.generate(judge_request(constraint=constraint))
-    await b.aclose()
     sent = {
         k: v
-        for k, v in fake.bodies[0].items()
+        for k, v in server.bodies[0].items()
         if k in fields or k in {"grammar", "guided_regex", "structured_outputs", "response_format"}
     }
     assert sent == fields
@@ -320,12 +334,11 @@ async def test_constraints_map_to_server_fields(
 
 async def test_rejected_constraint_field_is_dropped_and_remembered() -> None:
     regex = Constraint("regex", r"\d+")
-    async with FakeOpenAI(reject_fields=["guided_regex"]) as server:
-        b = backend(server)
-        await b.generate(judge_request(constraint=regex))
-        await b.generate(judge_request(constraint=regex))
-        await b.aclose()
-    assert server.requests == 3  # one 400, then two accepted
+    server = ScriptedServer(reject_fields=["guided_regex"])
+    b = server.backend(server_kind="generic")
+    await b.generate(judge_request(constraint=regex))
+    await b.generate(judge_request(constraint=regex))
+    assert len(server.requests) == 3  # one 400, then two accepted
     assert b.rejected_fields == {"guided_regex"}
     assert [("guided_regex" in body) for body in server.bodies] == [True, False, False]
     assert all(body["structured_outputs"] == {"regex": r"\d+"} for body in server.bodies)
@@ -334,35 +347,44 @@ async def test_rejected_constraint_field_is_dropped_and_remembered() -> None:
 
 async def test_constraint_mode_send_raises_and_off_sends_nothing() -> None:
     regex = Constraint("regex", r"\d+")
-    async with FakeOpenAI(reject_fields=["guided_regex"]) as server:
-        strict = backend(server, constraints="send")
-        with pytest.raises(BackendHTTPError, match="guided_regex") as info:
-            await strict.generate(judge_request(constraint=regex))
-        assert info.value.status == 400
-        off = backend(server, constraints="off")
-        await off.generate(judge_request(constraint=regex))
-        await strict.aclose()
-        await off.aclose()
+    server = ScriptedServer(reject_fields=["guided_regex"])
+    strict = server.backend(constraints="send", server_kind="generic")
+    with pytest.raises(BackendHTTPError, match="guided_regex") as info:
+        await strict.generate(judge_request(constraint=regex))
+    assert info.value.status == 400
+    off = server.backend(constraints="off")
+    await off.generate(judge_request(constraint=regex))
     assert "structured_outputs" not in server.bodies[-1]
+    assert all(r.method == "POST" for r in server.requests)  # "off" never asks the kind
 
 
-async def test_regex_fields_option_chooses_fields(fake: FakeOpenAI) -> None:
-    b = backend(fake, regex_fields=("guided_regex",))
+async def test_regex_fields_option_chooses_fields() -> None:
+    server = ScriptedServer()
+    b = server.backend(regex_fields=("guided_regex",), server_kind="generic")
     await b.generate(judge_request(constraint=Constraint("regex", "x")))
-    await b.aclose()
-    assert fake.bodies[0]["guided_regex"] == "x" and "structured_outputs" not in fake.bodies[0]
+    assert server.bodies[0]["guided_regex"] == "x" and "structured_outputs" not in server.bodies[0]
 
 
-async def test_logprobs_requested_and_parsed(fake: FakeOpenAI) -> None:
-    b = backend(fake)
-    out = await b.generate(judge_request(n=2, top_logprobs=3))
-    await b.aclose()
-    assert fake.bodies[0]["logprobs"] is True and fake.bodies[0]["top_logprobs"] == 3
-    for completion in out:
-        assert completion.logprobs is not None
-        assert "".join(t.token for t in completion.logprobs) == completion.text
-        assert all(len(t.top) == 3 and t.token in t.top for t in completion.logprobs)
-        assert all(t.logprob < 0 for t in completion.logprobs)
+async def test_auto_server_kind_asks_through_the_same_transport() -> None:
+    # Detection is a GET through the backend's own transport: a mock answers it too.
+    seen: list[tuple[str, str]] = []
+    server = ScriptedServer()
+
+    async def handler(request: HTTPRequest) -> HTTPResponse:
+        seen.append((request.method, request.url))
+        if request.url.endswith("/v1/models"):
+            return HTTPResponse.from_json({"data": [{"id": "j", "owned_by": "llamacpp"}]})
+        return await server(request)
+
+    b = HTTPBackend("http://judge.test/v1", api_key="sk-k", transport=MockTransport(handler))
+    await b.generate(
+        judge_request(
+            constraint=Constraint("regex", r"\d", (Constraint("grammar", "root ::= [0-9]"),))
+        )
+    )
+    assert seen[0] == ("GET", "http://judge.test/v1/models")
+    assert b.dialect is not None and b.dialect.name == "llama_cpp"
+    assert server.bodies[0]["grammar"] == "root ::= [0-9]"
 
 
 def test_legacy_logprobs_shape_parses() -> None:
@@ -379,69 +401,32 @@ def test_legacy_logprobs_shape_parses() -> None:
     assert parse_logprobs(None) is None
 
 
-async def test_extra_body_is_merged(fake: FakeOpenAI) -> None:
-    b = backend(fake, extra_body={"chat_template_kwargs": {"enable_thinking": False}})
+async def test_extra_body_is_merged() -> None:
+    server = ScriptedServer()
+    b = server.backend(extra_body={"chat_template_kwargs": {"enable_thinking": False}})
     await b.generate(judge_request())
-    await b.aclose()
-    assert fake.bodies[0]["chat_template_kwargs"] == {"enable_thinking": False}
+    assert server.bodies[0]["chat_template_kwargs"] == {"enable_thinking": False}
 
 
 async def test_api_key_from_env_is_sent_and_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-123")
-    async with FakeOpenAI(api_key="sk-secret-123") as server:
-        good = backend(server)
-        assert len(await good.generate(judge_request())) == 1
-        wrong = backend(server, api_key="sk-wrong-456")
-        with pytest.raises(BackendHTTPError) as info:
-            await wrong.generate(judge_request())
-        await good.aclose()
-        await wrong.aclose()
-    assert info.value.status == 401 and server.requests == 2
+    server = ScriptedServer(api_key="sk-secret-123")
+    good = server.backend()
+    assert len(await good.generate(judge_request())) == 1
+    wrong = server.backend(api_key="sk-wrong-456")
+    with pytest.raises(BackendHTTPError) as info:
+        await wrong.generate(judge_request())
+    assert info.value.status == 401 and len(server.requests) == 2
+    assert server.requests[0].headers["Authorization"] == "Bearer sk-secret-123"
     assert "sk-" not in str(info.value) and "sk-" not in repr(good)
-
-
-async def test_pickle_drops_session_and_clone_works(fake: FakeOpenAI) -> None:
-    b = backend(fake)
-    await b.generate(judge_request())
-    clone = pickle.loads(pickle.dumps(b))
-    assert len(clone._states) == 0
-    assert len(await clone.generate(judge_request(n=2))) == 2
-    await b.aclose()
-    await clone.aclose()
-    assert fake.requests == 2
-
-
-def test_one_session_per_event_loop() -> None:
-    # Trainers call asyncio.run per batch: each new loop must get its own session.
-    server = FakeOpenAI()
-    with server.run_in_thread():
-        b = HTTPBackend(server.base_url, **FAST)  # type: ignore[arg-type]
-
-        async def twice() -> int:
-            await b.generate(judge_request())
-            first = b._state().lean or b._state().session
-            await b.generate(judge_request())
-            same = (b._state().lean or b._state().session) is first
-            await b.aclose()
-            return int(same and first is not None)
-
-        assert asyncio.run(twice()) == 1
-        assert asyncio.run(twice()) == 1
-        results: list[int] = []
-        thread = threading.Thread(target=lambda: results.append(asyncio.run(twice())))
-        thread.start()
-        thread.join()
-        assert results == [1]
-    assert server.requests == 6
 
 
 async def test_every_rejected_constraint_field_falls_back_once() -> None:
     regex = Constraint("regex", r"\d+")
-    async with FakeOpenAI(reject_fields=["guided_regex", "structured_outputs"]) as server:
-        b = backend(server)
-        assert len(await b.generate(judge_request(constraint=regex))) == 1
-        await b.aclose()
-    assert server.requests == 3
+    server = ScriptedServer(reject_fields=["guided_regex", "structured_outputs"])
+    b = server.backend(server_kind="generic")
+    assert len(await b.generate(judge_request(constraint=regex))) == 1
+    assert len(server.requests) == 3
     assert b.rejected_fields == {"guided_regex", "structured_outputs.regex"}
     assert not {"guided_regex", "structured_outputs"} & set(server.bodies[-1])
 
@@ -451,23 +436,45 @@ async def test_json_schema_downgrades_to_llama_cpp_form_on_a_500_naming_it() -> 
     # whose message names response_format; it accepts {"type": "json_object", "schema"}.
     schema = {"type": "object", "properties": {"score": {"type": "integer"}}}
     constraint = Constraint("json_schema", schema)
-    async with FakeOpenAI(
-        reject_fields=["response_format.type=json_schema"], reject_status=500
-    ) as server:
-        b = backend(server)
-        await b.generate(judge_request(constraint=constraint))
-        await b.generate(judge_request(constraint=constraint))
-        await b.aclose()
-    assert server.requests == 3 and b.retries == 0
+    server = ScriptedServer(reject_fields=["response_format.type=json_schema"], reject_status=500)
+    b = server.backend(server_kind="generic")
+    await b.generate(judge_request(constraint=constraint))
+    await b.generate(judge_request(constraint=constraint))
+    assert len(server.requests) == 3 and b.retries == 0
     formats = [body["response_format"]["type"] for body in server.bodies]
     assert formats == ["json_schema", "json_object", "json_object"]
     assert server.bodies[-1]["response_format"]["schema"] == schema
 
 
 async def test_a_400_not_naming_a_sent_field_is_raised() -> None:
-    async with FakeOpenAI(faults=[Fault.http(400, message="context length exceeded")]) as server:
-        b = backend(server)
-        with pytest.raises(BackendHTTPError, match="context length"):
-            await b.generate(judge_request(constraint=Constraint("grammar", "root ::= x")))
-        await b.aclose()
-    assert server.requests == 1 and b.rejected_fields == set()
+    server = ScriptedServer(faults=[Fault.http(400, message="context length exceeded")])
+    b = server.backend(server_kind="generic")
+    with pytest.raises(BackendHTTPError, match="context length"):
+        await b.generate(judge_request(constraint=Constraint("grammar", "root ::= x")))
+    assert len(server.requests) == 1 and b.rejected_fields == set()
+
+
+async def test_aclose_closes_a_given_transport() -> None:
+    server = ScriptedServer()
+    transport = server.transport()
+    b = HTTPBackend("http://judge.test/v1", transport=transport)
+    await b.generate(judge_request())
+    await b.aclose()
+    assert transport.closed
+
+
+async def test_constraint_fields_follow_a_rejection_and_a_detected_dialect() -> None:
+    # The fields of a constraint are worked out once per constraint; a rejection or a
+    # newly known dialect must still change what is sent.
+    regex = Constraint("regex", r"\d+", (Constraint("grammar", "root ::= [0-9]+"),))
+    server = ScriptedServer(reject_fields=["guided_regex"])
+    b = server.backend(server_kind="generic")
+    await b.generate(judge_request(constraint=regex))
+    await b.generate(judge_request(constraint=regex))
+    assert ["guided_regex" in body for body in server.bodies] == [True, False, False]
+    from rewardkit.backends.dialects import dialect_for
+
+    b.dialect = dialect_for("llama_cpp")
+    await b.generate(judge_request(constraint=regex))
+    assert server.bodies[-1]["grammar"] == "root ::= [0-9]+"
+    assert "structured_outputs" not in server.bodies[-1]

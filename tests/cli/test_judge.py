@@ -284,9 +284,8 @@ def test_unreachable_base_url_is_a_per_query_error(tmp_path: Path) -> None:
         (["--model", "j", "--base-url", "u", "--no-cache", "--cache", "x"], "--no-cache"),
         (["--model", "j", "--base-url", "u", "--meta-rm", "/nonexistent/rm"], "--meta-rm"),
         (["--backend", "transformers", "--model", "m", "--base-url", "u"], "--base-url applies"),
-        (["--backend", "transformers", "--model", "m", "--transport", "lean"], "--transport applies"),
-        (["--model", "j", "--base-url", "https://example.invalid/v1", "--transport", "lean"],
-         "transport='lean' speaks plain http:// only"),
+        (["--backend", "transformers", "--model", "m", "--transport", "aiohttp"],
+         "--transport applies"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(
@@ -579,7 +578,19 @@ def test_retry_errors_judges_failed_ids_again(tmp_path: Path, server: FakeOpenAI
     assert len(server.bodies) == 4 and len(read_lines(out)) == 4
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "lean"])
+def test_removed_lean_transport_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = write_queries(tmp_path / "in.jsonl", 1)
+    with pytest.raises(SystemExit) as info:
+        main(["judge", str(src), "-o", str(tmp_path / "o.jsonl"), "--model", "j",
+              "--base-url", "http://127.0.0.1:9/v1", "--transport", "lean"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1
+    assert "--transport: invalid choice: 'lean' (choose from 'auto', 'aiohttp')" in err[0]
+
+
+@pytest.mark.parametrize("transport", ["auto", "aiohttp"])
 def test_transport_flag_picks_the_http_client(
     tmp_path: Path, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, transport: str
 ) -> None:

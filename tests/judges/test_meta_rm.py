@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from rewardkit.backends.mock import MockBackend
+from rewardkit.backends.transport import HTTPRequest, HTTPResponse, MockTransport
 from rewardkit.errors import BackendError, BackendHTTPError, InputError
 from rewardkit.judges import (
     JudgeConfig,
@@ -174,14 +175,7 @@ async def meta_server() -> AsyncIterator[tuple[str, list[Any]]]:
     async def score(request: web.Request) -> web.Response:
         body = await request.json()
         received.append(body)
-        inputs = body["inputs"]
-        if any("FAIL" in text for text in inputs):
-            return web.Response(status=500, text="boom")
-        if any("SHORT" in text for text in inputs):
-            return web.json_response({"scores": [1.0]})
-        if any("GARBAGE" in text for text in inputs):
-            return web.json_response({"nope": 1})
-        return web.json_response({"scores": [float(len(t)) for t in inputs]})
+        return web.json_response({"scores": [float(len(t)) for t in body["inputs"]]})
 
     app = web.Application()
     app.router.add_post("/score", score)
@@ -207,19 +201,59 @@ async def test_remote_meta_rm(meta_server: tuple[str, list[Any]]) -> None:
     assert pickle.loads(pickle.dumps(meta)).url == url
 
 
+def _scripted_meta(answer: HTTPResponse, seen: list[HTTPRequest] | None = None) -> RemoteMetaRM:
+    def handler(request: HTTPRequest) -> HTTPResponse:
+        if seen is not None:
+            seen.append(request)
+        return answer
+
+    return RemoteMetaRM(
+        "http://meta.test/score",
+        timeout=5,
+        transport=MockTransport(handler, max_response_bytes=4096),
+    )
+
+
 @pytest.mark.parametrize(
-    ("marker", "error"),
-    [("FAIL", BackendHTTPError), ("SHORT", BackendError), ("GARBAGE", BackendError)],
+    ("answer", "error", "message"),
+    [
+        (HTTPResponse(500, b"boom"), BackendHTTPError, "boom"),
+        (HTTPResponse.from_json({"scores": [1.0]}), BackendError, "1 scores for 2 inputs"),
+        (HTTPResponse.from_json({"nope": 1}), BackendError, "without a 'scores' list"),
+        (HTTPResponse.from_json({"scores": ["high", "low"]}), BackendError, "'scores' list"),
+        (HTTPResponse(200, b"<html>"), BackendError, "'scores' list"),
+        # a hostile or broken meta RM answering megabytes is cut off at the cap
+        (HTTPResponse.from_json({"scores": [0.0] * 2000}), BackendError, "max_response_bytes=4096"),
+    ],
 )
 async def test_remote_meta_rm_errors(
-    meta_server: tuple[str, list[Any]], marker: str, error: type[Exception]
+    answer: HTTPResponse, error: type[Exception], message: str
 ) -> None:
-    url, _ = meta_server
-    meta = RemoteMetaRM(url, timeout=5)
-    judgments = [_judgment((0,), (3,), marker), _judgment((0,), (4,), "x")]
-    with pytest.raises(error):
+    meta = _scripted_meta(answer)
+    judgments = [_judgment((0,), (3,), "a"), _judgment((0,), (4,), "x")]
+    with pytest.raises(error, match=message):
         await meta.rate(JudgeQuery("q", ("r",)), judgments)
     await meta.aclose()
+
+
+async def test_remote_meta_rm_request_through_the_transport() -> None:
+    seen: list[HTTPRequest] = []
+    meta = _scripted_meta(HTTPResponse.from_json({"scores": [0.5, 2]}), seen)
+    meta.headers["Authorization"] = "Bearer k"
+    query = JudgeQuery("q", ("r",))
+    judgments = [_judgment((0,), (3,), "a"), _judgment((0,), (4,), "b")]
+    assert await meta.rate(query, judgments) == [0.5, 2.0]
+    [request] = seen
+    assert (request.method, request.url, request.timeout) == ("POST", "http://meta.test/score", 5)
+    assert request.headers["Authorization"] == "Bearer k"
+    assert request.json() == {"inputs": meta_inputs(query, judgments)}
+
+
+def test_remote_meta_rm_needs_an_http_url() -> None:
+    from rewardkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="http"):
+        RemoteMetaRM("meta.test/score")
 
 
 async def test_remote_meta_rm_unreachable_falls_back_in_the_judge() -> None:

@@ -21,7 +21,6 @@ the next form of the dialect is tried: see `HTTPBackend`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,8 @@ from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from rewardkit.backends.base import Constraint
-from rewardkit.errors import ConfigError
+from rewardkit.backends.transport import AiohttpTransport, HTTPRequest, Transport
+from rewardkit.errors import BackendError, ConfigError
 
 __all__ = [
     "SERVER_KINDS",
@@ -294,48 +294,43 @@ def classify_server(probe: ServerProbe) -> tuple[str, tuple[int, ...] | None]:
     return "generic", None
 
 
-def _get_json(url: str, headers: Mapping[str, str], timeout: float, proxies: bool) -> Any:
-    import urllib.error  # here: urllib.request costs the CLI's start ~20 ms (it loads ssl)
-    import urllib.request
-
-    handlers = [] if proxies else [urllib.request.ProxyHandler({})]
-    opener = urllib.request.build_opener(*handlers)
-    request = urllib.request.Request(url, headers=dict(headers))
+async def _get_json(
+    transport: Transport, url: str, headers: Mapping[str, str], timeout: float
+) -> Any:
     try:
-        with opener.open(request, timeout=timeout) as response:
-            if response.status != 200:
-                return None
-            return json.loads(response.read(1 << 20))
-    except (urllib.error.URLError, OSError, ValueError):
+        response = await transport.send(HTTPRequest("GET", url, headers=headers, timeout=timeout))
+        return response.json() if response.status == 200 else None
+    except (BackendError, ValueError):
         return None
 
 
-def _probe_sync(
-    endpoint: str, headers: Mapping[str, str], timeout: float, proxies: bool
+async def _probe(
+    transport: Transport, endpoint: str, headers: Mapping[str, str], timeout: float
 ) -> ServerProbe:
     base = endpoint.removesuffix("/chat/completions")  # .../v1
     root = base.removesuffix("/v1")
     host = urlsplit(endpoint).hostname or ""
     if host == "api.openai.com":
         return ServerProbe(host=host)
-    models = _get_json(base + "/models", headers, timeout, proxies)
+
+    async def get(url: str) -> Any:
+        return await _get_json(transport, url, headers, timeout)
+
+    models = await get(base + "/models")
     probe = ServerProbe(host=host, models=models)
     kind, _ = classify_server(probe)
     if kind == "vllm":  # which fields it takes depends on its version
-        return ServerProbe(
-            host, models, version=_get_json(root + "/version", headers, timeout, proxies)
-        )
+        return ServerProbe(host, models, version=await get(root + "/version"))
     if kind != "generic":
         return probe
     # Not said by /v1/models: ask each server's own endpoint, cheapest guess first.
-    props = _get_json(root + "/props", headers, timeout, proxies)
+    props = await get(root + "/props")
     if isinstance(props, dict):
         return ServerProbe(host, models, props=props)
-    info = _get_json(root + "/get_model_info", headers, timeout, proxies)
+    info = await get(root + "/get_model_info")
     if isinstance(info, dict):
         return ServerProbe(host, models, model_info=info)
-    version = _get_json(root + "/version", headers, timeout, proxies)
-    return ServerProbe(host, models, version=version)
+    return ServerProbe(host, models, version=await get(root + "/version"))
 
 
 async def detect_server(
@@ -343,11 +338,19 @@ async def detect_server(
     headers: Mapping[str, str] | None = None,
     *,
     timeout: float = 5.0,
-    proxies: bool = False,
+    transport: Transport | None = None,
 ) -> tuple[str, tuple[int, ...] | None]:
     """Ask the server behind a chat-completions `endpoint` what it is: (kind, vLLM version).
 
-    A few GETs, once per backend, in a worker thread; any failure means "generic".
+    A few GETs through `transport` (default: a fresh aiohttp one, closed after), once per
+    backend; any failure means "generic".
     """
-    probe = await asyncio.to_thread(_probe_sync, endpoint, dict(headers or {}), timeout, proxies)
+    if transport is not None:
+        probe = await _probe(transport, endpoint, dict(headers or {}), timeout)
+        return classify_server(probe)
+    own = AiohttpTransport(limit=4, timeout=timeout)
+    try:
+        probe = await _probe(own, endpoint, dict(headers or {}), timeout)
+    finally:
+        await own.aclose()
     return classify_server(probe)

@@ -1,18 +1,17 @@
 """Build a backend by kind name, for specs, the CLI and `JudgeReward(backend="http", ...)`.
 
     build_backend("http", base_url="http://127.0.0.1:8000/v1", model="qwen")
-    build_backend("http", base_url="http://10.0.0.5:8000/v1", transport="aiohttp")
+    build_backend("http", base_url=["http://10.0.0.5:8000/v1", "http://10.0.0.6:8000/v1"])
     build_backend("http", base_url="http://127.0.0.1:8080/v1", server_kind="llama_cpp")
     build_backend("llama_cpp", model="smollm2-135m", n_ctx=2048)
     build_backend("transformers", model="Qwen/Qwen2.5-0.5B-Instruct", device="cuda")
     build_backend("mock", outputs=["Scores: \\boxed{7}"])
 
 Options are checked against the backend's constructor before anything heavy is imported
-or loaded: a misspelt option is a `ConfigError` naming the valid ones. HTTP's `transport`
-("auto", "aiohttp", "lean") picks the client that carries requests: "auto" is the lean
-HTTP/1.1 client for `http://` URLs and aiohttp for `https://`; `server_kind` ("auto",
-"llama_cpp", "vllm", "sglang", "openai", "generic") the constraint dialect (see
-`rewardkit.backends.dialects`). For the local
+or loaded: a misspelt option is a `ConfigError` naming the valid ones. HTTP's
+`server_kind` ("auto", "llama_cpp", "vllm", "sglang", "openai", "generic") picks the
+constraint dialect (see `rewardkit.backends.dialects`); its `transport` ("auto" or
+"aiohttp", both aiohttp) stays for old configs ("lean" was removed). For the local
 backends `model` means the model to load, as it does on the command line.
 """
 

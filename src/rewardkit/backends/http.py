@@ -13,14 +13,13 @@ Constraints are sent in the server's own dialect (`rewardkit.backends.dialects`)
 what it is (a load-balanced pool is one kind of server); a form the server rejects
 anyway is dropped for good and the dialect's next form is tried.
 
-Transport: plain `http://` endpoints go through `_http1`, a lean keep-alive HTTP/1.1
-client on asyncio protocols and httptools (aiohttp's own per-request overhead was most of
-the client CPU a judge run spends); `https://` endpoints use aiohttp. `transport=` picks
-one for all endpoints. Retries, backoff, balancing and constraint fallback sit above the
-transport and behave the same on both.
+The bytes move through a `Transport` (`rewardkit.backends.transport`): aiohttp for every
+URL, or a `MockTransport` in tests. Retries, backoff, balancing, detection and constraint
+fallback sit above it and behave the same on both.
 
 The object is created outside any event loop and pickled to trainer workers: the
-sessions are made lazily, one per event loop, and dropped on pickling.
+transport's sessions and the semaphore are made lazily, one per event loop, and dropped
+on pickling.
 """
 
 from __future__ import annotations
@@ -34,11 +33,11 @@ import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from rewardkit.backends._wire import completion_from_choice
-from rewardkit.backends.base import Completion, GenerateRequest
+from rewardkit.backends.base import Completion, Constraint, GenerateRequest
 from rewardkit.backends.dialects import (
     SERVER_KINDS,
     Dialect,
@@ -48,6 +47,12 @@ from rewardkit.backends.dialects import (
     dialect_for,
     text_from_json,
 )
+from rewardkit.backends.transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    AiohttpTransport,
+    HTTPRequest,
+    Transport,
+)
 from rewardkit.errors import (
     BackendConnectionError,
     BackendError,
@@ -55,19 +60,6 @@ from rewardkit.errors import (
     BackendTimeoutError,
     ConfigError,
 )
-
-if TYPE_CHECKING:  # imported when an endpoint needs it: ~150 ms of CPU at process start
-    import aiohttp
-    from yarl import URL
-
-try:  # the lean transport's parser; without it every endpoint goes through aiohttp
-    from rewardkit.backends._http1 import Http1Client, Http1Endpoint, Http1Error
-except ImportError:  # pragma: no cover - httptools is a core dependency
-    Http1Client = Http1Endpoint = None  # type: ignore[assignment,misc]
-
-    class Http1Error(Exception):  # type: ignore[no-redef]
-        pass
-
 
 try:  # orjson is ~5x faster on these payloads; json is the fallback
     import orjson
@@ -86,7 +78,8 @@ __all__ = ["HTTPBackend"]
 Balance = Literal["round_robin", "least_in_flight"]
 ConstraintMode = Literal["auto", "send", "off"]
 RegexField = Literal["structured_outputs", "guided_regex"]
-Transport = Literal["auto", "aiohttp", "lean"]
+#: "auto" and "aiohttp" both mean aiohttp (kept so existing configs still load).
+TransportName = Literal["auto", "aiohttp"]
 
 _RETRY_STATUS = frozenset({408, 409, 425, 429})  # plus every 5xx
 
@@ -109,29 +102,45 @@ class _FieldRejected(Exception):
 
 @dataclass
 class _LoopState:
-    """What cannot cross event loops (or pickling): the sessions and the semaphore."""
+    """What cannot cross event loops (or pickling): the semaphore and the counters."""
 
-    #: aiohttp's session, for the endpoints the lean transport does not take (else None).
-    session: aiohttp.ClientSession | None
-    #: The lean HTTP/1.1 client, for the `http://` endpoints it takes (else None).
-    lean: Http1Client | None
     semaphore: asyncio.Semaphore
     in_flight: list[int]
-    #: The endpoints parsed once: a str URL is parsed again by aiohttp on every request.
-    #: (None where the lean transport carries the endpoint.)
-    urls: list[URL | None]
-    #: Per endpoint, its lean request head, or None where aiohttp carries it.
-    lean_endpoints: list[Http1Endpoint | None]
-    #: What a failed connection raises on the transports in use.
-    connection_errors: tuple[type[Exception], ...]
     #: Held while the server's kind is being asked, so concurrent first requests ask once.
     detecting: asyncio.Lock
 
-    @property
-    def closed(self) -> bool:
-        return (self.session is not None and self.session.closed) or (
-            self.lean is not None and self.lean.closed
+
+def _transport(
+    transport: TransportName | Transport,
+    *,
+    concurrency: int,
+    timeout: float,
+    max_response_bytes: int,
+    trust_env: bool,
+) -> Transport:
+    """The transport an `HTTPBackend(transport=...)` option names (or is)."""
+    if isinstance(transport, str):
+        if transport == "lean":
+            raise ConfigError(
+                "transport='lean' was removed (aiohttp now carries every URL): "
+                "drop the option or use 'auto'"
+            )
+        if transport not in ("auto", "aiohttp"):
+            raise ConfigError(
+                f"transport must be 'auto', 'aiohttp' or a Transport, got {transport!r}"
+            )
+        return AiohttpTransport(
+            limit=concurrency,
+            timeout=timeout,
+            max_response_bytes=max_response_bytes,
+            trust_env=trust_env,
         )
+    if not isinstance(transport, Transport):
+        raise ConfigError(
+            "transport must be 'auto', 'aiohttp' or an object with async send() and aclose(), "
+            f"got {type(transport).__name__}"
+        )
+    return transport
 
 
 class HTTPBackend:
@@ -154,9 +163,10 @@ class HTTPBackend:
     `concurrency` bounds requests in flight per event loop (each loop has its own session
     and semaphore; a process normally runs one).
 
-    `transport`: "auto" sends `http://` endpoints through the lean HTTP/1.1 client and
-    `https://` ones through aiohttp; "aiohttp" uses aiohttp for all; "lean" requires every
-    endpoint to be `http://`. Proxies from the environment (`trust_env`) need aiohttp.
+    `transport`: "auto" (or "aiohttp", the same) sends every request through aiohttp with
+    `trust_env` (proxies from the environment) and `max_response_bytes` (a body over it is
+    a `BackendError`, not retried); a `Transport` object (a `MockTransport` in tests) is
+    used as given, and closed by `aclose()`.
     """
 
     def __init__(
@@ -179,7 +189,8 @@ class HTTPBackend:
         extra_body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         trust_env: bool = False,
-        transport: Transport = "auto",
+        transport: TransportName | Transport = "auto",
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         if not urls:
@@ -207,20 +218,15 @@ class HTTPBackend:
             raise ConfigError(
                 f"regex_fields may hold 'structured_outputs' and 'guided_regex', got {bad}"
             )
-        if transport not in ("auto", "aiohttp", "lean"):
-            raise ConfigError(f"transport must be 'auto', 'aiohttp' or 'lean', got {transport!r}")
-        if transport == "lean":
-            if Http1Client is None:
-                raise ConfigError("transport='lean' needs httptools: pip install 'httptools>=0.6'")
-            https = [e for e in self.endpoints if not e.startswith("http://")]
-            if https:
-                raise ConfigError(
-                    f"transport='lean' speaks plain http:// only; {https[0]!r} needs "
-                    "transport='aiohttp' or 'auto'"
-                )
-            if trust_env:
-                raise ConfigError("trust_env (proxies) needs transport='aiohttp' or 'auto'")
-        self.transport: Transport = transport
+        #: The `transport` option as given; `_transport` is what carries the requests.
+        self.transport = transport
+        self._transport = _transport(
+            transport,
+            concurrency=concurrency,
+            timeout=float(timeout),
+            max_response_bytes=max_response_bytes,
+            trust_env=trust_env,
+        )
         self.concurrency = concurrency
         self.timeout = float(timeout)
         self.max_retries = max_retries
@@ -243,6 +249,9 @@ class HTTPBackend:
             self._headers["Authorization"] = f"Bearer {key}"
         #: Constraint forms (`dialects.FORMS` names) a server rejected; never sent again.
         self.rejected_fields: set[str] = set()
+        # Per constraint (by identity, held so the id stays its own): its fields, for the
+        # dialect and number of rejections they were worked out for.
+        self._fields_memo: dict[int, tuple[Constraint, tuple[Dialect, int], Any]] = {}
         #: Set once a server returned one choice for n > 1 (llama-cpp-python's server).
         self.server_ignores_n = False
         #: Counters for reports and benchmarks.
@@ -252,18 +261,19 @@ class HTTPBackend:
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
         )
-        # The loop and state of the last call; the loop is held weakly via _states as well,
-        # and a closed loop's session is closed, so a stale entry is never used.
+        # The loop and state of the last call (held strongly, so `is` cannot match a new
+        # loop that reuses a dead one's address).
         self._last: tuple[asyncio.AbstractEventLoop, _LoopState] | None = None
 
     def __repr__(self) -> str:  # never shows headers: they hold the API key
         return f"HTTPBackend(model={self.model!r}, endpoints={self.endpoints!r})"
 
-    # -- pickling: sessions and semaphores belong to one loop --------------------------
+    # -- pickling: semaphores belong to one loop; the transport drops its own sessions
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_states"]
         del state["_last"]
+        state["_fields_memo"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -274,65 +284,23 @@ class HTTPBackend:
     def _state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
         last = self._last
-        if last is not None and last[0] is loop and not last[1].closed:
+        if last is not None and last[0] is loop:
             return last[1]  # the usual case: one loop, many requests
         state = self._states.get(loop)
-        if state is None or state.closed:
-            lean_endpoints = [self._lean_endpoint(e) for e in self.endpoints]
-            session = lean = None
-            urls: list[URL | None] = [None] * len(self.endpoints)
-            errors: tuple[type[Exception], ...] = (Http1Error,)
-            if any(e is None for e in lean_endpoints):
-                import aiohttp
-                from yarl import URL
-
-                urls = [URL(e) for e in self.endpoints]
-                errors = (Http1Error, aiohttp.ClientError)
-                connector = aiohttp.TCPConnector(
-                    limit=self.concurrency, limit_per_host=0, keepalive_timeout=60
-                )
-                session = aiohttp.ClientSession(
-                    connector=connector,
-                    headers=self._headers,
-                    timeout=aiohttp.ClientTimeout(total=self.timeout),
-                    trust_env=self.trust_env,
-                )
-            if any(e is not None for e in lean_endpoints):
-                lean = Http1Client(self.concurrency, self.timeout)
+        if state is None:
             state = _LoopState(
-                session,
-                lean,
-                asyncio.Semaphore(self.concurrency),
-                [0] * len(self.endpoints),
-                urls,
-                lean_endpoints,
-                errors,
-                asyncio.Lock(),
+                asyncio.Semaphore(self.concurrency), [0] * len(self.endpoints), asyncio.Lock()
             )
             self._states[loop] = state
         self._last = (loop, state)
         return state
 
-    def _lean_endpoint(self, endpoint: str) -> Http1Endpoint | None:
-        """The lean transport's view of `endpoint`, or None where aiohttp carries it."""
-        if self.transport == "aiohttp" or Http1Endpoint is None:
-            return None
-        # auto: proxies from the environment are aiohttp's business
-        if not endpoint.startswith("http://") or self.trust_env:
-            return None
-        return Http1Endpoint.parse(endpoint, self._headers)
-
     async def aclose(self) -> None:
-        """Close this loop's sessions (those of other, finished loops are just dropped)."""
+        """Close the transport's connections on this loop (other, finished loops' are dropped)."""
         loop = asyncio.get_running_loop()
-        state = self._states.pop(loop, None)
+        self._states.pop(loop, None)
         self._last = None
-        if state is None:
-            return
-        if state.session is not None and not state.session.closed:
-            await state.session.close()
-        if state.lean is not None:
-            await state.lean.close()
+        await self._transport.aclose()
 
     # -- generate ----------------------------------------------------------------------
     async def generate(self, request: GenerateRequest) -> list[Completion]:
@@ -397,7 +365,7 @@ class HTTPBackend:
                 self.endpoints[0],
                 {k: v for k, v in self._headers.items() if k != "Content-Type"},
                 timeout=min(self.timeout, 10.0),
-                proxies=self.trust_env,
+                transport=self._transport,
             )
             self.dialect = dialect_for(kind, version=version, regex_fields=self.regex_fields)
 
@@ -432,28 +400,16 @@ class HTTPBackend:
             state.in_flight[index] += 1
             self.attempts += 1
             try:
-                lean = state.lean_endpoints[index]
-                if lean is not None:
-                    assert state.lean is not None
-                    status, raw, retry_after = await state.lean.post(lean, payload)
-                else:
-                    target = state.urls[index]
-                    assert state.session is not None and target is not None
-                    async with state.session.post(target, data=payload) as response:
-                        raw = await response.read()
-                        status = response.status
-                        retry_after = response.headers.get("Retry-After")
-            except TimeoutError:
-                raise _Retryable(
-                    BackendTimeoutError(f"no answer from {url} within {self.timeout:g} s")
-                ) from None
-            except state.connection_errors as exc:
-                raise _Retryable(
-                    BackendConnectionError(f"cannot reach {url}: {type(exc).__name__}: {exc}")
-                ) from None
+                response = await self._transport.send(
+                    HTTPRequest("POST", url, payload, self._headers, self.timeout)
+                )
+            except (BackendTimeoutError, BackendConnectionError) as exc:
+                raise _Retryable(exc) from None
             finally:
                 state.in_flight[index] -= 1
 
+        status = response.status
+        raw = response.content
         if status != 200:
             message = _error_message(raw)
             error = BackendHTTPError(status, f"{message} (from {url})")
@@ -464,7 +420,7 @@ class HTTPBackend:
                 if rejected is not None:
                     raise _FieldRejected(rejected, error)
             if status in _RETRY_STATUS or status >= 500:
-                raise _Retryable(error, _parse_retry_after(retry_after))
+                raise _Retryable(error, _parse_retry_after(response.header("Retry-After")))
             raise error
         try:
             body = _loads(raw)
@@ -478,6 +434,22 @@ class HTTPBackend:
         if not completions:
             raise _Retryable(BackendError(f"response from {url} has no choices"))
         return completions
+
+    def _constraint_fields(
+        self, constraint: Constraint
+    ) -> tuple[dict[str, Any], dict[str, str], tuple[str, ...]]:
+        """`constraint_fields` for this backend's dialect and rejections, worked out once per
+        constraint (a judge sends the same one on every request) until either changes."""
+        dialect = self.dialect or dialect_for("generic", regex_fields=self.regex_fields)
+        state = (dialect, len(self.rejected_fields))  # rejections only ever grow
+        entry = self._fields_memo.get(id(constraint))
+        if entry is not None and entry[0] is constraint and entry[1] == state:
+            return entry[2]
+        result = constraint_fields(constraint, dialect, self.rejected_fields)
+        if len(self._fields_memo) >= 64:
+            self._fields_memo.clear()
+        self._fields_memo[id(constraint)] = (constraint, state, result)
+        return result
 
     def _body(
         self, request: GenerateRequest, n: int, seed: int | None
@@ -502,10 +474,7 @@ class HTTPBackend:
         sent: dict[str, str] = {}
         text_fields: tuple[str, ...] = ()
         if request.constraint is not None and self.constraints != "off":
-            dialect = self.dialect or dialect_for("generic", regex_fields=self.regex_fields)
-            fields, sent, text_fields = constraint_fields(
-                request.constraint, dialect, self.rejected_fields
-            )
+            fields, sent, text_fields = self._constraint_fields(request.constraint)
             body.update(fields)
         body.update(self.extra_body)
         return body, sent, text_fields

@@ -6,7 +6,8 @@ judgments vote. This module defines
 
 - `MetaRM`, the protocol (`async rate(query, judgments) -> list[float]`);
 - `TransformersMetaRM`, a local sequence classifier (extra "hf", imported lazily);
-- `RemoteMetaRM`, an HTTP endpoint: POST {"inputs": [text, ...]} -> {"scores": [...]};
+- `RemoteMetaRM`, an HTTP endpoint: POST {"inputs": [text, ...]} -> {"scores": [...]}, through
+  the same `Transport` as the judge backend;
 - the training data format: `MetaRMRecord` JSONL and `format_meta_input`, the exact text the
   model sees, so training and inference never drift apart.
 """
@@ -14,19 +15,23 @@ judgments vote. This module defines
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from rewardkit.backends.transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    AiohttpTransport,
+    HTTPRequest,
+    Transport,
+)
 from rewardkit.errors import (
-    BackendConnectionError,
     BackendError,
     BackendHTTPError,
-    BackendTimeoutError,
     ConfigError,
     InputError,
     MissingDependencyError,
@@ -230,40 +235,41 @@ class TransformersMetaRM:
 
 
 class RemoteMetaRM:
-    """A meta RM behind HTTP: POST {"inputs": [...]} -> {"scores": [...]} (aiohttp)."""
+    """A meta RM behind HTTP: POST {"inputs": [...]} -> {"scores": [...]}.
+
+    The request goes through a `Transport` (`rewardkit.backends.transport`): aiohttp by
+    default, with `timeout` seconds per call and `max_response_bytes` per answer; pass
+    `transport=MockTransport(handler)` to test without sockets.
+    """
 
     def __init__(
-        self, url: str, *, timeout: float = 60.0, headers: dict[str, str] | None = None
+        self,
+        url: str,
+        *,
+        timeout: float = 60.0,
+        headers: dict[str, str] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        transport: Transport | None = None,
     ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"meta RM url must be http(s)://..., got {url!r}")
         self.url = url
-        self.timeout = timeout
-        self.headers = dict(headers or {})
-        self._session: Any = None
-
-    async def _get_session(self) -> Any:
-        import aiohttp
-
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout), headers=self.headers
-            )
-        return self._session
+        self.timeout = float(timeout)
+        self.headers = {"Content-Type": "application/json", **dict(headers or {})}
+        self.transport: Transport = transport or AiohttpTransport(
+            timeout=self.timeout, max_response_bytes=max_response_bytes
+        )
 
     async def score_texts(self, texts: Sequence[str]) -> list[float]:
-        import aiohttp
-
-        session = await self._get_session()
+        payload = orjson.dumps({"inputs": list(texts)})
+        response = await self.transport.send(
+            HTTPRequest("POST", self.url, payload, self.headers, self.timeout)
+        )
+        if response.status >= 400:
+            snippet = response.content[:200].decode("utf-8", "replace")
+            raise BackendHTTPError(response.status, f"meta RM at {self.url}: {snippet}")
         try:
-            async with session.post(self.url, json={"inputs": list(texts)}) as response:
-                body = await response.text()
-                if response.status >= 400:
-                    raise BackendHTTPError(response.status, body[:200])
-        except TimeoutError as exc:
-            raise BackendTimeoutError(f"meta RM at {self.url} timed out") from exc
-        except aiohttp.ClientError as exc:
-            raise BackendConnectionError(f"meta RM at {self.url}: {exc}") from exc
-        try:
-            scores = json.loads(body)["scores"]
+            scores = response.json()["scores"]
             values = [float(s) for s in scores]
         except (ValueError, KeyError, TypeError) as exc:
             raise BackendError(f"meta RM at {self.url} answered without a 'scores' list") from exc
@@ -275,14 +281,7 @@ class RemoteMetaRM:
         return await self.score_texts(meta_inputs(query, judgments))
 
     async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_session"] = None
-        return state
+        await self.transport.aclose()
 
 
 def build_meta_rm(spec: str | dict[str, Any] | MetaRM | None) -> MetaRM | None:

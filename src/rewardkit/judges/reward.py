@@ -10,7 +10,7 @@ rewards:
 Arguments split three ways: judge options (every `JudgeConfig` field), reward options
 (`group_by_prompt`, `normalize`, `meta_rm`, `template_file`) and backend options (the rest:
 `base_url`, `model`, `concurrency`, `timeout`, `max_retries`, `api_key`, `transport` (HTTP:
-"auto", "aiohttp" or "lean"), ... passed to
+"auto" or "aiohttp", both aiohttp), ... passed to
 `rewardkit.backends.build_backend(backend, ...)`, which names a misspelt one). A `Backend`
 instance may be given directly. The judge and the event loop thread of `score_batch` are
 made on first use and dropped on pickling, so the reward ships to trainer workers.

@@ -19,6 +19,7 @@ no key index a commit only appends rows, which made a row ~6x cheaper to write.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import sqlite3
@@ -34,6 +35,7 @@ import orjson  # several times faster than json on judge texts
 from rewardkit.backends.base import (
     Backend,
     Completion,
+    Constraint,
     GenerateRequest,
     TokenLogprob,
     constraint_kinds,
@@ -117,23 +119,44 @@ def request_digest(identity: str, request: GenerateRequest) -> str:
         )
     )
     constraint = request.constraint
-    if constraint is None:
-        append(_NO_CONSTRAINT)
-    else:
-        # Alternatives decide what a server that takes another kind enforces (a llama.cpp
-        # server ignores a bare regex): a key without them would hand an answer sampled
-        # unconstrained to a request that is now held to the verdict.
-        for form in constraint.forms():
-            append(_field(form.kind))
-            if isinstance(form.value, str):
-                append(_STR_TAG)
-                append(_field(form.value))
-            else:
-                _add_json(append, form.value)
-            if form.text_fields:
-                append(_field(repr(form.text_fields)))
+    append(_NO_CONSTRAINT if constraint is None else _constraint_bytes(constraint))
     digest = hashlib.sha256(b"".join(chunks))
     return digest.hexdigest()
+
+
+# Judges build one constraint per shape and reuse it on every request; its bytes (a JSON
+# schema among them: json.dumps with sorted keys was ~15% of the digest) are encoded once.
+# Keyed by identity, holding the constraint so its id is not reused while the entry lives,
+# and a deep copy of its values: a dict changed in place since is seen (== is cheap) and
+# encoded again.
+_CONSTRAINT_BYTES: dict[int, tuple[Constraint, tuple[object, ...], bytes]] = {}
+
+
+def _constraint_bytes(constraint: Constraint) -> bytes:
+    forms = constraint.forms()
+    entry = _CONSTRAINT_BYTES.get(id(constraint))
+    if entry is not None and entry[0] is constraint and entry[1] == tuple(f.value for f in forms):
+        return entry[2]
+    # Alternatives decide what a server that takes another kind enforces (a llama.cpp
+    # server ignores a bare regex): a key without them would hand an answer sampled
+    # unconstrained to a request that is now held to the verdict.
+    chunks: list[bytes] = []
+    append = chunks.append
+    for form in forms:
+        append(_field(form.kind))
+        if isinstance(form.value, str):
+            append(_STR_TAG)
+            append(_field(form.value))
+        else:
+            _add_json(append, form.value)
+        if form.text_fields:
+            append(_field(repr(form.text_fields)))
+    data = b"".join(chunks)
+    if len(_CONSTRAINT_BYTES) >= 256:  # bounded: a judge has a handful of shapes
+        _CONSTRAINT_BYTES.clear()
+    snapshot = tuple(copy.deepcopy(f.value) for f in forms)
+    _CONSTRAINT_BYTES[id(constraint)] = (constraint, snapshot, data)
+    return data
 
 
 def _field(value: str) -> bytes:
