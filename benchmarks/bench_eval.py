@@ -39,19 +39,32 @@ def answer(request: GenerateRequest, index: int) -> str:
 
 def items(n: int) -> list[EvalItem]:
     return [
-        EvalItem(f"q{i}", f"Question {i}: which answer is right?",
-                 (f"a good answer to {i}", f"a bad answer to {i}"), (True, False))
+        EvalItem(
+            f"q{i}",
+            f"Question {i}: which answer is right?",
+            (f"a good answer to {i}", f"a bad answer to {i}"),
+            (True, False),
+        )
         for i in range(n)
     ]
 
 
-def one_run(data: list[EvalItem], k: int, outdir: Path) -> tuple[dict[str, Any], MockBackend, float]:
+def one_run(
+    data: list[EvalItem], k: int, outdir: Path
+) -> tuple[dict[str, Any], MockBackend, float]:
     backend = MockBackend(answer, delay=DELAY)
     meter = CostMeter(backend)
     judge = PointwiseEvalJudge(PointwiseJudge(meter, JudgeConfig(samples=k)), meter)
     started = time.perf_counter()
     results = asyncio.run(
-        run_eval(data, judge, outdir, EvalSettings(bootstrap=200, plot=False), concurrency=8, progress=False)
+        run_eval(
+            data,
+            judge,
+            outdir,
+            EvalSettings(bootstrap=200, plot=False),
+            concurrency=8,
+            progress=False,
+        )
     )
     return results, backend, time.perf_counter() - started
 
@@ -69,17 +82,29 @@ def main() -> None:
     sep_requests = sum(b.calls for _, b, _ in separate.values())
     sep_samples = sum(sum(r.n for r in b.requests) for _, b, _ in separate.values())
     sep_seconds = sum(s for _, _, s in separate.values())
-    print(f"k-curve cost: {n} pairs, scripted judge right 70% per sample, {DELAY * 1000:.0f} ms/request\n")
+    print(
+        f"k-curve cost: {n} pairs, scripted judge right 70% per sample, {DELAY * 1000:.0f} ms/request\n"
+    )
     print(f"{'':38} {'requests':>9} {'samples':>9} {'seconds':>8}")
-    print(f"{'one run at k_max=8 (curve 1,2,4,8)':38} {curve_backend.calls:>9} {curve_samples:>9} {curve_seconds:>8.2f}")
-    print(f"{'separate runs at k=1,2,4,8 (sum)':38} {sep_requests:>9} {sep_samples:>9} {sep_seconds:>8.2f}")
-    print(f"{'ratio separate / one run':38} {sep_requests / curve_backend.calls:>9.2f} "
-          f"{sep_samples / curve_samples:>9.2f} {sep_seconds / curve_seconds:>8.2f}")
-    print(f"\n{'k':>3} {'estimated Voting@k (one run)':>30} {'separate run at k':>18} {'curve requests@k':>17} {'run requests':>13}")
+    print(
+        f"{'one run at k_max=8 (curve 1,2,4,8)':38} {curve_backend.calls:>9} {curve_samples:>9} {curve_seconds:>8.2f}"
+    )
+    print(
+        f"{'separate runs at k=1,2,4,8 (sum)':38} {sep_requests:>9} {sep_samples:>9} {sep_seconds:>8.2f}"
+    )
+    print(
+        f"{'ratio separate / one run':38} {sep_requests / curve_backend.calls:>9.2f} "
+        f"{sep_samples / curve_samples:>9.2f} {sep_seconds / curve_seconds:>8.2f}"
+    )
+    print(
+        f"\n{'k':>3} {'estimated Voting@k (one run)':>30} {'separate run at k':>18} {'curve requests@k':>17} {'run requests':>13}"
+    )
     for point in curve_results["curve"]:
         k = point["k"]
         results, backend, _ = separate[k]
-        print(f"{k:>3} {point['voting']:>30.3f} {results['accuracy']:>18.3f} {point['requests']:>17} {backend.calls:>13}")
+        print(
+            f"{k:>3} {point['voting']:>30.3f} {results['accuracy']:>18.3f} {point['requests']:>17} {backend.calls:>13}"
+        )
 
 
 if __name__ == "__main__":

@@ -99,7 +99,9 @@ def measure(reward: MathReward, fn: Callable[[], Any]) -> tuple[float, float, An
 
 
 def throughput_table(samples: list[Sample], repeats: int) -> None:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
     few = samples[: max(50, len(samples) // 4)]
     # The raw baseline runs in a worker forked from the same warm fork server, so it
     # starts from the same imports, warm-up and empty caches as MathReward's workers.
@@ -187,14 +189,18 @@ def probe_start_method(method: str) -> dict[str, float]:
 
 
 def start_method_table(repeats: int) -> None:
-    print(f"\nStart methods, each in a fresh process (1 worker, math preload + warm-up; best of {repeats})")
+    print(
+        f"\nStart methods, each in a fresh process (1 worker, math preload + warm-up; best of {repeats})"
+    )
     print(f"{'start method':14} {'first result (s)':>17} {'next call after a kill (s)':>28}")
     for method in ("forkserver", "fork", "spawn"):
         runs = []
         for _ in range(repeats):
             out = subprocess.run(
                 [sys.executable, __file__, "--probe-start-method", method],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
         first = min(r["first"] for r in runs)

@@ -66,32 +66,55 @@ def main() -> None:
     n = 300 if args.quick else 3000
     repeat = 1 if args.quick else 3
     rng = random.Random(0)
-    short = [Sample(prompt="How many eggs?", response=make_response(rng, 60), id=str(i)) for i in range(n)]
+    short = [
+        Sample(prompt="How many eggs?", response=make_response(rng, 60), id=str(i))
+        for i in range(n)
+    ]
     long_n = max(n // 20, 10)
-    long = [Sample(prompt="How many eggs?", response=make_response(rng, 2000), id=str(i)) for i in range(long_n)]
+    long = [
+        Sample(prompt="How many eggs?", response=make_response(rng, 2000), id=str(i))
+        for i in range(long_n)
+    ]
 
     rewards = {
         "think_format": build_reward("think_format"),
         "summary_format": build_reward("summary_format"),
-        "overlong_penalty (chars)": build_reward("overlong_penalty", max_length=4000, buffer_length=1000),
+        "overlong_penalty (chars)": build_reward(
+            "overlong_penalty", max_length=4000, buffer_length=1000
+        ),
         "repetition_penalty (3-gram)": build_reward("repetition_penalty"),
         "language_consistency (en)": build_reward("language_consistency", target="en"),
         "language_consistency (from prompt)": build_reward("language_consistency"),
     }
     rows: list[tuple[str, float]] = []
     for name, reward in rewards.items():
-        rows.append((f"{name}, ~60 words", per_sample(lambda r=reward: r.score_batch(short), n, repeat)))
+        rows.append(
+            (f"{name}, ~60 words", per_sample(lambda r=reward: r.score_batch(short), n, repeat))
+        )
     lang = rewards["language_consistency (en)"]
-    rows.append(("language_consistency (en), ~2000 words", per_sample(lambda: lang.score_batch(long), long_n, repeat)))
+    rows.append(
+        (
+            "language_consistency (en), ~2000 words",
+            per_sample(lambda: lang.score_batch(long), long_n, repeat),
+        )
+    )
 
     # The CLI end to end vs the engine alone, same samples and reward.
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in.jsonl"
         src.write_text(
-            "".join(json.dumps({"id": s.id, "prompt": s.prompt, "response": s.response}) + "\n" for s in short),
+            "".join(
+                json.dumps({"id": s.id, "prompt": s.prompt, "response": s.response}) + "\n"
+                for s in short
+            ),
             encoding="utf-8",
         )
-        spec = {"rewards": [{"reward": "language_consistency", "args": {"target": "en"}}, {"reward": "think_format"}]}
+        spec = {
+            "rewards": [
+                {"reward": "language_consistency", "args": {"target": "en"}},
+                {"reward": "think_format"},
+            ]
+        }
         with Scorer(spec) as scorer:
             engine = per_sample(lambda: scorer.score(short), n, repeat)
         runs = itertools.count()
@@ -102,7 +125,20 @@ def main() -> None:
             spec_path.write_text(json.dumps(spec), encoding="utf-8")
             stderr, sys.stderr = sys.stderr, open(Path(tmp) / "stderr.txt", "w")  # noqa: SIM115
             try:
-                assert cli_main(["score", str(src), "-o", str(out), "--spec", str(spec_path), "--no-progress"]) == 0
+                assert (
+                    cli_main(
+                        [
+                            "score",
+                            str(src),
+                            "-o",
+                            str(out),
+                            "--spec",
+                            str(spec_path),
+                            "--no-progress",
+                        ]
+                    )
+                    == 0
+                )
             finally:
                 sys.stderr.close()
                 sys.stderr = stderr

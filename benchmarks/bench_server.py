@@ -110,7 +110,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _wait_ready(session: aiohttp.ClientSession, base: str, proc: subprocess.Popen[bytes]) -> None:
+async def _wait_ready(
+    session: aiohttp.ClientSession, base: str, proc: subprocess.Popen[bytes]
+) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -130,9 +132,20 @@ async def bench_server(
 ) -> list[Result]:
     port = _free_port()
     cmd = [
-        sys.executable, "-m", "rewardkit.cli.main", "serve", "--reward", args.reward,
-        "--port", str(port), "--log-level", "warning", "--batch-window-ms", str(window_ms),
-        "--max-inflight", str(args.max_inflight),
+        sys.executable,
+        "-m",
+        "rewardkit.cli.main",
+        "serve",
+        "--reward",
+        args.reward,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--batch-window-ms",
+        str(window_ms),
+        "--max-inflight",
+        str(args.max_inflight),
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -145,7 +158,9 @@ async def bench_server(
             native = [{"samples": b} for b in batches]
             openrlhf = [
                 {
-                    "query": [CHATML.format(q=r["prompt"]) + r["response"] + "<|im_end|>" for r in b],
+                    "query": [
+                        CHATML.format(q=r["prompt"]) + r["response"] + "<|im_end|>" for r in b
+                    ],
                     "prompts": [CHATML.format(q=r["prompt"]) for r in b],
                     "labels": [r["reference"] for r in b],
                 }
@@ -166,7 +181,11 @@ async def bench_server(
             for _ in range(args.rounds):  # interleaved rounds, best kept: a shared box is noisy
                 for path, bodies in phases:
                     n, secs, lat = await run_clients(
-                        args.clients, args.requests, bodies, lambda b, p=path: post(p, b), args.max_seconds
+                        args.clients,
+                        args.requests,
+                        bodies,
+                        lambda b, p=path: post(p, b),
+                        args.max_seconds,
                     )
                     result = Result(f"server {path} (window {window_ms:g} ms)", n, secs, lat)
                     if path not in best or result.rate > best[path].rate:
@@ -194,11 +213,15 @@ async def bench_in_process(args: argparse.Namespace, rows: list[dict[str, Any]])
         concurrent: Result | None = None
         for _ in range(args.rounds):
             # The baseline: what a trainer does when it scores its own batches, one at a time.
-            n, secs, lat = await run_clients(1, args.clients * args.requests, batches, call, args.max_seconds)
+            n, secs, lat = await run_clients(
+                1, args.clients * args.requests, batches, call, args.max_seconds
+            )
             result = Result("in-process, one batch at a time", n, secs, lat)
             if sequential is None or result.rate > sequential.rate:
                 sequential = result
-            n, secs, lat = await run_clients(args.clients, args.requests, batches, call, args.max_seconds)
+            n, secs, lat = await run_clients(
+                args.clients, args.requests, batches, call, args.max_seconds
+            )
             result = Result(f"in-process, {args.clients} concurrent", n, secs, lat)
             if concurrent is None or result.rate > concurrent.rate:
                 concurrent = result
@@ -207,13 +230,17 @@ async def bench_in_process(args: argparse.Namespace, rows: list[dict[str, Any]])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="a short run (CI smoke)")
     parser.add_argument("--reward", default="math", help="reward to serve (default: math)")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=20, help="requests per client")
     parser.add_argument("--samples", type=int, default=32, help="samples per request")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best is kept")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="interleaved rounds; the best is kept"
+    )
     parser.add_argument("--max-inflight", type=int, default=4, help="server's --max-inflight")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="time bound per phase")
     args = parser.parse_args()
@@ -252,6 +279,7 @@ def main() -> None:
         f"latency is per request of {args.samples} samples (per Scorer.ascore call in-process); "
         "overhead = 1/rate - 1/rate of in-process at the same concurrency"
     )
+
 
 if __name__ == "__main__":
     main()

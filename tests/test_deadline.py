@@ -174,7 +174,12 @@ def test_map_a_timeout_costs_only_its_item(pool: DeadlinePool) -> None:
     outcomes = pool.map(time.sleep, [0, 30, 0, 0, 30, 0], timeout=0.5, chunksize=3)
     assert time.monotonic() - start < 2 * 0.5 + SLACK
     assert [type(o.error).__name__ if o.error else "ok" for o in outcomes] == [
-        "ok", "DeadlineExceeded", "ok", "ok", "DeadlineExceeded", "ok"
+        "ok",
+        "DeadlineExceeded",
+        "ok",
+        "ok",
+        "DeadlineExceeded",
+        "ok",
     ]
 
 
@@ -190,7 +195,9 @@ def test_after_a_timeout_the_rest_of_its_chunk_is_shared_by_all_workers(pool: De
 
 
 def test_map_a_crash_costs_only_its_item(pool: DeadlinePool) -> None:
-    outcomes = pool.map(operator.call, [os.getpid, os.abort, os.getpid, os.getpid], timeout=5, chunksize=4)
+    outcomes = pool.map(
+        operator.call, [os.getpid, os.abort, os.getpid, os.getpid], timeout=5, chunksize=4
+    )
     assert isinstance(outcomes[1].error, WorkerCrashed)
     assert all(o.ok and isinstance(o.value, int) for i, o in enumerate(outcomes) if i != 1)
 
@@ -257,7 +264,10 @@ def test_bad_configuration_is_a_config_error(make) -> None:
 
 
 def test_a_broken_preload_fails_loudly() -> None:
-    with DeadlinePool(workers=1, preload=("rewardkit_no_such_module",)) as pool, pytest.raises(WorkerCrashed):
+    with (
+        DeadlinePool(workers=1, preload=("rewardkit_no_such_module",)) as pool,
+        pytest.raises(WorkerCrashed),
+    ):
         pool.run(abs, -1)
 
 

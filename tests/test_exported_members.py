@@ -49,7 +49,9 @@ def test_every_public_attribute_is_exported() -> None:
         for name, value in vars(rewardkit).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
-    assert public <= set(rewardkit.__all__), f"public but not in __all__: {public - set(rewardkit.__all__)}"
+    assert public <= set(rewardkit.__all__), (
+        f"public but not in __all__: {public - set(rewardkit.__all__)}"
+    )
 
 
 @pytest.mark.parametrize("name", EXPECTED)
@@ -92,11 +94,22 @@ def test_error_tree_roots() -> None:
 
 
 def test_import_rewardkit_stays_light() -> None:
-    heavy = ["torch", "transformers", "fastapi", "aiohttp", "math_verify", "datasets", "pyarrow", "tqdm"]
+    heavy = [
+        "torch",
+        "transformers",
+        "fastapi",
+        "aiohttp",
+        "math_verify",
+        "datasets",
+        "pyarrow",
+        "tqdm",
+    ]
     code = (
         "import sys, rewardkit, rewardkit.rules.format, rewardkit.rules.language, "
         "rewardkit.rules.length, rewardkit.scoring, rewardkit.io\n"
         f"print([m for m in {heavy!r} if m in sys.modules])"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.strip() == "[]"

@@ -28,7 +28,11 @@ def test_jsonl_rows_with_line_numbers_and_errors(tmp_path: Path) -> None:
     rows = list(iter_rows(path))
     assert [r.line for r in rows] == [1, 3, 4, 5, 7]
     assert rows[0] == InputRow(1, {"id": "a", "response": "x"})
-    assert rows[1].record is None and rows[1].error is not None and rows[1].error.startswith("line 3: invalid JSON")
+    assert (
+        rows[1].record is None
+        and rows[1].error is not None
+        and rows[1].error.startswith("line 3: invalid JSON")
+    )
     assert rows[2].error == "line 4: expected a JSON object, got str"
     assert [r.id for r in rows] == ["a", "3", "4", "5", "7"]
     assert rows[4].record == {"response": "no trailing newline"}
@@ -124,8 +128,13 @@ def test_dataset_folder_rows(tmp_path: Path) -> None:
     data = {"prompt": ["p1", "p2"], "response": ["r1", "r2"]}
     datasets.Dataset.from_dict(data).save_to_disk(str(tmp_path / "one"))
     rows = list(iter_rows(tmp_path / "one"))
-    assert [r.record for r in rows] == [{"prompt": "p1", "response": "r1"}, {"prompt": "p2", "response": "r2"}]
-    datasets.DatasetDict({"only": datasets.Dataset.from_dict(data)}).save_to_disk(str(tmp_path / "dict1"))
+    assert [r.record for r in rows] == [
+        {"prompt": "p1", "response": "r1"},
+        {"prompt": "p2", "response": "r2"},
+    ]
+    datasets.DatasetDict({"only": datasets.Dataset.from_dict(data)}).save_to_disk(
+        str(tmp_path / "dict1")
+    )
     assert len(list(iter_rows(tmp_path / "dict1"))) == 2
     splits = {"train": datasets.Dataset.from_dict(data), "test": datasets.Dataset.from_dict(data)}
     datasets.DatasetDict(splits).save_to_disk(str(tmp_path / "dict2"))
@@ -142,7 +151,16 @@ def test_writer_appends_and_flushes(tmp_path: Path) -> None:
         assert writer.done == {"a", "2"}
     with ResultWriter(path) as again:
         assert again.done == {"a", "2"}
-        again.write([{"id": "b", "reward": 0.0, "details": {"set": {1}, "path": Path("/x")}, "text": "naïve 中文"}])
+        again.write(
+            [
+                {
+                    "id": "b",
+                    "reward": 0.0,
+                    "details": {"set": {1}, "path": Path("/x")},
+                    "text": "naïve 中文",
+                }
+            ]
+        )
     lines = path.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 3
     last = json.loads(lines[-1])
@@ -160,7 +178,9 @@ def test_writer_appends_and_flushes(tmp_path: Path) -> None:
         ("", []),
     ],
 )
-def test_writer_trims_a_truncated_last_line_on_resume(tmp_path: Path, content: str, kept_ids: list[str]) -> None:
+def test_writer_trims_a_truncated_last_line_on_resume(
+    tmp_path: Path, content: str, kept_ids: list[str]
+) -> None:
     path = tmp_path / "out.jsonl"
     path.write_text(content, encoding="utf-8")
     with ResultWriter(path) as writer:
@@ -185,7 +205,7 @@ _MIXED = (
     '{"id": "a", "rewards": [7.0], "error": null}\n'
     '{"id": "b", "rewards": [null], "error": "backend_error: cannot reach"}\n'
     '{"id": "c", "rewards": [3.0]}\n'  # no error field at all: done
-    'not json\n'
+    "not json\n"
     '{"id": 4, "error": "no_valid_judgment"}\n'
 )
 
@@ -279,7 +299,9 @@ BIG_IDS = [2**64, 2**64 + 1, 123456789012345678901234567890, -(2**63) - 1, 10**1
 def test_ids_past_64_bits_stay_exact(tmp_path: Path) -> None:
     path = tmp_path / "in.jsonl"
     lines = [json.dumps({"id": i, "response": "x", "n": i}) for i in BIG_IDS]
-    lines.append(json.dumps({"id": "12345678901234567890123", "response": "a string id, same digits"}))
+    lines.append(
+        json.dumps({"id": "12345678901234567890123", "response": "a string id, same digits"})
+    )
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     rows = list(iter_rows(path))
     assert [r.id for r in rows] == [str(i) for i in BIG_IDS] + ["12345678901234567890123"]

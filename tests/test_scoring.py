@@ -97,7 +97,9 @@ def sample(sid: str, response: str = "r", **fields: Any) -> Sample:
     return Sample(prompt="p", response=response, id=sid, fields=fields)
 
 
-def lookup(weight: float = 1.0, when: dict[str, Any] | None = None, name: str | None = None, **args: Any) -> dict[str, Any]:
+def lookup(
+    weight: float = 1.0, when: dict[str, Any] | None = None, name: str | None = None, **args: Any
+) -> dict[str, Any]:
     entry: dict[str, Any] = {"reward": "test_scoring_lookup", "weight": weight, "args": args}
     if when:
         entry["when"] = when
@@ -139,7 +141,9 @@ def test_routing_and_weights() -> None:
         ("unscored", [0.25, 0.5], 0.75, None),
     ],
 )
-def test_on_unscored_modes(mode: str, values: list[Any], expected: float | None, reason: str | None) -> None:
+def test_on_unscored_modes(
+    mode: str, values: list[Any], expected: float | None, reason: str | None
+) -> None:
     spec = {"rewards": [lookup(name="a", key="a"), lookup(name="b", key="b")], "on_unscored": mode}
     with Scorer(spec) as scorer:
         (report,) = scorer.score([sample("s", a=values[0], b=values[1])])
@@ -211,12 +215,20 @@ def test_close_reaches_every_reward() -> None:
 
 
 def test_details_are_json_ready() -> None:
-    with Scorer({"rewards": [lookup(name="a", key="a", weight=2.0), lookup(name="b", key="b")]}) as scorer:
+    with Scorer(
+        {"rewards": [lookup(name="a", key="a", weight=2.0), lookup(name="b", key="b")]}
+    ) as scorer:
         (report,) = scorer.score([sample("s", a=0.5, b="unscored")])
     details = report.details()
     assert json.loads(json.dumps(details)) == {
         "a": {"score": 0.5, "reason": "looked_up", "details": {"key": "a"}, "weight": 2.0},
-        "b": {"score": None, "reason": "no_value", "message": "s has no b", "raw": "unscored", "weight": 1.0},
+        "b": {
+            "score": None,
+            "reason": "no_value",
+            "message": "s has no b",
+            "raw": "unscored",
+            "weight": 1.0,
+        },
     }
     assert result_to_dict(Unscored("x")) == {"score": None, "reason": "x", "message": ""}
     assert RewardReport(1.0).scored and not RewardReport(None).scored
@@ -226,8 +238,16 @@ async def test_async_path_matches_sync_and_runs_rewards_concurrently() -> None:
     AsyncReward.events["go"] = asyncio.Event()
     spec = {
         "rewards": [
-            {"reward": "test_scoring_async", "name": "waiter", "args": {"role": "waiter", "value": 0.25}},
-            {"reward": "test_scoring_async", "name": "setter", "args": {"role": "setter", "value": 0.5}},
+            {
+                "reward": "test_scoring_async",
+                "name": "waiter",
+                "args": {"role": "waiter", "value": 0.25},
+            },
+            {
+                "reward": "test_scoring_async",
+                "name": "setter",
+                "args": {"role": "setter", "value": 0.5},
+            },
             lookup(when={"task": "math"}),
         ]
     }
@@ -241,7 +261,12 @@ async def test_async_path_matches_sync_and_runs_rewards_concurrently() -> None:
 
 async def test_async_path_isolates_a_failing_sample() -> None:
     AsyncReward.events["go"] = asyncio.Event()
-    spec = {"rewards": [{"reward": "test_scoring_async", "args": {"role": "setter"}}, lookup(batch_raises=True)]}
+    spec = {
+        "rewards": [
+            {"reward": "test_scoring_async", "args": {"role": "setter"}},
+            lookup(batch_raises=True),
+        ]
+    }
     samples = [sample("a", value=0.5), sample("b", "poison", value="raise"), sample("c", value=0.0)]
     with Scorer(spec) as scorer:
         reports = await scorer.ascore(samples)

@@ -17,7 +17,12 @@ SPEC_DICT: dict[str, Any] = {
     "rewards": [
         {"reward": "math", "weight": 1.0, "when": {"data_source": ["gsm8k", "math"]}},
         {"reward": "think_format", "weight": 0.2},
-        {"name": "lang", "reward": "language_consistency", "args": {"target": "en"}, "when": {"task": "chat"}},
+        {
+            "name": "lang",
+            "reward": "language_consistency",
+            "args": {"target": "en"},
+            "when": {"task": "chat"},
+        },
     ],
     "on_unscored": "skip",
 }
@@ -74,7 +79,9 @@ def test_dict_and_spec_sources() -> None:
     spec = load_spec(SPEC_DICT)
     assert load_spec(spec) is spec
     single = RewardSpec.single("overlong_penalty", max_length=10, buffer_length=2)
-    assert single.rewards == [RewardEntry(reward="overlong_penalty", args={"max_length": 10, "buffer_length": 2})]
+    assert single.rewards == [
+        RewardEntry(reward="overlong_penalty", args={"max_length": 10, "buffer_length": 2})
+    ]
     assert single.on_unscored == "unscored"
 
 
@@ -88,16 +95,46 @@ def test_dict_and_spec_sources() -> None:
         ("list.yaml", "- reward: math\n", "expected a mapping with a `rewards:` list"),
         ("none.yaml", "on_unscored: skip\n", "rewards: Field required"),
         ("zero.yaml", "rewards: []\n", "rewards: List should have at least 1 item"),
-        ("typo.yaml", "rewards:\n  - reward: math\n    wieght: 2\n", "rewards.0.wieght: Extra inputs are not permitted"),
-        ("top.yaml", "rewards: [{reward: math}]\nmode: fast\n", "mode: Extra inputs are not permitted"),
-        ("mode.yaml", "rewards: [{reward: math}]\non_unscored: ignore\n", "on_unscored: Input should be 'unscored', 'skip' or 'zero'"),
-        ("weight.yaml", "rewards: [{reward: math, weight: heavy}]\n", "rewards.0.weight: Input should be a valid number"),
-        ("when.yaml", "rewards: [{reward: math, when: {task: {a: 1}}}]\n", "rewards.0.when.task: expected a string, number or boolean, or a list of them"),
-        ("dup.yaml", "rewards: [{reward: math}, {reward: math, weight: 2}]\n", "reward labels must be unique, repeated: ['math']; give each a `name`"),
-        ("dupname.yaml", "rewards: [{reward: math, name: m}, {reward: think_format, name: m}]\n", "repeated: ['m']"),
+        (
+            "typo.yaml",
+            "rewards:\n  - reward: math\n    wieght: 2\n",
+            "rewards.0.wieght: Extra inputs are not permitted",
+        ),
+        (
+            "top.yaml",
+            "rewards: [{reward: math}]\nmode: fast\n",
+            "mode: Extra inputs are not permitted",
+        ),
+        (
+            "mode.yaml",
+            "rewards: [{reward: math}]\non_unscored: ignore\n",
+            "on_unscored: Input should be 'unscored', 'skip' or 'zero'",
+        ),
+        (
+            "weight.yaml",
+            "rewards: [{reward: math, weight: heavy}]\n",
+            "rewards.0.weight: Input should be a valid number",
+        ),
+        (
+            "when.yaml",
+            "rewards: [{reward: math, when: {task: {a: 1}}}]\n",
+            "rewards.0.when.task: expected a string, number or boolean, or a list of them",
+        ),
+        (
+            "dup.yaml",
+            "rewards: [{reward: math}, {reward: math, weight: 2}]\n",
+            "reward labels must be unique, repeated: ['math']; give each a `name`",
+        ),
+        (
+            "dupname.yaml",
+            "rewards: [{reward: math, name: m}, {reward: think_format, name: m}]\n",
+            "repeated: ['m']",
+        ),
     ],
 )
-def test_spec_errors_name_the_file_and_what_to_fix(tmp_path: Path, filename: str, text: str, message: str) -> None:
+def test_spec_errors_name_the_file_and_what_to_fix(
+    tmp_path: Path, filename: str, text: str, message: str
+) -> None:
     path = tmp_path / filename
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as info:
@@ -132,8 +169,16 @@ def test_unknown_reward_name_lists_the_choices() -> None:
 @pytest.mark.parametrize(
     ("name", "error", "message"),
     [
-        ("no_such_pkg_xyz.mod:Reward", UnknownRewardError, "cannot import reward 'no_such_pkg_xyz.mod:Reward'"),
-        ("rewardkit.rules.format:NoSuchReward", UnknownRewardError, "has no attribute 'NoSuchReward'"),
+        (
+            "no_such_pkg_xyz.mod:Reward",
+            UnknownRewardError,
+            "cannot import reward 'no_such_pkg_xyz.mod:Reward'",
+        ),
+        (
+            "rewardkit.rules.format:NoSuchReward",
+            UnknownRewardError,
+            "has no attribute 'NoSuchReward'",
+        ),
         ("rewardkit.rules.format:think_format", ConfigError, "not a rewardkit Reward"),
     ],
 )
@@ -145,19 +190,32 @@ def test_import_path_errors(name: str, error: type[Exception], message: str) -> 
 def test_import_path_builds_a_reward() -> None:
     reward = build_reward("rewardkit.rules.format:SummaryFormatReward", token="<s>")
     assert type(reward).__name__ == "SummaryFormatReward"
-    assert resolve_factory("think_format") is resolve_factory("rewardkit.rules.format:ThinkFormatReward")
+    assert resolve_factory("think_format") is resolve_factory(
+        "rewardkit.rules.format:ThinkFormatReward"
+    )
 
 
 def test_bad_options_name_the_reward() -> None:
-    with pytest.raises(ConfigError, match=r"bad options for reward 'think_format': .*unexpected keyword argument 'strict'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"bad options for reward 'think_format': .*unexpected keyword argument 'strict'",
+    ):
         build_reward("think_format", strict=True)
 
 
 def test_available_rewards_include_the_builtins() -> None:
     names = available_rewards()
     assert names == sorted(names)
-    assert {"math", "code", "think_format", "summary_format", "language_consistency",
-            "overlong_penalty", "repetition_penalty", "judge"} <= set(names)
+    assert {
+        "math",
+        "code",
+        "think_format",
+        "summary_format",
+        "language_consistency",
+        "overlong_penalty",
+        "repetition_penalty",
+        "judge",
+    } <= set(names)
 
 
 @pytest.mark.parametrize(

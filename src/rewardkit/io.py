@@ -125,7 +125,9 @@ def _row_from_text(number: int, line: str) -> InputRow | None:
 
 def _row_from_record(number: int, record: Any) -> InputRow:
     if not isinstance(record, dict):
-        return InputRow(number, None, f"line {number}: expected a JSON object, got {type(record).__name__}")
+        return InputRow(
+            number, None, f"line {number}: expected a JSON object, got {type(record).__name__}"
+        )
     return InputRow(number, record)
 
 

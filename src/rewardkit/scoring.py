@@ -106,19 +106,33 @@ class Scorer:
         self, n: int, routes: list[list[int]], per_reward: list[list[RewardResult]]
     ) -> list[RewardReport]:
         components: list[dict[str, RewardResult]] = [{} for _ in range(n)]
-        for (entry, reward), indices, results in zip(self._rewards, routes, per_reward, strict=True):
+        for (entry, reward), indices, results in zip(
+            self._rewards, routes, per_reward, strict=True
+        ):
             if len(results) != len(indices):
-                bad = Unscored("error", f"{entry.label} returned {len(results)} results for {len(indices)} samples")
+                bad = Unscored(
+                    "error",
+                    f"{entry.label} returned {len(results)} results for {len(indices)} samples",
+                )
                 results = [bad] * len(indices)
             for i, result in zip(indices, results, strict=True):
-                components[i][entry.label] = check_range(_checked_type(result, entry.label), reward.value_range)
+                components[i][entry.label] = check_range(
+                    _checked_type(result, entry.label), reward.value_range
+                )
         weights = {entry.label: entry.weight for entry, _ in self._rewards}
         return [self._combine_one(parts, weights) for parts in components]
 
-    def _combine_one(self, parts: dict[str, RewardResult], weights: dict[str, float]) -> RewardReport:
+    def _combine_one(
+        self, parts: dict[str, RewardResult], weights: dict[str, float]
+    ) -> RewardReport:
         used = {label: weights[label] for label in parts}
         if not parts:
-            return RewardReport(None, {}, {}, reason="no_matching_reward: no reward in the spec applies to this sample")
+            return RewardReport(
+                None,
+                {},
+                {},
+                reason="no_matching_reward: no reward in the spec applies to this sample",
+            )
         unscored = {label: r for label, r in parts.items() if isinstance(r, Unscored)}
         if unscored and self.spec.on_unscored == "unscored":
             why = "; ".join(f"{label}: {r.reason}" for label, r in unscored.items())

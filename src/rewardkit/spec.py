@@ -159,5 +159,12 @@ def _problems(exc: ValidationError) -> str:
     return "; ".join(f"{loc}: {', '.join(msgs)}" for loc, msgs in by_loc.items())
 
 
-_UNION_MEMBER_ERRORS = {"string_type", "int_type", "int_parsing", "bool_type", "bool_parsing", "list_type"}
+_UNION_MEMBER_ERRORS = {
+    "string_type",
+    "int_type",
+    "int_parsing",
+    "bool_type",
+    "bool_parsing",
+    "list_type",
+}
 _UNION_TAGS = {"str", "int", "bool", "list[union[str,int,bool]]"}

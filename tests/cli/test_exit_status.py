@@ -30,10 +30,21 @@ def server() -> Iterator[FakeOpenAI]:
 
 def run(command: str, src: Path, out: Path, server: FakeOpenAI) -> int:
     if command == "score":
-        return main(["score", str(src), "-o", str(out), "--reward", "think_format", "--no-progress"])
+        return main(
+            ["score", str(src), "-o", str(out), "--reward", "think_format", "--no-progress"]
+        )
     return main(
-        ["judge", str(src), "-o", str(out), "--model", "j", "--base-url", server.base_url,
-         "--no-progress"]
+        [
+            "judge",
+            str(src),
+            "-o",
+            str(out),
+            "--model",
+            "j",
+            "--base-url",
+            server.base_url,
+            "--no-progress",
+        ]
     )
 
 
@@ -55,8 +66,12 @@ def write(path: Path, rows: list[dict[str, object] | str]) -> Path:
     ids=["clean", "bad-row"],
 )
 def test_exit_status_follows_the_lines_this_run_wrote(
-    tmp_path: Path, server: FakeOpenAI, command: str, rows: list[dict[str, object] | str],
-    first: int, rerun: int,
+    tmp_path: Path,
+    server: FakeOpenAI,
+    command: str,
+    rows: list[dict[str, object] | str],
+    first: int,
+    rerun: int,
 ) -> None:
     src = write(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"

@@ -60,7 +60,9 @@ def asked_questions(fake: FakeOpenAI) -> Counter[int]:
     return found
 
 
-def judge_cli(tmp_path: Path, fake: FakeOpenAI | None, *args: str, base_url: str | None = None) -> int:
+def judge_cli(
+    tmp_path: Path, fake: FakeOpenAI | None, *args: str, base_url: str | None = None
+) -> int:
     url = base_url or (fake.base_url if fake else "")
     argv = ["judge", *args]
     if url:
@@ -76,10 +78,21 @@ def test_happy_path_writes_one_line_per_id_with_rewards_and_judgments(
 ) -> None:
     src = write_queries(tmp_path / "in.jsonl", 12)
     with src.open("a") as handle:  # one single-response record, with a reference
-        handle.write(json.dumps({"id": "single", "prompt": "question-99: hi", "response": "hello",
-                                 "reference": "hello"}) + "\n")
+        handle.write(
+            json.dumps(
+                {
+                    "id": "single",
+                    "prompt": "question-99: hi",
+                    "response": "hello",
+                    "reference": "hello",
+                }
+            )
+            + "\n"
+        )
     out = tmp_path / "out.jsonl"
-    code = judge_cli(tmp_path, server, str(src), "-o", str(out), "--model", "judge", "--samples", "3")
+    code = judge_cli(
+        tmp_path, server, str(src), "-o", str(out), "--model", "judge", "--samples", "3"
+    )
     assert code == 0
     lines = read_lines(out)
     assert sorted(line["id"] for line in lines) == sorted([f"q{i}" for i in range(12)] + ["single"])
@@ -143,8 +156,21 @@ def test_two_base_urls_share_the_load(tmp_path: Path) -> None:
     src = write_queries(tmp_path / "in.jsonl", 20)
     out = tmp_path / "out.jsonl"
     with FakeOpenAI().run_in_thread() as a, FakeOpenAI().run_in_thread() as b:
-        code = main(["judge", str(src), "-o", str(out), "--model", "j", "--no-progress",
-                     "--base-url", a.base_url, "--base-url", b.base_url])
+        code = main(
+            [
+                "judge",
+                str(src),
+                "-o",
+                str(out),
+                "--model",
+                "j",
+                "--no-progress",
+                "--base-url",
+                a.base_url,
+                "--base-url",
+                b.base_url,
+            ]
+        )
         assert code == 0
         assert a.requests > 0 and b.requests > 0 and a.requests + b.requests == 20
     assert len(read_lines(out)) == 20
@@ -158,9 +184,15 @@ BAD_LINES = [
     ("[1, 2]", "expected a JSON object"),
     (json.dumps({"id": "no-responses", "prompt": "p"}), "missing 'responses'"),
     (json.dumps({"id": "empty", "prompt": "p", "responses": []}), "non-empty list"),
-    (json.dumps({"id": "num", "prompt": "p", "responses": ["a", 3]}), "response 1 must be a string"),
+    (
+        json.dumps({"id": "num", "prompt": "p", "responses": ["a", 3]}),
+        "response 1 must be a string",
+    ),
     (json.dumps({"id": "prompt", "prompt": 5, "responses": ["a"]}), "'prompt' must be a string"),
-    (json.dumps({"id": "ref", "prompt": "p", "responses": ["a"], "reference": {"x": 1}}), "'reference'"),
+    (
+        json.dumps({"id": "ref", "prompt": "p", "responses": ["a"], "reference": {"x": 1}}),
+        "'reference'",
+    ),
 ]
 
 
@@ -168,7 +200,9 @@ def test_bad_lines_get_an_error_line_and_the_run_goes_on(
     tmp_path: Path, server: FakeOpenAI, capsys: pytest.CaptureFixture[str]
 ) -> None:
     src = tmp_path / "in.jsonl"
-    good = [json.dumps({"id": f"g{i}", "prompt": f"question-{i}", "responses": ["x"]}) for i in range(3)]
+    good = [
+        json.dumps({"id": f"g{i}", "prompt": f"question-{i}", "responses": ["x"]}) for i in range(3)
+    ]
     src.write_text("\n".join([good[0], *(b for b, _ in BAD_LINES), good[1], "", good[2]]) + "\n")
     out = tmp_path / "out.jsonl"
     code = judge_cli(tmp_path, server, str(src), "-o", str(out), "--model", "j")
@@ -186,8 +220,14 @@ def test_bad_lines_get_an_error_line_and_the_run_goes_on(
 
 def test_chat_message_prompts_are_accepted(tmp_path: Path, server: FakeOpenAI) -> None:
     src = tmp_path / "in.jsonl"
-    record = {"id": "chat", "responses": ["ok"], "prompt": [
-        {"role": "system", "content": "be brief"}, {"role": "user", "content": "question-7: hi"}]}
+    record = {
+        "id": "chat",
+        "responses": ["ok"],
+        "prompt": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "question-7: hi"},
+        ],
+    }
     src.write_text(json.dumps(record) + "\n")
     out = tmp_path / "out.jsonl"
     assert judge_cli(tmp_path, server, str(src), "-o", str(out), "--model", "j") == 0
@@ -213,13 +253,33 @@ def test_faults_end_scored_or_with_an_explicit_error(tmp_path: Path) -> None:
         text = body["messages"][-1]["content"]
         return "I refuse to give scores." if "question-3:" in text else spct_reply(body, index)
 
-    faults = [Fault.http(500), Fault.http(429, retry_after=0), Fault("garbage"), Fault.hang(),
-              Fault.http(503), Fault("empty_choices"), Fault("disconnect")]
+    faults = [
+        Fault.http(500),
+        Fault.http(429, retry_after=0),
+        Fault("garbage"),
+        Fault.hang(),
+        Fault.http(503),
+        Fault("empty_choices"),
+        Fault("disconnect"),
+    ]
     src = write_queries(tmp_path / "in.jsonl", 30)
     out = tmp_path / "out.jsonl"
     with FakeOpenAI(reply, faults=faults).run_in_thread() as fake:
-        code = judge_cli(tmp_path, fake, str(src), "-o", str(out), "--model", "j",
-                         "--timeout", "0.5", "--retries", "3", "--concurrency", "8")
+        code = judge_cli(
+            tmp_path,
+            fake,
+            str(src),
+            "-o",
+            str(out),
+            "--model",
+            "j",
+            "--timeout",
+            "0.5",
+            "--retries",
+            "3",
+            "--concurrency",
+            "8",
+        )
         assert fake.requests >= 30 + len(faults)  # every fault cost a retry
     lines = {line["id"]: line for line in read_lines(out)}
     assert sorted(lines) == sorted(f"q{i}" for i in range(30))
@@ -261,8 +321,18 @@ def test_unreachable_base_url_is_a_per_query_error(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
     src = write_queries(tmp_path / "in.jsonl", 3)
     out = tmp_path / "out.jsonl"
-    code = judge_cli(tmp_path, None, str(src), "-o", str(out), "--model", "j", "--retries", "0",
-                     base_url=f"http://127.0.0.1:{port}/v1")
+    code = judge_cli(
+        tmp_path,
+        None,
+        str(src),
+        "-o",
+        str(out),
+        "--model",
+        "j",
+        "--retries",
+        "0",
+        base_url=f"http://127.0.0.1:{port}/v1",
+    )
     assert code == 1
     lines = read_lines(out)
     assert len(lines) == 3 and all(line["error"] for line in lines)
@@ -284,8 +354,10 @@ def test_unreachable_base_url_is_a_per_query_error(tmp_path: Path) -> None:
         (["--model", "j", "--base-url", "u", "--no-cache", "--cache", "x"], "--no-cache"),
         (["--model", "j", "--base-url", "u", "--meta-rm", "/nonexistent/rm"], "--meta-rm"),
         (["--backend", "transformers", "--model", "m", "--base-url", "u"], "--base-url applies"),
-        (["--backend", "transformers", "--model", "m", "--transport", "aiohttp"],
-         "--transport applies"),
+        (
+            ["--backend", "transformers", "--model", "m", "--transport", "aiohttp"],
+            "--transport applies",
+        ),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(
@@ -300,8 +372,18 @@ def test_user_mistakes_exit_2_with_one_line(
 
 
 def test_missing_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["judge", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "o.jsonl"),
-                 "--model", "j", "--base-url", "http://127.0.0.1:9/v1"])
+    code = main(
+        [
+            "judge",
+            str(tmp_path / "nope.jsonl"),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "--model",
+            "j",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "input not found" in err[0]
 
@@ -311,8 +393,12 @@ def test_a_user_template_reaches_the_judge(tmp_path: Path, server: FakeOpenAI) -
     template.write_text("HOUSE RULES. Query: {query}\n{responses}\nEnd with Scores: \\boxed{{...}}")
     src = write_queries(tmp_path / "in.jsonl", 1)
     out = tmp_path / "out.jsonl"
-    assert judge_cli(tmp_path, server, str(src), "-o", str(out), "--model", "j",
-                     "--template", str(template)) == 0
+    assert (
+        judge_cli(
+            tmp_path, server, str(src), "-o", str(out), "--model", "j", "--template", str(template)
+        )
+        == 0
+    )
     assert "HOUSE RULES" in json.dumps(server.bodies[0]["messages"])
 
 
@@ -320,10 +406,34 @@ def test_principles_from_a_file_or_text(tmp_path: Path, server: FakeOpenAI) -> N
     src = write_queries(tmp_path / "in.jsonl", 1)
     rules = tmp_path / "rules.txt"
     rules.write_text("Prefer answers that cite a source.")
-    assert judge_cli(tmp_path, server, str(src), "-o", str(tmp_path / "a.jsonl"), "--model", "j",
-                     "--principles", str(rules)) == 0
-    assert judge_cli(tmp_path, server, str(src), "-o", str(tmp_path / "b.jsonl"), "--model", "j",
-                     "--principles", "Penalise hedging.") == 0
+    assert (
+        judge_cli(
+            tmp_path,
+            server,
+            str(src),
+            "-o",
+            str(tmp_path / "a.jsonl"),
+            "--model",
+            "j",
+            "--principles",
+            str(rules),
+        )
+        == 0
+    )
+    assert (
+        judge_cli(
+            tmp_path,
+            server,
+            str(src),
+            "-o",
+            str(tmp_path / "b.jsonl"),
+            "--model",
+            "j",
+            "--principles",
+            "Penalise hedging.",
+        )
+        == 0
+    )
     sent = [json.dumps(body["messages"]) for body in server.bodies]
     assert "cite a source" in sent[0] and "Penalise hedging." in sent[1]
 
@@ -337,8 +447,22 @@ def test_resume_after_sigkill_does_not_ask_again(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with FakeOpenAI(delay=0.03).run_in_thread() as fake:
-        cmd = [sys.executable, "-m", "rewardkit.cli.main", "judge", str(src), "-o", str(out),
-               "--model", "j", "--base-url", fake.base_url, "--concurrency", "8", "--no-progress"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "rewardkit.cli.main",
+            "judge",
+            str(src),
+            "-o",
+            str(out),
+            "--model",
+            "j",
+            "--base-url",
+            fake.base_url,
+            "--concurrency",
+            "8",
+            "--no-progress",
+        ]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # kill once part of the output is on disk
@@ -382,8 +506,18 @@ def test_progress_bar_reports_on_stderr(
     tmp_path: Path, server: FakeOpenAI, capsys: pytest.CaptureFixture[str]
 ) -> None:
     src = write_queries(tmp_path / "in.jsonl", 5)
-    code = main(["judge", str(src), "-o", str(tmp_path / "o.jsonl"), "--model", "j",
-                 "--base-url", server.base_url])
+    code = main(
+        [
+            "judge",
+            str(src),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "--model",
+            "j",
+            "--base-url",
+            server.base_url,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0
     assert "5/5" in err and "q/s" in err and "errors=0" in err
@@ -440,8 +574,21 @@ def test_remote_meta_rm_keeps_the_top_judgments(
     url, calls = meta_rm_server
     src = write_queries(tmp_path / "in.jsonl", 4)
     out = tmp_path / "out.jsonl"
-    code = judge_cli(tmp_path, server, str(src), "-o", str(out), "--model", "j", "--samples", "4",
-                     "--meta-rm", url, "--keep", "2")
+    code = judge_cli(
+        tmp_path,
+        server,
+        str(src),
+        "-o",
+        str(out),
+        "--model",
+        "j",
+        "--samples",
+        "4",
+        "--meta-rm",
+        url,
+        "--keep",
+        "2",
+    )
     assert code == 0
     assert calls and sum(calls) == 4 * 4  # every valid judgment was rated
     for line in read_lines(out):
@@ -470,17 +617,31 @@ def _tiny_llama(path: Path) -> Path:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     corpus = ["Scores: \\boxed{7, 3}. Response 1 is better.", "Specific Criteria: clarity."] * 20
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<pad>", "<s>", "<|im_end|>", "<|im_start|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>",
-                                        eos_token="<|im_end|>", pad_token="<pad>")
+    tok.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(
+            vocab_size=300,
+            special_tokens=["<pad>", "<s>", "<|im_end|>", "<|im_start|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="<|im_end|>", pad_token="<pad>"
+    )
     tokenizer.chat_template = CHAT_TEMPLATE
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
-                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-                         max_position_embeddings=8192, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=8192,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
@@ -494,8 +655,20 @@ def test_transformers_backend_form(tmp_path: Path, capsys: pytest.CaptureFixture
     model = _tiny_llama(tmp_path / "tiny")
     src = write_queries(tmp_path / "in.jsonl", 2)
     out = tmp_path / "out.jsonl"
-    args = [str(src), "-o", str(out), "--backend", "transformers", "--model", str(model),
-            "--max-tokens", "4", "--no-progress", "--cache", str(tmp_path / "c.sqlite")]
+    args = [
+        str(src),
+        "-o",
+        str(out),
+        "--backend",
+        "transformers",
+        "--model",
+        str(model),
+        "--max-tokens",
+        "4",
+        "--no-progress",
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+    ]
     code = main(["judge", *args])
     lines = read_lines(out)
     assert code == 1 and len(lines) == 2
@@ -521,9 +694,24 @@ def test_llama_cpp_backend_form(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     template = tmp_path / "short.txt"  # a short prompt: CPU time is scarce in CI
     template.write_text("Rate answers to {query}\n{responses}\nEnd with Scores: \\boxed{{...}}\n")
-    code = main(["judge", str(src), "-o", str(out), "--backend", "llama_cpp", "--model",
-                 "smollm2-135m", "--max-tokens", "16", "--no-progress", "--no-cache",
-                 "--template", str(template)])
+    code = main(
+        [
+            "judge",
+            str(src),
+            "-o",
+            str(out),
+            "--backend",
+            "llama_cpp",
+            "--model",
+            "smollm2-135m",
+            "--max-tokens",
+            "16",
+            "--no-progress",
+            "--no-cache",
+            "--template",
+            str(template),
+        ]
+    )
     lines = read_lines(out)
     assert code in (0, 1) and [x["id"] for x in lines] == ["q0"]
     for line in lines:  # a 135M model may or may not produce a verdict: scored or explicit error
@@ -532,18 +720,34 @@ def test_llama_cpp_backend_form(tmp_path: Path) -> None:
         assert line["judgments"][0]["text"] is not None
 
 
-def test_missing_local_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_local_model_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = write_queries(tmp_path / "in.jsonl", 1)
-    code = main(["judge", str(src), "-o", str(tmp_path / "o.jsonl"), "--backend", "llama_cpp",
-                 "--model", str(tmp_path / "missing.gguf"), "--no-progress"])
+    code = main(
+        [
+            "judge",
+            str(src),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "--backend",
+            "llama_cpp",
+            "--model",
+            str(tmp_path / "missing.gguf"),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("rewardkit judge: error:")
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [([], "-o/--output"), (["-o", "x", "--samples", "many"], "--samples"),
-     (["-o", "x", "--mode", "kind"], "--mode")],
+    [
+        ([], "-o/--output"),
+        (["-o", "x", "--samples", "many"], "--samples"),
+        (["-o", "x", "--mode", "kind"], "--mode"),
+    ],
 )
 def test_argument_errors_are_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
@@ -583,8 +787,20 @@ def test_removed_lean_transport_is_refused_in_one_line(
 ) -> None:
     src = write_queries(tmp_path / "in.jsonl", 1)
     with pytest.raises(SystemExit) as info:
-        main(["judge", str(src), "-o", str(tmp_path / "o.jsonl"), "--model", "j",
-              "--base-url", "http://127.0.0.1:9/v1", "--transport", "lean"])
+        main(
+            [
+                "judge",
+                str(src),
+                "-o",
+                str(tmp_path / "o.jsonl"),
+                "--model",
+                "j",
+                "--base-url",
+                "http://127.0.0.1:9/v1",
+                "--transport",
+                "lean",
+            ]
+        )
     err = capsys.readouterr().err.strip().splitlines()
     assert info.value.code == 2 and len(err) == 1
     assert "--transport: invalid choice: 'lean' (choose from 'auto', 'aiohttp')" in err[0]
@@ -607,8 +823,18 @@ def test_transport_flag_picks_the_http_client(
     monkeypatch.setattr(HTTPBackend, "__init__", spy)
     src = write_queries(tmp_path / "in.jsonl", 4)
     out = tmp_path / "out.jsonl"
-    code = judge_cli(tmp_path, server, str(src), "-o", str(out), "--model", "j", "--no-cache",
-                     "--transport", transport)
+    code = judge_cli(
+        tmp_path,
+        server,
+        str(src),
+        "-o",
+        str(out),
+        "--model",
+        "j",
+        "--no-cache",
+        "--transport",
+        transport,
+    )
     assert code == 0 and built == [transport]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 4 and all(row["error"] is None for row in rows)

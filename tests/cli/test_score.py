@@ -83,18 +83,40 @@ ROWS: list[dict[str, Any] | str] = [
 ]
 
 
-def test_happy_path_writes_one_line_per_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_happy_path_writes_one_line_per_sample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = write_jsonl(tmp_path / "in.jsonl", ROWS)
     out = tmp_path / "out.jsonl"
-    code = main(["score", str(src), "-o", str(out), "--reward", "test_cli_exact", "--arg", "strip=true", "--arg", "bonus=0.25"])
+    code = main(
+        [
+            "score",
+            str(src),
+            "-o",
+            str(out),
+            "--reward",
+            "test_cli_exact",
+            "--arg",
+            "strip=true",
+            "--arg",
+            "bonus=0.25",
+        ]
+    )
     assert code == 0
     lines = read_jsonl(out)
-    assert [line["id"] for line in lines] == ["a", "b", "3", "7"]  # input order; line number as default id
+    assert [line["id"] for line in lines] == [
+        "a",
+        "b",
+        "3",
+        "7",
+    ]  # input order; line number as default id
     got = {line["id"]: line for line in lines}
     assert got["a"]["reward"] == 1.0
     assert got["b"]["reward"] == 1.0  # strip=true parsed as a bool
     assert got["3"]["reward"] == 0.25  # bonus=0.25 parsed as a float
-    assert got["a"]["details"] == {"test_cli_exact": {"score": 1.0, "reason": "checked", "weight": 1.0}}
+    assert got["a"]["details"] == {
+        "test_cli_exact": {"score": 1.0, "reason": "checked", "weight": 1.0}
+    }
     assert got["7"]["reward"] is None
     assert got["7"]["reason"] == "test_cli_exact: no_reference"
     assert got["7"]["details"]["test_cli_exact"]["reason"] == "no_reference"
@@ -118,7 +140,13 @@ def test_spec_routes_by_fields_and_weights(tmp_path: Path) -> None:
     src = write_jsonl(
         tmp_path / "in.jsonl",
         [
-            {"id": "m1", "task": "math", "prompt": "p", "response": "<think>t</think>4", "reference": "<think>t</think>4"},
+            {
+                "id": "m1",
+                "task": "math",
+                "prompt": "p",
+                "response": "<think>t</think>4",
+                "reference": "<think>t</think>4",
+            },
             {"id": "m2", "task": "math", "prompt": "p", "response": "4", "reference": "5"},
             {"id": "c1", "task": "chat", "prompt": "p", "response": "<think>t</think>hi"},
         ],
@@ -133,7 +161,9 @@ def test_spec_routes_by_fields_and_weights(tmp_path: Path) -> None:
     assert set(got["m1"]["details"]) == {"test_cli_exact", "think_format"}
 
 
-def test_bad_lines_are_reported_with_line_numbers_and_do_not_stop_others(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_lines_are_reported_with_line_numbers_and_do_not_stop_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = write_jsonl(
         tmp_path / "in.jsonl",
         [
@@ -148,7 +178,10 @@ def test_bad_lines_are_reported_with_line_numbers_and_do_not_stop_others(tmp_pat
     )
     out = tmp_path / "out.jsonl"
     # Bad rows are error lines: the run finishes and exits 1 (rewardkit.cli._exit).
-    assert main(["score", str(src), "-o", str(out), "--reward", "test_cli_exact", "--chunk-size", "2"]) == 1
+    assert (
+        main(["score", str(src), "-o", str(out), "--reward", "test_cli_exact", "--chunk-size", "2"])
+        == 1
+    )
     got = by_id(out)
     assert got["ok1"]["reward"] == 1.0 and got["ok2"]["reward"] == 1.0
     assert got["2"]["line"] == 2 and "line 2: invalid JSON" in got["2"]["error"]
@@ -187,7 +220,9 @@ def test_duplicate_ids_keep_the_first_and_report_later_ones(tmp_path: Path) -> N
     assert len(read_jsonl(out)) == 4
 
 
-def test_resume_skips_done_ids_and_trims_a_half_written_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_skips_done_ids_and_trims_a_half_written_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rows = [{"id": f"s{i}", "prompt": "p", "response": "r", "reference": "r"} for i in range(6)]
     src = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"
@@ -197,8 +232,13 @@ def test_resume_skips_done_ids_and_trims_a_half_written_line(tmp_path: Path, cap
         {"id": "s0", "reward": 0.5, "details": {}},
         {"id": "s3", "reward": 0.5, "details": {}},
     ]
-    out.write_text("".join(json.dumps(d) + "\n" for d in done) + '{"id": "s1", "rew', encoding="utf-8")
-    assert main(["score", str(src), "-o", str(out), "--reward", "test_cli_exact", "--no-progress"]) == 0
+    out.write_text(
+        "".join(json.dumps(d) + "\n" for d in done) + '{"id": "s1", "rew', encoding="utf-8"
+    )
+    assert (
+        main(["score", str(src), "-o", str(out), "--reward", "test_cli_exact", "--no-progress"])
+        == 0
+    )
     got = by_id(out)  # parses every line: the half line is gone
     assert set(got) == {f"s{i}" for i in range(6)}
     assert got["s0"]["reward"] == 0.5 and got["s3"]["reward"] == 0.5  # not rescored
@@ -207,7 +247,9 @@ def test_resume_skips_done_ids_and_trims_a_half_written_line(tmp_path: Path, cap
     assert "4 scored, 0 unscored, 0 errors, 2 already done" in capsys.readouterr().err
 
 
-def test_interrupted_run_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_interrupted_run_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     rows = [{"id": f"s{i}", "prompt": "p", "response": "r", "reference": "r"} for i in range(5)]
     src = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"
@@ -234,7 +276,10 @@ def test_interrupted_run_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ("argv_tail", "message"),
     [
         (["--reward", "no_such_reward"], "unknown reward 'no_such_reward'"),
-        (["--reward", "overlong_penalty", "--arg", "max_length=10"], "bad options for reward 'overlong_penalty'"),
+        (
+            ["--reward", "overlong_penalty", "--arg", "max_length=10"],
+            "bad options for reward 'overlong_penalty'",
+        ),
         (["--reward", "test_cli_exact", "--arg", "strip"], "expected KEY=VALUE"),
         (["--reward", "test_cli_exact", "--chunk-size", "0"], "--chunk-size"),
         (["--spec", "{spec}", "--arg", "a=1"], "--arg applies to --reward"),
@@ -261,7 +306,19 @@ def test_usage_errors_exit_2_with_one_line(
 
 
 def test_missing_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["score", str(tmp_path / "none.jsonl"), "-o", str(tmp_path / "o.jsonl"), "--reward", "think_format"]) == 2
+    assert (
+        main(
+            [
+                "score",
+                str(tmp_path / "none.jsonl"),
+                "-o",
+                str(tmp_path / "o.jsonl"),
+                "--reward",
+                "think_format",
+            ]
+        )
+        == 2
+    )
     assert "input not found" in capsys.readouterr().err
 
 
@@ -276,9 +333,24 @@ def test_progress_bar_only_on_a_tty_and_not_with_no_progress(
 ) -> None:
     src = write_jsonl(tmp_path / "in.jsonl", ROWS)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    assert main(["score", str(src), "-o", str(tmp_path / "a.jsonl"), "--reward", "think_format"]) == 0
+    assert (
+        main(["score", str(src), "-o", str(tmp_path / "a.jsonl"), "--reward", "think_format"]) == 0
+    )
     assert "4/4" in capsys.readouterr().err  # tqdm drew a bar with the counted total
-    assert main(["score", str(src), "-o", str(tmp_path / "b.jsonl"), "--reward", "think_format", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                str(src),
+                "-o",
+                str(tmp_path / "b.jsonl"),
+                "--reward",
+                "think_format",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "4/4" not in capsys.readouterr().err
 
 
@@ -301,7 +373,10 @@ def test_parse_reward_args(pairs: list[str], expected: dict[str, Any]) -> None:
     assert parse_reward_args(pairs) == expected
 
 
-@pytest.mark.parametrize(("pairs", "match"), [(["novalue"], "KEY=VALUE"), (["=1"], "KEY=VALUE"), (["a=1", "a=2"], "twice")])
+@pytest.mark.parametrize(
+    ("pairs", "match"),
+    [(["novalue"], "KEY=VALUE"), (["=1"], "KEY=VALUE"), (["a=1", "a=2"], "twice")],
+)
 def test_parse_reward_args_errors(pairs: list[str], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         parse_reward_args(pairs)
@@ -311,12 +386,20 @@ def test_parquet_and_dataset_inputs(tmp_path: Path) -> None:
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
     datasets = pytest.importorskip("datasets")
-    rows = {"id": ["p1", "p2"], "prompt": ["q", "q"], "response": ["x", "y"], "reference": ["x", "x"]}
+    rows = {
+        "id": ["p1", "p2"],
+        "prompt": ["q", "q"],
+        "response": ["x", "y"],
+        "reference": ["x", "x"],
+    }
     pq.write_table(pa.table(rows), tmp_path / "in.parquet")
     datasets.Dataset.from_dict(rows).save_to_disk(str(tmp_path / "ds"))
     for source in ("in.parquet", "ds"):
         out = tmp_path / f"{source}.out.jsonl"
-        assert main(["score", str(tmp_path / source), "-o", str(out), "--reward", "test_cli_exact"]) == 0
+        assert (
+            main(["score", str(tmp_path / source), "-o", str(out), "--reward", "test_cli_exact"])
+            == 0
+        )
         assert {k: v["reward"] for k, v in by_id(out).items()} == {"p1": 1.0, "p2": 0.0}
 
 
@@ -336,7 +419,11 @@ def test_console_script_subprocess(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run(
         [str(script), "score", str(src), "-o", str(out), "--reward", "think_format"],
-        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
     )
     assert done.returncode == 1, done.stderr  # the "oops" row is an error line
     got = by_id(out)
@@ -349,7 +436,11 @@ def test_console_script_subprocess(tmp_path: Path) -> None:
     spec.write_text("[[rewards]]\nreward = 'think_format'\n[[rewards]]\nreward = 'think_format'\n")
     failed = subprocess.run(
         [str(script), "score", str(src), "-o", str(tmp_path / "o2.jsonl"), "--spec", str(spec)],
-        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
     )
     assert failed.returncode == 2
     assert "Traceback" not in failed.stderr
@@ -360,7 +451,9 @@ def test_console_script_subprocess(tmp_path: Path) -> None:
 EXAMPLES = REPO / "examples"
 
 
-def test_readme_command_scores_the_math_examples(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_readme_command_scores_the_math_examples(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # The README's first command: rewardkit score examples/math.jsonl -o scores.jsonl --reward math
     out = tmp_path / "scores.jsonl"
     assert main(["score", str(EXAMPLES / "math.jsonl"), "-o", str(out), "--reward", "math"]) == 0
@@ -368,9 +461,16 @@ def test_readme_command_scores_the_math_examples(tmp_path: Path, capsys: pytest.
     assert len(got) == 30
     assert all(line["reward"] in (0.0, 1.0) for line in got.values())  # every sample scored
     clear_cut = {
-        "eggs-right": 1.0, "eggs-wrong": 0.0, "pens-boxed": 1.0, "train-unit-slip": 0.0,
-        "cookies-selfcorrect": 1.0, "books-sign-wrong": 0.0, "ages-think-right": 1.0,
-        "ages-answered-son": 0.0, "water-ignored-drain": 0.0, "salary-monthly-only": 0.0,
+        "eggs-right": 1.0,
+        "eggs-wrong": 0.0,
+        "pens-boxed": 1.0,
+        "train-unit-slip": 0.0,
+        "cookies-selfcorrect": 1.0,
+        "books-sign-wrong": 0.0,
+        "ages-think-right": 1.0,
+        "ages-answered-son": 0.0,
+        "water-ignored-drain": 0.0,
+        "salary-monthly-only": 0.0,
     }
     assert {k: got[k]["reward"] for k in clear_cut} == clear_cut
     assert "30 scored, 0 unscored, 0 errors" in capsys.readouterr().err
@@ -378,7 +478,16 @@ def test_readme_command_scores_the_math_examples(tmp_path: Path, capsys: pytest.
 
 def test_mixed_example_routes_by_task(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "mixed.jsonl"
-    code = main(["score", str(EXAMPLES / "mixed.jsonl"), "-o", str(out), "--spec", str(EXAMPLES / "spec.yaml")])
+    code = main(
+        [
+            "score",
+            str(EXAMPLES / "mixed.jsonl"),
+            "-o",
+            str(out),
+            "--spec",
+            str(EXAMPLES / "spec.yaml"),
+        ]
+    )
     err = capsys.readouterr().err
     if code == 2 and "isolat" in err.lower():
         pytest.skip(f"this host cannot sandbox code: {err.strip()}")
@@ -425,7 +534,9 @@ def test_made_up_keys_never_take_an_id_of_the_input(tmp_path: Path) -> None:
     ]
     src = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"
-    assert main(["score", str(src), "-o", str(out), "--reward", "test_cli_exact"]) == 1  # error lines
+    assert (
+        main(["score", str(src), "-o", str(out), "--reward", "test_cli_exact"]) == 1
+    )  # error lines
     got = by_id(out)  # asserts one line per id
     assert len(got) == len(rows)
     # Every id given in the input is kept as given and scored.
@@ -472,9 +583,21 @@ def test_ctrl_c_during_worker_start_up_prints_no_traceback(tmp_path: Path) -> No
     out = tmp_path / "out.jsonl"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rewardkit.cli.main", "score", str(src), "-o", str(out),
-         "--reward", "math", "--no-progress"],
-        stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "rewardkit.cli.main",
+            "score",
+            str(src),
+            "-o",
+            str(out),
+            "--reward",
+            "math",
+            "--no-progress",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 60

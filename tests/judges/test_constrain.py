@@ -93,7 +93,9 @@ async def test_the_cache_and_the_real_llama_cpp_class_carry_the_capability(tmp_p
     from rewardkit.backends.llama_cpp import LlamaCppBackend as RealLlamaCpp
     from rewardkit.store import CachedBackend, JudgeCache
 
-    assert "grammar" in RealLlamaCpp.constraint_kinds and "regex" not in RealLlamaCpp.constraint_kinds
+    assert (
+        "grammar" in RealLlamaCpp.constraint_kinds and "regex" not in RealLlamaCpp.constraint_kinds
+    )
     inner = LlamaCppBackend(["Scores: \\boxed{5}"])
     cache = JudgeCache(tmp_path / "c.sqlite")
     try:

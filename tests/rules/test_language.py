@@ -133,8 +133,17 @@ def test_japanese_kanji_only_sentence_follows_the_text() -> None:
 
 @pytest.mark.parametrize(
     ("code", "expected"),
-    [("en", "en"), ("en-US", "en"), ("EN_gb", "en"), ("zh-Hans-CN", "zh"), ("Chinese", "zh"),
-     ("japanese", "ja"), ("pt-BR", "pt"), ("iw", "he"), ("ko-KR", "ko")],
+    [
+        ("en", "en"),
+        ("en-US", "en"),
+        ("EN_gb", "en"),
+        ("zh-Hans-CN", "zh"),
+        ("Chinese", "zh"),
+        ("japanese", "ja"),
+        ("pt-BR", "pt"),
+        ("iw", "he"),
+        ("ko-KR", "ko"),
+    ],
 )
 def test_normalize_language(code: str, expected: str) -> None:
     assert normalize_language(code) == expected

@@ -48,7 +48,9 @@ def test_overlong_penalty_curve(length: int, factor: float, expected: float) -> 
         ("words", "aaaaaaaaaaaaaaaaaaaaaa", 1, 0.0, "ok"),
     ],
 )
-def test_overlong_reward_units(unit: str, response: str, length: int, value: float, reason: str) -> None:
+def test_overlong_reward_units(
+    unit: str, response: str, length: int, value: float, reason: str
+) -> None:
     reward = OverlongPenaltyReward(max_length=10, buffer_length=2, unit=unit)  # type: ignore[arg-type]
     result = reward.score(Sample(prompt="", response=response))
     assert isinstance(result, Score)
@@ -98,12 +100,18 @@ def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
     path = tmp_path_factory.mktemp("tok")
-    transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(path)
+    transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(
+        path
+    )
     return path
 
 
-def test_overlong_loads_a_tokenizer_by_path_lazily_and_pickles_without_it(tiny_tokenizer_dir: Path) -> None:
-    reward = build_reward("overlong_penalty", max_length=4, buffer_length=2, tokenizer=str(tiny_tokenizer_dir))
+def test_overlong_loads_a_tokenizer_by_path_lazily_and_pickles_without_it(
+    tiny_tokenizer_dir: Path,
+) -> None:
+    reward = build_reward(
+        "overlong_penalty", max_length=4, buffer_length=2, tokenizer=str(tiny_tokenizer_dir)
+    )
     assert isinstance(reward, OverlongPenaltyReward)
     assert reward._tokenizer is None  # nothing loaded until the first score
     # "the answer is 4 , really" -> 6 whitespace/punctuation tokens under the tiny vocab
@@ -166,7 +174,10 @@ def test_repetition_reward_class() -> None:
 def test_penalties_pass_the_scorer_range_check() -> None:
     spec = {
         "rewards": [
-            {"reward": "overlong_penalty", "args": {"max_length": 10, "buffer_length": 5, "penalty_factor": 3}},
+            {
+                "reward": "overlong_penalty",
+                "args": {"max_length": 10, "buffer_length": 5, "penalty_factor": 3},
+            },
             {"reward": "repetition_penalty", "args": {"ngram_size": 1, "max_penalty": -2}},
         ]
     }

@@ -79,7 +79,11 @@ def test_answer_part_is_what_follows_the_think_block() -> None:
 
 
 def test_extraction_is_linear_on_pathological_text() -> None:
-    for text in ("\\boxed{" * 10_000 + "1" + "}" * 10_000, "{" * 200_000 + "}" * 200_000, "7" * 1_000_000):
+    for text in (
+        "\\boxed{" * 10_000 + "1" + "}" * 10_000,
+        "{" * 200_000 + "}" * 200_000,
+        "7" * 1_000_000,
+    ):
         start = time.monotonic()
         extract_answer("The answer is " + text)
         assert time.monotonic() - start < 1.0
@@ -90,8 +94,11 @@ def test_extraction_is_linear_on_pathological_text() -> None:
 # (response, reference, expected score or reason)
 SCORED: list[tuple[str, object, object]] = [
     # GSM8K: full reference solutions, "#### N", bare numbers
-    ("Janet sells 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 2 = $18.\n#### 18",
-     "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.\n#### 18", 1.0),
+    (
+        "Janet sells 16 - 3 - 4 = 9 eggs.\nShe makes 9 * 2 = $18.\n#### 18",
+        "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.\n#### 18",
+        1.0,
+    ),
     ("The answer is 19.", "#### 18", 0.0),
     ("So she earns \\$1,600 per month. The answer is 1,600.", "1600", 1.0),
     ("The answer is 1600", "#### 1,600", 1.0),
@@ -219,8 +226,12 @@ def test_results_carry_their_reasons_and_details(reward: MathReward) -> None:
             Sample("", "The answer is 3.", None),
         ]
     )
-    assert right == Score(1.0, "correct", {"answer": "18", "extracted_by": "boxed", "reference": "18"})
-    assert wrong == Score(0.0, "wrong", {"answer": "17", "extracted_by": "answer_is", "reference": "18"})
+    assert right == Score(
+        1.0, "correct", {"answer": "18", "extracted_by": "boxed", "reference": "18"}
+    )
+    assert wrong == Score(
+        0.0, "wrong", {"answer": "17", "extracted_by": "answer_is", "reference": "18"}
+    )
     assert isinstance(hedged, Score) and hedged.reason == "hedged"
     assert hedged.details["alternatives"] == ["12", "13"]
     assert isinstance(unscored, Unscored) and unscored.reason == "bad_reference"
@@ -351,7 +362,11 @@ def test_gsm8k_reference_answers_score_one_and_wrong_numbers_zero(reward: MathRe
         samples += [
             Sample(row["question"], answer, row["answer"]),  # the bare answer text
             Sample(row["question"], row["answer"], row["answer"]),  # the whole worked solution
-            Sample(row["question"], f"Let me compute.\nThe answer is \\boxed{{{wrong}}}.", row["answer"]),
+            Sample(
+                row["question"],
+                f"Let me compute.\nThe answer is \\boxed{{{wrong}}}.",
+                row["answer"],
+            ),
         ]
     results = reward.score_batch(samples)
     assert [_outcome(r) for r in results] == [1.0, 1.0, 0.0] * len(rows)

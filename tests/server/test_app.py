@@ -59,7 +59,11 @@ def test_get_reward_openrlhf_shape_with_special_tokens(exact_scorer: CountingSco
 def test_get_reward_fill_value_for_unscored(exact_scorer: CountingScorer) -> None:
     resp = client(exact_scorer, fill_value=-1.0).post(
         "/get_reward",
-        json={"query": ["Q A", "Q B", "Q BOOM"], "prompts": ["Q", "Q", "Q"], "labels": ["A", None, "A"]},
+        json={
+            "query": ["Q A", "Q B", "Q BOOM"],
+            "prompts": ["Q", "Q", "Q"],
+            "labels": ["A", None, "A"],
+        },
     )
     body = resp.json()
     # One scored, one without a reference, one whose reward raised: the batch still answers.
@@ -70,7 +74,9 @@ def test_get_reward_fill_value_for_unscored(exact_scorer: CountingScorer) -> Non
 
 def test_get_reward_without_prompts_uses_assistant_marker(exact_scorer: CountingScorer) -> None:
     query = CHATML.format(q="say hi") + "hi<|im_end|>"
-    body = client(exact_scorer).post("/get_reward", json={"query": [query], "labels": ["hi"]}).json()
+    body = (
+        client(exact_scorer).post("/get_reward", json={"query": [query], "labels": ["hi"]}).json()
+    )
     assert body["rewards"] == [1.0]
 
 
@@ -99,7 +105,12 @@ def test_native_endpoint_single_and_group(exact_scorer: CountingScorer) -> None:
         json={
             "samples": [
                 {"id": "a", "prompt": "2+2?", "response": "4", "reference": "4", "task": "math"},
-                {"id": 7, "prompt": [{"role": "user", "content": "1+1?"}], "responses": ["2", "3", "BOOM"], "reference": 2},
+                {
+                    "id": 7,
+                    "prompt": [{"role": "user", "content": "1+1?"}],
+                    "responses": ["2", "3", "BOOM"],
+                    "reference": 2,
+                },
                 {"prompt": "no ref", "response": "x"},
             ]
         },
@@ -109,7 +120,11 @@ def test_native_endpoint_single_and_group(exact_scorer: CountingScorer) -> None:
     first, group, third = body["results"]
     assert first["id"] == "a"
     assert first["reward"] == 1.0 and first["reason"] is None
-    assert first["details"]["server_test_exact"] == {"score": 1.0, "reason": "checked", "weight": 1.0}
+    assert first["details"]["server_test_exact"] == {
+        "score": 1.0,
+        "reason": "checked",
+        "weight": 1.0,
+    }
     assert group["id"] == 7
     assert [r["reward"] for r in group["responses"]] == [1.0, 0.0, None]
     assert "error" in group["responses"][2]["reason"]
@@ -145,10 +160,14 @@ AUTH_CASES = [
 
 
 @pytest.mark.parametrize(("headers", "path", "status"), AUTH_CASES)
-def test_token_auth(exact_scorer: CountingScorer, headers: dict[str, str], path: str, status: int) -> None:
+def test_token_auth(
+    exact_scorer: CountingScorer, headers: dict[str, str], path: str, status: int
+) -> None:
     c = client(exact_scorer, token=TOKEN)
     if path == "/get_reward":
-        resp = c.post(path, json={"query": ["Q A"], "prompts": ["Q"], "labels": ["A"]}, headers=headers)
+        resp = c.post(
+            path, json={"query": ["Q A"], "prompts": ["Q"], "labels": ["A"]}, headers=headers
+        )
     else:
         resp = c.get(path, headers=headers)
     assert resp.status_code == status
@@ -193,12 +212,20 @@ BAD_BODIES = [
     ("/get_reward", b"", "body is empty"),
     ("/get_reward", b"[1, 2]", "body"),
     ("/get_reward", b'{"query": "one string"}', "body.query"),
-    ("/get_reward", b'{"query": ["a", "b"], "prompts": ["a"]}', "'prompts' has 1 items but 'query' has 2"),
+    (
+        "/get_reward",
+        b'{"query": ["a", "b"], "prompts": ["a"]}',
+        "'prompts' has 1 items but 'query' has 2",
+    ),
     ("/get_reward", b'{"query": ["a"], "labels": []}', "'labels' has 0 items"),
     ("/get_reward", b'{"query": ["a"], "surprise": 1}', "body.surprise"),
     ("/v1/rewards", b'{"samples": [{"prompt": "p"}]}', "exactly one of 'response'"),
     ("/v1/rewards", b'{"samples": [{"response": "a", "responses": ["b"]}]}', "exactly one of"),
-    ("/v1/rewards", b'{"samples": [{"response": "a"}, {"response": 3}]}', "body.samples.1.response"),
+    (
+        "/v1/rewards",
+        b'{"samples": [{"response": "a"}, {"response": 3}]}',
+        "body.samples.1.response",
+    ),
     ("/v1/rewards", b'{"samples": [{"responses": []}]}', "body.samples.0.responses"),
     ("/v1/rewards", b'{"sample": []}', "body.samples"),
     ("/v1/rewards", b"\xff\xfe\x00", "not valid JSON"),
@@ -206,8 +233,12 @@ BAD_BODIES = [
 
 
 @pytest.mark.parametrize(("path", "raw", "expected"), BAD_BODIES)
-def test_bad_input_is_422_with_field(exact_scorer: CountingScorer, path: str, raw: bytes, expected: str) -> None:
-    resp = client(exact_scorer).post(path, content=raw, headers={"content-type": "application/json"})
+def test_bad_input_is_422_with_field(
+    exact_scorer: CountingScorer, path: str, raw: bytes, expected: str
+) -> None:
+    resp = client(exact_scorer).post(
+        path, content=raw, headers={"content-type": "application/json"}
+    )
     assert resp.status_code == 422, resp.text
     body = resp.json()
     assert body["error"] == "invalid_request"
@@ -222,12 +253,19 @@ def test_non_json_content_type_hint(exact_scorer: CountingScorer) -> None:
 
 
 def test_metrics_counters_move(make_scorer: MakeScorer) -> None:
-    spec = {"rewards": [{"reward": "server_test_exact", "name": "exact"}, {"reward": "server_test_judge", "name": "grm"}],
-            "on_unscored": "skip"}
+    spec = {
+        "rewards": [
+            {"reward": "server_test_exact", "name": "exact"},
+            {"reward": "server_test_judge", "name": "grm"},
+        ],
+        "on_unscored": "skip",
+    }
     c = client(make_scorer(spec))
     before = c.get("/metrics").text
     assert metric(before, "rewardkit_samples_total", endpoint="/get_reward") == 0
-    c.post("/get_reward", json={"query": ["Q A", "Q B"], "prompts": ["Q", "Q"], "labels": ["A", None]})
+    c.post(
+        "/get_reward", json={"query": ["Q A", "Q B"], "prompts": ["Q", "Q"], "labels": ["A", None]}
+    )
     c.post("/v1/rewards", json={"samples": [{"response": "A", "reference": "A"}]})
     c.post("/get_reward", content=b"{", headers={"content-type": "application/json"})
     text = c.get("/metrics").text
@@ -238,7 +276,9 @@ def test_metrics_counters_move(make_scorer: MakeScorer) -> None:
     assert metric(text, "rewardkit_samples_total", endpoint="/v1/rewards") == 1
     # Sample 2 has no reference and the judge fails everywhere: with on_unscored=skip only it is unscored.
     assert metric(text, "rewardkit_unscored_total", endpoint="/get_reward") == 1
-    assert metric(text, "rewardkit_reward_unscored_total", reward="exact", reason="no_reference") == 1
+    assert (
+        metric(text, "rewardkit_reward_unscored_total", reward="exact", reason="no_reference") == 1
+    )
     assert metric(text, "rewardkit_judge_errors_total", reward="grm", reason="backend_error") == 3
     assert metric(text, "rewardkit_request_duration_seconds_count", endpoint="/get_reward") == 2
     assert metric(text, "rewardkit_batches_total") == 2
@@ -254,7 +294,11 @@ async def test_concurrent_requests_share_batches(make_scorer: MakeScorer) -> Non
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
 
         async def one(i: int) -> list[float]:
-            payload = {"query": [f"Q {i}", f"Q {i + 1}"], "prompts": ["Q", "Q"], "labels": [str(i), str(i)]}
+            payload = {
+                "query": [f"Q {i}", f"Q {i + 1}"],
+                "prompts": ["Q", "Q"],
+                "labels": [str(i), str(i)],
+            }
             resp = await http.post("/get_reward", json=payload)
             return resp.json()["rewards"]
 
@@ -267,10 +311,14 @@ async def test_concurrent_requests_share_batches(make_scorer: MakeScorer) -> Non
 
 async def test_batches_bounded_by_max_samples(make_scorer: MakeScorer) -> None:
     scorer = make_scorer(delay=0.05)
-    app = create_app(scorer, ServerConfig(batch_window_s=0.05, batch_max_samples=4, max_inflight_batches=1))
+    app = create_app(
+        scorer, ServerConfig(batch_window_s=0.05, batch_max_samples=4, max_inflight_batches=1)
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        payload = {"samples": [{"response": "a", "reference": "a"}, {"response": "b", "reference": "a"}]}
+        payload = {
+            "samples": [{"response": "a", "reference": "a"}, {"response": "b", "reference": "a"}]
+        }
         bodies = await asyncio.gather(*(http.post("/v1/rewards", json=payload) for _ in range(6)))
     assert all(b.json()["scored"] == 2 for b in bodies)
     assert sum(scorer.calls) == 12
@@ -290,4 +338,12 @@ def test_routing_errors_use_error_shape(
     assert resp.status_code == status
     assert resp.json()["error"] == code
     endpoint = path if path == "/get_reward" else "other"  # unknown paths share one label
-    assert metric(c.get("/metrics").text, "rewardkit_requests_total", endpoint=endpoint, status=str(status)) == 1
+    assert (
+        metric(
+            c.get("/metrics").text,
+            "rewardkit_requests_total",
+            endpoint=endpoint,
+            status=str(status),
+        )
+        == 1
+    )

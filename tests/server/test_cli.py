@@ -21,15 +21,25 @@ from rewardkit.server.config import ServerConfig, is_loopback
 
 @pytest.mark.parametrize(
     ("host", "loopback"),
-    [("127.0.0.1", True), ("127.0.0.5", True), ("::1", True), ("[::1]", True), ("localhost", True),
-     ("0.0.0.0", False), ("::", False), ("10.1.2.3", False), ("example.com", False)],
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.5", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.1.2.3", False),
+        ("example.com", False),
+    ],
 )
 def test_is_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
 
 
 @pytest.mark.parametrize(
-    "options", [{"token": " "}, {"max_batch": 0}, {"batch_window_s": -1}, {"fill_value": float("nan")}]
+    "options",
+    [{"token": " "}, {"max_batch": 0}, {"batch_window_s": -1}, {"fill_value": float("nan")}],
 )
 def test_server_config_rejects(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
@@ -46,17 +56,23 @@ def fake_uvicorn(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     return runs
 
 
-def test_serve_public_host_without_token_warns(fake_uvicorn: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_public_host_without_token_warns(
+    fake_uvicorn: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["serve", "--reward", "think_format", "--host", "0.0.0.0", "--port", "5123"]) == 0
     assert fake_uvicorn[0]["host"] == "0.0.0.0" and fake_uvicorn[0]["port"] == 5123
     assert "without a token" in capsys.readouterr().err
 
 
 def test_serve_token_from_env_no_warning(
-    fake_uvicorn: list[dict[str, Any]], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    fake_uvicorn: list[dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("REWARDKIT_TOKEN", "abc")
-    assert main(["serve", "--reward", "think_format", "--host", "0.0.0.0", "--max-body-mb", "2"]) == 0
+    assert (
+        main(["serve", "--reward", "think_format", "--host", "0.0.0.0", "--max-body-mb", "2"]) == 0
+    )
     service = fake_uvicorn[0]["app"].state.service
     assert service.config.token == "abc"
     assert service.config.max_body_bytes == 2 * 2**20
@@ -83,7 +99,10 @@ def test_serve_default_host_is_loopback(fake_uvicorn: list[dict[str, Any]]) -> N
     ],
 )
 def test_serve_user_errors_are_one_line(
-    fake_uvicorn: list[dict[str, Any]], capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+    fake_uvicorn: list[dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
 ) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -104,8 +123,18 @@ def test_real_server_subprocess(tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "REWARDKIT_TOKEN": "tok"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rewardkit.cli.main", "serve", "--spec", str(spec), "--port", str(port),
-         "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "rewardkit.cli.main",
+            "serve",
+            "--spec",
+            str(spec),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -130,7 +159,9 @@ def test_real_server_subprocess(tmp_path: Path) -> None:
             "labels": [None, None],
         }
         assert httpx.post(f"{base}/get_reward", json=payload, timeout=10).status_code == 401
-        resp = httpx.post(f"{base}/get_reward", json=payload, headers={"Authorization": "Bearer tok"}, timeout=10)
+        resp = httpx.post(
+            f"{base}/get_reward", json=payload, headers={"Authorization": "Bearer tok"}, timeout=10
+        )
         assert resp.status_code == 200
         assert resp.json()["rewards"] == [2.0, 0.0]
     finally:

@@ -22,7 +22,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "judge": ("rewardkit.cli.judge", "score responses with an SPCT-style LLM judge"),
     "serve": ("rewardkit.cli.serve", "serve rewards over HTTP (OpenRLHF protocol and native)"),
     "train": ("rewardkit.cli.train", "train a policy with GRPO on rewardkit rewards"),
-    "sample": ("rewardkit.cli.sample", "rejection-sample a policy: SFT data, acceptance and pass@k"),
+    "sample": (
+        "rewardkit.cli.sample",
+        "rejection-sample a policy: SFT data, acceptance and pass@k",
+    ),
     "spct": ("rewardkit.cli.spct", "SPCT judge training data: rejective fine-tuning (rft)"),
     "rewards": ("rewardkit.cli.rewards", "list the registered rewards"),
     "eval": ("rewardkit.cli.eval", "measure a judge on labelled preference data; probe its biases"),
@@ -65,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rewardkit {command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"rewardkit {command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        print(
+            f"rewardkit {command}: interrupted; rerun the same command to resume", file=sys.stderr
+        )
         return 130
 
 

@@ -98,7 +98,9 @@ class ForkServer:
                 pid = int(self.conn.recv_bytes())
         except (EOFError, OSError, ValueError) as exc:
             ours.close()
-            raise WorkerCrashed(f"the deadline pool's fork server failed ({type(exc).__name__})") from exc
+            raise WorkerCrashed(
+                f"the deadline pool's fork server failed ({type(exc).__name__})"
+            ) from exc
         finally:
             theirs.close()
         return ForkedWorker(Connection(ours.detach()), pid)

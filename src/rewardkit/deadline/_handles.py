@@ -32,7 +32,9 @@ class Worker:
         try:
             message = self.conn.recv_bytes()
         except EOFError as exc:
-            raise WorkerCrashed("a deadline worker died while starting (its error is on stderr)") from exc
+            raise WorkerCrashed(
+                "a deadline worker died while starting (its error is on stderr)"
+            ) from exc
         self.on_ready(message)
 
     def on_ready(self, message: bytes) -> None:

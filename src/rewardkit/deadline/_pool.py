@@ -60,16 +60,23 @@ class DeadlinePool:
         self._requested = (workers, start_method)  # pickled: the new process resolves them
         if start_method is None:  # the fork server needs os.fork (not on Windows)
             start_method = "forkserver" if hasattr(os, "fork") else "spawn"
-        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        if workers is not None and (
+            isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+        ):
             raise ConfigError(f"workers must be a positive integer or None, got {workers!r}")
         if start_method not in get_args(StartMethod):
             raise ConfigError(
                 f"start_method must be one of {', '.join(get_args(StartMethod))}, got {start_method!r}"
             )
-        if start_method != "forkserver" and start_method not in multiprocessing.get_all_start_methods():
+        if (
+            start_method != "forkserver"
+            and start_method not in multiprocessing.get_all_start_methods()
+        ):
             raise ConfigError(f"start method {start_method!r} is not available on this platform")
         if start_method == "forkserver" and not hasattr(os, "fork"):
-            raise ConfigError("start method 'forkserver' needs os.fork; use 'spawn' on this platform")
+            raise ConfigError(
+                "start method 'forkserver' needs os.fork; use 'spawn' on this platform"
+            )
         self.workers = workers or _default_workers()
         self.start_method: StartMethod = start_method
         self.preload: tuple[str, ...] = tuple(dict.fromkeys(preload))
@@ -174,12 +181,16 @@ class DeadlinePool:
         with self._cond:
             self._live.discard(worker)
 
-    def _request(self, fn: Callable[..., Any], kwargs: dict[str, Any], batch: list[tuple[Any, ...]]) -> bytes:
+    def _request(
+        self, fn: Callable[..., Any], kwargs: dict[str, Any], batch: list[tuple[Any, ...]]
+    ) -> bytes:
         return pickle.dumps((self.preload, fn, kwargs, batch), PROTOCOL)
 
     # -- run --------------------------------------------------------------------------------
 
-    def run(self, fn: Callable[..., T], /, *args: Any, timeout: float | None = 1.0, **kwargs: Any) -> T:
+    def run(
+        self, fn: Callable[..., T], /, *args: Any, timeout: float | None = 1.0, **kwargs: Any
+    ) -> T:
         """Call `fn(*args, **kwargs)` in a worker and return its value.
 
         Raises `DeadlineExceeded` when it runs longer than `timeout` seconds (None: no
@@ -260,9 +271,13 @@ class DeadlinePool:
         elif isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
             raise ConfigError(f"chunksize must be a positive integer, got {chunksize!r}")
         results: list[Outcome[T] | None] = [None] * len(items)
-        pending = deque(list(range(i, min(i + chunksize, len(items)))) for i in range(0, len(items), chunksize))
+        pending = deque(
+            list(range(i, min(i + chunksize, len(items)))) for i in range(0, len(items), chunksize)
+        )
         MapRun(self, fn, items, results, pending, timeout).drive()
-        return [r if r is not None else Outcome(error=RuntimeError("item was not run")) for r in results]
+        return [
+            r if r is not None else Outcome(error=RuntimeError("item was not run")) for r in results
+        ]
 
     # -- lifecycle --------------------------------------------------------------------------
 

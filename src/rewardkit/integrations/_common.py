@@ -137,4 +137,3 @@ def score_batch(
     if use_async:
         return run_sync(scorer.ascore(samples))
     return scorer.score(samples)
-

@@ -203,7 +203,13 @@ class JudgeReward(Reward):
 
 # Backend options the judge knows by name; anything else passes to `build_backend` as is.
 _BACKEND_OPTIONS = {
-    "base_url", "model", "concurrency", "timeout", "max_retries", "api_key", "transport"
+    "base_url",
+    "model",
+    "concurrency",
+    "timeout",
+    "max_retries",
+    "api_key",
+    "transport",
 }
 _REWARD_OPTIONS = {"group_by_prompt", "normalize", "meta_rm", "template_file", "backend_options"}
 

@@ -211,7 +211,9 @@ class PromptBuilder:
         self, query: str, shown: Sequence[str], nonce: str, reference: str | None = None
     ) -> str:
         """The user message for one request; `shown` are raw responses in display order."""
-        return self.render_views(query, [response_view(text, self.view) for text in shown], nonce, reference)
+        return self.render_views(
+            query, [response_view(text, self.view) for text in shown], nonce, reference
+        )
 
     def render_views(
         self, query: str, views: Sequence[str], nonce: str, reference: str | None = None

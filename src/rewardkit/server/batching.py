@@ -133,7 +133,9 @@ class MicroBatcher(Generic[T, R]):
         try:
             results = await self._score(items)
             if len(results) != len(items):
-                raise RuntimeError(f"scorer returned {len(results)} results for {len(items)} samples")
+                raise RuntimeError(
+                    f"scorer returned {len(results)} results for {len(items)} samples"
+                )
         except Exception as exc:
             results = self._on_error(items, exc)
         if self._on_batch is not None:

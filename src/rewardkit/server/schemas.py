@@ -96,7 +96,12 @@ class NativeSample(BaseModel):
 
     def to_samples(self, number: int) -> list[Sample]:
         """One `Sample` per response; `number` (1-based) stands in for a missing id."""
-        record = {**(self.model_extra or {}), "prompt": self.prompt, "reference": self.reference, "id": self.id}
+        record = {
+            **(self.model_extra or {}),
+            "prompt": self.prompt,
+            "reference": self.reference,
+            "id": self.id,
+        }
         texts = [self.response] if self.responses is None else self.responses
         # The same conversion as input files get: chat prompts, fields for routing.
         return [sample_from_record({**record, "response": text}, number) for text in texts]
