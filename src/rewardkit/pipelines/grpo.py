@@ -39,12 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from rewardkit.errors import ConfigError, InputError, MissingDependencyError
 from rewardkit.integrations.trl import AsyncRewardFunc, RewardFunc, reward_funcs
 from rewardkit.io import iter_rows
+from rewardkit.pipelines._config import load_config, local_path
 from rewardkit.pipelines.audit.config import AuditConfig, resolve_reward_spec
 from rewardkit.scoring import RewardReport
 from rewardkit.spec import RewardSpec, load_spec
@@ -130,22 +130,7 @@ class GRPORunConfig(BaseModel):
 def load_run_config(path: str | Path) -> GRPORunConfig:
     """Read and validate a run config; relative paths are resolved against its folder."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with model, dataset, reward, output_dir")
-    try:
-        config = GRPORunConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{path}: invalid config: {problems}") from exc
+    config, base = load_config(path, GRPORunConfig, "model, dataset, reward, output_dir")
     if isinstance(config.reward, dict):
         try:
             load_spec(config.reward)
@@ -156,13 +141,12 @@ def load_run_config(path: str | Path) -> GRPORunConfig:
             load_spec(config.audit.gold)
         except ConfigError as exc:
             raise ConfigError(f"{path}: audit.gold: {exc}") from exc
-    return _resolve_paths(config, path.resolve().parent)
+    return _resolve_paths(config, base)
 
 
 def _resolve_paths(config: GRPORunConfig, base: Path) -> GRPORunConfig:
     def local(value: str) -> str:
-        candidate = base / value
-        return str(candidate) if not Path(value).is_absolute() and candidate.exists() else value
+        return local_path(base, value)
 
     reward = config.reward
     if isinstance(reward, str) and not Path(reward).is_absolute():

@@ -37,11 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from rewardkit.errors import ConfigError, InputError, MissingDependencyError
 from rewardkit.io import iter_rows
+from rewardkit.pipelines._config import load_config, local_path, output_path
 
 __all__ = ["SFTDatasetConfig", "SFTRunConfig", "SFTRunResult", "load_sft_config", "train_sft"]
 
@@ -83,35 +83,14 @@ class SFTRunConfig(BaseModel):
 
 def load_sft_config(path: str | Path) -> SFTRunConfig:
     """Read and validate a run config; relative paths are resolved against its folder."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with model, dataset, output_dir")
-    try:
-        config = SFTRunConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{path}: invalid config: {problems}") from exc
-    base = path.resolve().parent
-
-    def local(value: str) -> str:
-        candidate = base / value
-        return str(candidate) if not Path(value).is_absolute() and candidate.exists() else value
-
-    output_dir = config.output_dir
-    if not Path(output_dir).is_absolute():
-        output_dir = str(base / output_dir)
-    dataset = config.dataset.model_copy(update={"path": local(config.dataset.path)})
+    config, base = load_config(path, SFTRunConfig, "model, dataset, output_dir")
+    dataset = config.dataset.model_copy(update={"path": local_path(base, config.dataset.path)})
     return config.model_copy(
-        update={"model": local(config.model), "dataset": dataset, "output_dir": output_dir}
+        update={
+            "model": local_path(base, config.model),
+            "dataset": dataset,
+            "output_dir": output_path(base, config.output_dir),
+        }
     )
 
 

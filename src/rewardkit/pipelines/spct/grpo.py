@@ -26,8 +26,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardkit.errors import ConfigError
+from rewardkit.pipelines._config import load_config, local_path, output_path
 from rewardkit.pipelines.grpo import DatasetConfig, GRPORunConfig, GRPORunResult, SamplesConfig
-from rewardkit.pipelines.spct._config import load_config, local_path, output_path
 
 __all__ = ["SPCT_BETA", "JudgeGRPOConfig", "load_judge_grpo_config", "train_judge_grpo"]
 

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rewardkit.errors import InputError
 from rewardkit.judges.meta_rm import MetaRMRecord, read_meta_records
 from rewardkit.judges.templates import make_nonce
-from rewardkit.pipelines.spct._config import (
+from rewardkit.pipelines._config import (
     last_checkpoint,
     load_config,
     local_path,

@@ -23,8 +23,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardkit.errors import InputError
+from rewardkit.pipelines._config import load_config, local_path, output_path, require
 from rewardkit.pipelines.sft import SFTDatasetConfig, SFTRunConfig, SFTRunResult
-from rewardkit.pipelines.spct._config import load_config, local_path, output_path, require
 
 __all__ = ["JudgeSFTConfig", "SFTRunResult", "load_judge_sft_config", "train_judge_sft"]
 

@@ -1,4 +1,4 @@
-"""What the SPCT training commands share: YAML run configs, paths, trainer options, checkpoints."""
+"""What the training commands share: YAML run configs, paths, trainer options, checkpoints."""
 
 from __future__ import annotations
 
