@@ -54,20 +54,32 @@ def require(module: str, feature: str) -> Any:
         raise MissingDependencyError(exc.name or module, "train", feature) from exc
 
 
-def trainer_args(cls: type, output_dir: str, options: dict[str, Any], section: str) -> Any:
-    """`cls(output_dir=..., **options)` with unknown keys named (and close matches offered)."""
-    import torch
-
-    valid = {f.name for f in dataclasses.fields(cls) if f.init}
+def check_trainer_options(
+    cls: type, options: dict[str, Any], section: str, name: str | None = None
+) -> None:
+    """Refuse keys of the `section:` mapping that `cls` (a trainer config dataclass) does not
+    take, offering close matches, and `output_dir`, which the run config owns."""
     if "output_dir" in options:
-        raise ConfigError(f"{section}.output_dir: set it as output_dir (top level)")
+        raise ConfigError(
+            f"{section}.output_dir: set it as output_dir (top level), not under {section}"
+        )
+    valid = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(options) - valid)
     if unknown:
         hints = []
         for key in unknown:
             close = difflib.get_close_matches(key, valid, n=1)
             hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ConfigError(f"{section}: unknown {cls.__name__} option(s): {', '.join(hints)}")
+        raise ConfigError(
+            f"{section}: unknown {name or cls.__name__} option(s): {', '.join(hints)}"
+        )
+
+
+def trainer_args(cls: type, output_dir: str, options: dict[str, Any], section: str) -> Any:
+    """`cls(output_dir=..., **options)` with unknown keys named (and close matches offered)."""
+    import torch
+
+    check_trainer_options(cls, options, section)
     options = dict(options)
     options.setdefault("report_to", "none")
     if not torch.cuda.is_available():

@@ -31,8 +31,6 @@ Training resumes from the last checkpoint in `output_dir` with `resume=True`.
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rewardkit.errors import ConfigError, InputError, MissingDependencyError
 from rewardkit.integrations.trl import AsyncRewardFunc, RewardFunc, reward_funcs
 from rewardkit.io import iter_rows
-from rewardkit.pipelines._config import load_config, local_path
+from rewardkit.pipelines._config import check_trainer_options, load_config, local_path
 from rewardkit.pipelines.audit.config import AuditConfig, resolve_reward_spec
 from rewardkit.scoring import RewardReport
 from rewardkit.spec import RewardSpec, load_spec
@@ -177,27 +175,14 @@ def _resolve_paths(config: GRPORunConfig, base: Path) -> GRPORunConfig:
 
 # --- GRPOConfig ----------------------------------------------------------------------------
 
-# Set by the run config itself, so they may not appear under `grpo:`.
-_OWNED = {"output_dir": "output_dir (top level)"}
-
 
 def build_grpo_config(config: GRPORunConfig, spec: RewardSpec) -> Any:
     """`trl.GRPOConfig` from the `grpo:` mapping, unknown keys reported with suggestions."""
     trl = _require("trl")
     import torch
 
-    valid = {f.name for f in dataclasses.fields(trl.GRPOConfig) if f.init}
     options = dict(config.grpo)
-    for key, where in _OWNED.items():
-        if key in options:
-            raise ConfigError(f"grpo.{key}: set it as {where}, not under grpo")
-    unknown = sorted(set(options) - valid)
-    if unknown:
-        hints = []
-        for key in unknown:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ConfigError(f"grpo: unknown trl.GRPOConfig option(s): {', '.join(hints)}")
+    check_trainer_options(trl.GRPOConfig, options, "grpo", "trl.GRPOConfig")
     if config.reward_mode == "per_reward":
         weights = [e.weight for e in spec.rewards]
         if "reward_weights" in options and list(options["reward_weights"]) != weights:

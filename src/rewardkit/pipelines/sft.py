@@ -31,8 +31,6 @@ chat template with `{% generation %}` markers, which most models' templates lack
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +39,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rewardkit.errors import ConfigError, InputError, MissingDependencyError
 from rewardkit.io import iter_rows
-from rewardkit.pipelines._config import load_config, local_path, output_path
+from rewardkit.pipelines._config import (
+    check_trainer_options,
+    load_config,
+    local_path,
+    output_path,
+)
 
 __all__ = ["SFTDatasetConfig", "SFTRunConfig", "SFTRunResult", "load_sft_config", "train_sft"]
 
@@ -103,26 +106,13 @@ def _require(module: str) -> Any:
         raise MissingDependencyError(exc.name or module, "train", "rewardkit train sft") from exc
 
 
-_OWNED = {"output_dir": "output_dir (top level)"}
-
-
 def build_sft_config(config: SFTRunConfig) -> Any:
     """`trl.SFTConfig` from the `sft:` mapping, unknown keys reported with suggestions."""
     trl = _require("trl")
     import torch
 
-    valid = {f.name for f in dataclasses.fields(trl.SFTConfig) if f.init}
     options = dict(config.sft)
-    for key, where in _OWNED.items():
-        if key in options:
-            raise ConfigError(f"sft.{key}: set it as {where}, not under sft")
-    unknown = sorted(set(options) - valid)
-    if unknown:
-        hints = []
-        for key in unknown:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ConfigError(f"sft: unknown trl.SFTConfig option(s): {', '.join(hints)}")
+    check_trainer_options(trl.SFTConfig, options, "sft", "trl.SFTConfig")
     options.setdefault("report_to", "none")
     if config.completion_only:
         options.setdefault("completion_only_loss", True)
