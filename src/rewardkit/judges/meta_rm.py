@@ -156,6 +156,27 @@ def read_meta_records(path: str | Path) -> Iterator[MetaRMRecord]:
                 raise InputError(f"{path}:{number}: not a meta-RM record: {exc}") from exc
 
 
+def load_sequence_classifier(
+    name: str, device: str, feature: str, *, pad_with_eos: bool = False
+) -> tuple[Any, Any]:
+    """A transformers sequence classifier and its tokenizer, in eval mode on `device`
+    (a meta RM, or a scalar reward model under `rewardkit eval`). `pad_with_eos` lends the
+    tokenizer its end token for padding when it has no pad token, as reward models need."""
+    try:
+        import torch  # noqa: F401
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    except ImportError as exc:
+        raise MissingDependencyError("transformers", "hf", feature) from exc
+    tokenizer = AutoTokenizer.from_pretrained(name)
+    if pad_with_eos and tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForSequenceClassification.from_pretrained(name)
+    if pad_with_eos:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    model.to(device).eval()
+    return tokenizer, model
+
+
 class TransformersMetaRM:
     """A local `AutoModelForSequenceClassification` as meta RM (pip extra "hf").
 
@@ -184,14 +205,9 @@ class TransformersMetaRM:
     def _load(self) -> None:
         if self._model is not None:
             return
-        try:
-            import torch  # noqa: F401
-            from transformers import AutoModelForSequenceClassification, AutoTokenizer
-        except ImportError as exc:
-            raise MissingDependencyError("transformers", "hf", "the local meta RM") from exc
-        self._tokenizer = AutoTokenizer.from_pretrained(self.model_name)
-        self._model = AutoModelForSequenceClassification.from_pretrained(self.model_name)
-        self._model.to(self.device).eval()
+        self._tokenizer, self._model = load_sequence_classifier(
+            self.model_name, self.device, "the local meta RM"
+        )
 
     def score_texts(self, texts: Sequence[str]) -> list[float]:
         """Ratings for formatted inputs (synchronous, thread-safe)."""

@@ -39,10 +39,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rewardkit.errors import ConfigError, InputError, MissingDependencyError
+from rewardkit.errors import ConfigError, InputError
 from rewardkit.integrations.trl import AsyncRewardFunc, RewardFunc, reward_funcs
 from rewardkit.io import iter_rows
-from rewardkit.pipelines._config import check_trainer_options, load_config, local_path
+from rewardkit.pipelines._config import (
+    check_trainer_options,
+    load_config,
+    local_path,
+    require,
+)
 from rewardkit.pipelines.audit.config import AuditConfig, resolve_reward_spec
 from rewardkit.scoring import RewardReport
 from rewardkit.spec import RewardSpec, load_spec
@@ -206,12 +211,7 @@ def build_grpo_config(config: GRPORunConfig, spec: RewardSpec) -> Any:
 
 
 def _require(module: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingDependencyError(exc.name or module, "train", "rewardkit train grpo") from exc
+    return require(module, "rewardkit train grpo")
 
 
 # --- dataset -------------------------------------------------------------------------------

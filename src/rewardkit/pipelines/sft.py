@@ -37,13 +37,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rewardkit.errors import ConfigError, InputError, MissingDependencyError
+from rewardkit.errors import ConfigError, InputError
 from rewardkit.io import iter_rows
 from rewardkit.pipelines._config import (
     check_trainer_options,
     load_config,
     local_path,
     output_path,
+    require,
 )
 
 __all__ = ["SFTDatasetConfig", "SFTRunConfig", "SFTRunResult", "load_sft_config", "train_sft"]
@@ -98,12 +99,7 @@ def load_sft_config(path: str | Path) -> SFTRunConfig:
 
 
 def _require(module: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingDependencyError(exc.name or module, "train", "rewardkit train sft") from exc
+    return require(module, "rewardkit train sft")
 
 
 def build_sft_config(config: SFTRunConfig) -> Any:

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol
 
 from rewardkit.backends.base import Backend, Completion, GenerateRequest
-from rewardkit.errors import MissingDependencyError
 from rewardkit.pipelines.eval.data import EvalItem
 from rewardkit.pipelines.eval.stats import Draw
 
@@ -335,17 +334,11 @@ class ClassifierJudge(_ScalarJudge):
     def _load(self) -> None:
         if self._model is not None:
             return
-        try:
-            import torch  # noqa: F401
-            from transformers import AutoModelForSequenceClassification, AutoTokenizer
-        except ImportError as exc:
-            raise MissingDependencyError("transformers", "hf", "a scalar reward model") from exc
-        self._tokenizer = AutoTokenizer.from_pretrained(self.model_name)
-        if self._tokenizer.pad_token is None:
-            self._tokenizer.pad_token = self._tokenizer.eos_token
-        self._model = AutoModelForSequenceClassification.from_pretrained(self.model_name)
-        self._model.config.pad_token_id = self._tokenizer.pad_token_id
-        self._model.to(self.device).eval()
+        from rewardkit.judges.meta_rm import load_sequence_classifier
+
+        self._tokenizer, self._model = load_sequence_classifier(
+            self.model_name, self.device, "a scalar reward model", pad_with_eos=True
+        )
 
     def text(self, prompt: str, response: str) -> str:
         tokenizer = self._tokenizer
