@@ -3,9 +3,10 @@
     python benchmarks/bench_judge_client.py                # 20,000 queries at concurrency 64
     python benchmarks/bench_judge_client.py --rounds 3     # the same rows three times, interleaved
     python benchmarks/bench_judge_client.py --quick        # 2,000
+    python benchmarks/bench_judge_client.py --delay 0.02   # a judge that takes 20 ms per answer
 
-The fake OpenAI server (no delay) runs in its own process on loopback, so every row measures
-how fast a client can push the same judge requests through it:
+The fake OpenAI server (no delay unless `--delay`) runs in its own process on loopback, so
+every row measures how fast a client can push the same judge requests through it:
 
 1. a raw aiohttp loop: the same request bodies, semaphore 64, one session, JSON in and out
    (the practical limit for a Python client).
@@ -23,8 +24,9 @@ the loop was stalled in each case.
 The machine's cores are shared with the fake server (and whatever else runs), so only the
 ratios measured side by side mean anything; `--rounds N` runs every row N times in turn and
 prints each round's ratios, so a burst of load elsewhere shows up as one odd round rather
-than one odd row. The CPU column is the client's own CPU time per query (the server runs in
-another process and is not counted); the rewardkit rows include process start.
+than one odd row. The CPU columns are the client's own CPU time per query (the rewardkit rows
+include process start) and the fake server's, read from /proc: on a machine with two cores,
+client + server CPU per query is what bounds every row's throughput.
 """
 
 from __future__ import annotations
@@ -229,6 +231,15 @@ async def cache_load(
     return time.perf_counter() - start, blocked, longest
 
 
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of another process, from /proc (0.0 where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _client_cpu() -> float:
     """CPU seconds (user + system) of this process and its finished children (the CLI runs):
     the client's cost per query, which the wall-clock ratio hides when cores are shared."""
@@ -246,6 +257,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=1, help="run every row this many times")
     parser.add_argument("--openai", action="store_true", help="add the openai SDK row (slow)")
+    parser.add_argument(
+        "--delay", type=float, default=0.0, help="seconds the fake judge takes per answer"
+    )
     args = parser.parse_args()
     n = args.queries or (2_000 if args.quick else 20_000)
     c = args.concurrency
@@ -260,8 +274,9 @@ def main() -> None:
         bodies = [shaper._body(r, r.n, r.seed)[0] for r in requests]
         assert len(bodies) == n
 
-        rounds: list[list[tuple[str, float, float]]] = []
-        with FakeOpenAIProcess() as server:
+        rounds: list[list[tuple[str, float, float, float]]] = []
+        server_args = ("--delay", str(args.delay)) if args.delay else ()
+        with FakeOpenAIProcess(*server_args) as server:
             url = server.base_url
             runs: list[tuple[str, Callable[[], float]]] = [
                 ("raw aiohttp loop (limit)", lambda: asyncio.run(raw_aiohttp(bodies, url, c))),
@@ -281,37 +296,44 @@ def main() -> None:
                 )
             asyncio.run(raw_aiohttp(bodies[:500], url, c))  # warm the server up
             for index in range(args.rounds):
-                rows: list[tuple[str, float, float]] = []
+                rows: list[tuple[str, float, float, float]] = []
                 for name, fn in runs:
                     print(f"round {index + 1}: {name} ...", file=sys.stderr, flush=True)
                     cpu_before = _client_cpu()
+                    server_before = _process_cpu(server.proc.pid)
                     seconds = fn()
-                    rows.append((name, seconds, _client_cpu() - cpu_before))
+                    client = _client_cpu() - cpu_before
+                    rows.append(
+                        (name, seconds, client, _process_cpu(server.proc.pid) - server_before)
+                    )
                 rounds.append(rows)
 
-        def table(title: str, results: list[tuple[str, float, float]], baseline: float) -> None:
+        def table(
+            title: str, results: list[tuple[str, float, float, float]], baseline: float
+        ) -> None:
             print(f"\n{title}")
             print(
                 f"{'client':<32} {'seconds':>9} {'queries/s':>10} {'vs raw aiohttp':>15}"
-                f" {'client CPU us/q':>16}"
+                f" {'client CPU us/q':>16} {'server CPU us/q':>16}"
             )
-            for name, seconds, cpu in results:
+            for name, seconds, cpu, server_cpu in results:
                 rate = n / seconds
                 print(
                     f"{name:<32} {seconds:>9.2f} {rate:>10.0f} {rate / baseline:>14.2f}x"
-                    f" {cpu / n * 1e6:>16.0f}"
+                    f" {cpu / n * 1e6:>16.0f} {server_cpu / n * 1e6:>16.0f}"
                 )
 
         for index, rows in enumerate(rounds, start=1):
             table(
                 f"round {index}/{len(rounds)}: {n} queries, concurrency {c}, fake server in its "
-                f"own process, {os.cpu_count()} cores shared (load {os.getloadavg()[0]:.1f} now)",
+                f"own process (delay {args.delay:g} s), {os.cpu_count()} cores shared "
+                f"(load {os.getloadavg()[0]:.1f} now)",
                 rows,
                 n / rows[0][1],
             )
         if len(rounds) > 1:
             print("\nratio to raw aiohttp, per round (and client CPU us/q)")
-            for position, (name, _, _) in enumerate(rounds[0]):
+            for position, (name, _, _, _) in enumerate(rounds[0]):
                 cells = [
                     f"{rows[0][1] / rows[position][1]:.2f}x ({rows[position][2] / n * 1e6:.0f})"
                     for rows in rounds

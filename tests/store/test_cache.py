@@ -434,7 +434,7 @@ def test_a_miss_runs_no_select_and_known_keys_are_read(tmp_path: Path) -> None:
         c.put_many({"old": Completion("O")})
     with JudgeCache(path, flush_interval=60) as c:
         statements: list[str] = []
-        c._reader.set_trace_callback(statements.append)
+        c._conn.set_trace_callback(statements.append)
         assert c.get_many(["new"]) == {}
         assert not [s for s in statements if s.startswith("SELECT")]
         assert c.get_many(["old", "new"]) == {"old": Completion("O")}
@@ -459,7 +459,7 @@ def test_rows_another_process_commits_later_are_found(tmp_path: Path) -> None:
 
 def test_a_failed_commit_is_a_store_error(tmp_path: Path) -> None:
     c = JudgeCache(tmp_path / "c.sqlite", flush_interval=60)
-    c._writer.execute("DROP TABLE completions")  # the next commit cannot insert
+    c._conn.execute("DROP TABLE completions")  # the next commit cannot insert
     c.put_many({"a": Completion("A")})
     with pytest.raises(StoreError, match="could not be written"):
         c.flush()
