@@ -18,7 +18,7 @@ every row measures how fast a client can push the same judge requests through it
    (slow: minutes at 20,000).
 
 It also measures the cache on its own: 64 tasks doing lookup + store per request, with the
-writer thread batching commits versus a commit per store on the event loop, and the longest
+cache's batched commits versus a commit per store on the event loop, and the longest
 the loop was stalled in each case.
 
 The machine's cores are shared with the fake server (and whatever else runs), so only the
@@ -346,7 +346,7 @@ def main() -> None:
         )
         cache_rows = [
             (
-                "JudgeCache (writer thread)",
+                "JudgeCache (batched commits)",
                 asyncio.run(cache_load(root / "c1.sqlite", requests, True)),
             ),
             (

@@ -14,8 +14,8 @@ a hit reads its row by row id. Rows other connections committed since the last l
 in by row id (rows only append), see `get_many`. Writes are buffered in memory, visible to
 lookups at once, and committed in one transaction per batch on the caller's thread (a few
 microseconds a row: with no key index a commit only appends rows); the rows' ids are known
-from the append, so nothing is read back. An earlier design committed from a writer thread: handing the GIL back and forth with
-the event loop cost ~6x the commit itself (`benchmarks/bench_judge_client.py`).
+from the append, so nothing is read back (an earlier writer thread made every commit look
+like another connection's, and the loop read its own rows back).
 """
 
 from __future__ import annotations
