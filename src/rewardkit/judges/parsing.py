@@ -45,6 +45,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from rewardkit.judges.templates import BEGIN_FENCE, end_marker
 from rewardkit.text import THINK_CLOSE, THINK_OPEN
@@ -65,11 +66,43 @@ _PREFERENCE = re.compile(r"\[\[[ \t]*([12１２])[ \t]*\]\]")
 _EMPH = r"(?:\*\*|__|\*|_)?"
 
 
-def _label(word: str) -> re.Pattern[str]:
+@dataclass(frozen=True, slots=True)
+class _LineStarts:
+    """A pattern that only matches at the start of a line, found without trying every
+    position: `^` under re.MULTILINE makes re attempt a match at each character, while a
+    leading `\n` is a literal prefix that re skips to directly. The first line, which has
+    no `\n` before it, is matched on its own. The pattern must not end in a newline."""
+
+    first: re.Pattern[str]
+    rest: re.Pattern[str]
+
+    @classmethod
+    def compile(cls, body: str, opening: str, flags: int = 0) -> _LineStarts:
+        """`opening`: a character class holding every character the pattern can start
+        with, checked first (re is slow to fail a long pattern on an ordinary line)."""
+        rest = rf"\n(?={opening})(?:{body})"
+        return cls(re.compile(rf"(?:{body})", flags), re.compile(rest, flags))
+
+    def find(self, text: str) -> list[tuple[int, re.Match[str]]]:
+        """(line start, match) of every match, in order: what `finditer` of `^body` under
+        re.MULTILINE finds (the match of a later line starts at its `\n`)."""
+        head = self.first.match(text)
+        found = [] if head is None else [(0, head)]
+        found.extend(
+            (match.start() + 1, match)
+            for match in self.rest.finditer(text, 0 if head is None else head.end())
+        )
+        return found
+
+
+def _label(word: str) -> _LineStarts:
     """A verdict label at the start of a line: emphasis around the word and a heading mark
-    are the only decoration (one rule for both judges)."""
-    return re.compile(
-        rf"[ \t]*(?:#{{1,6}}[ \t]+)?{_EMPH}{word}{_EMPH}[ \t]*[:：]{_EMPH}", re.IGNORECASE
+    are the only decoration (one rule for both judges). A `>` blockquote marker before it is
+    read past here and judged as a quotation later."""
+    return _LineStarts.compile(
+        rf"(?:[ \t]*>)*+[ \t]*(?:#{{1,6}}[ \t]+)?{_EMPH}{word}{_EMPH}[ \t]*[:：]{_EMPH}",
+        rf"[ \t>#*_{word[0]}]",
+        re.IGNORECASE,
     )
 
 
@@ -79,13 +112,14 @@ _VERDICT_LABEL = _label("verdict")
 # separators and the wrappers a judge puts around maths or code ($, `, ", **, \( \[).
 _GLUE = re.compile(r"(?:[ \t\r$`\"*_,;，；、]|\\[()\[\]])*")
 _BLOCKQUOTE = re.compile(r"(?:[ \t]*>)*")
-_CODE_FENCE = re.compile(r"[ \t]{0,3}(`{3,}|~{3,})")
+_CODE_FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})", re.MULTILINE)
 _SEPARATORS = re.compile(r"[,;、，；]")  # full-width commas from CJK-tuned judges
 _INT = re.compile(r"[+]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)")
-_SECTION = re.compile(
-    r"^[\s*#_]*(?P<name>specific criteria|principles?|analysis|critiques?|scores?|verdict)\s*[*_]*\s*[:：]",
-    re.IGNORECASE | re.MULTILINE,
+_SECTION = _LineStarts.compile(
+    r"[\s*#_]*(?P<name>specific criteria|principles?|analysis|critiques?|scores?|verdict)\s*[*_]*\s*[:：]",
+    r"[\s*#_spacv]",
+    re.IGNORECASE,
 )
 _XML_SECTIONS = {
     "principles": re.compile(r"<specific_criteria>(.*?)</specific_criteria>", re.DOTALL),
@@ -165,8 +199,8 @@ def extract_sections(verdict_text: str) -> tuple[str | None, str | None]:
         match = pattern.search(verdict_text) if _XML_OPEN[key] in verdict_text else None
         if match:
             found[key] = match.group(1).strip()
-    heads = list(_SECTION.finditer(verdict_text))
-    for i, head in enumerate(heads):
+    heads = _SECTION.find(verdict_text)
+    for i, (_, head) in enumerate(heads):
         name = head.group("name").lower()
         if name.startswith(("specific", "principle")):
             section = "principles"
@@ -176,7 +210,7 @@ def extract_sections(verdict_text: str) -> tuple[str | None, str | None]:
             continue
         if section in found:
             continue
-        end = heads[i + 1].start() if i + 1 < len(heads) else len(verdict_text)
+        end = heads[i + 1][0] if i + 1 < len(heads) else len(verdict_text)
         body = verdict_text[head.end() : end].strip()
         if body:
             found[section] = body
@@ -210,22 +244,29 @@ def _quoted(before: str) -> bool:
     return False
 
 
-@dataclass(frozen=True, slots=True)
-class _Unit:
-    """One verdict line: the label's line, the line holding the items (the same line, or
-    the next non-blank one under a bare label), and the item matches in order."""
+class _Unit(NamedTuple):  # a tuple: built for every verdict line, and cheaply so
+    """One verdict line: the (start, end) of the label's line and of the line holding the
+    items (the same line, or the next non-blank one under a bare label), and the item
+    matches in order."""
 
-    first: int
-    last: int
+    first: tuple[int, int]
+    last: tuple[int, int]
     items: tuple[re.Match[str], ...]
 
 
-def _line_bounds(text: str) -> list[tuple[int, int]]:
-    bounds, start = [], 0
-    for line in text.split("\n"):
-        bounds.append((start, start + len(line)))
-        start += len(line) + 1
-    return bounds
+def _line_end(text: str, pos: int) -> int:
+    end = text.find("\n", pos)
+    return len(text) if end < 0 else end
+
+
+def _next_line(text: str, end: int) -> tuple[int, int] | None:
+    """The next non-blank line after the line ending at `end`, if any."""
+    while end < len(text):
+        start = end + 1
+        end = _line_end(text, start)
+        if start != end and not text[start:end].isspace():
+            return start, end
+    return None
 
 
 def _item_run(text: str, pos: int, end: int, item: re.Pattern[str]) -> tuple[re.Match[str], ...]:
@@ -240,87 +281,129 @@ def _item_run(text: str, pos: int, end: int, item: re.Pattern[str]) -> tuple[re.
         pos = match.end()
 
 
-def _units(
-    text: str, lines: Sequence[tuple[int, int]], label: re.Pattern[str], item: re.Pattern[str]
-) -> list[_Unit]:
-    """Every verdict line of `text`, in order (see the module docstring, rule 2)."""
+def _units(text: str, label: _LineStarts, item: re.Pattern[str]) -> list[_Unit]:
+    """Every verdict line of `text`, in order (see the module docstring, rule 2).
+
+    Only label lines are visited (one regex pass finds them all); a bare label takes its
+    box from the next non-blank line (a label line there holds no box at its start)."""
+    heads = label.find(text)
     units: list[_Unit] = []
-    pending: int | None = None  # a bare label line, waiting for its box on the next line
-    for index, (start, end) in enumerate(lines):
-        if start == end or text[start:end].isspace():
-            continue  # a blank line keeps a pending label
-        # A `>` blockquote marker is read past here and judged as a quotation later.
-        quote = _BLOCKQUOTE.match(text, start, end)
-        start = quote.end() if quote else start
-        head = label.match(text, start, end)
-        if head is not None:
-            run = _item_run(text, head.end(), end, item)
-            if run:
-                units.append(_Unit(index, index, run))
-                pending = None
-            else:
-                glue = _GLUE.match(text, head.end(), end)
-                pending = index if glue is not None and glue.end() == end else None
+    for start, head in heads:
+        end = _line_end(text, head.end())
+        run = _item_run(text, head.end(), end, item)
+        if run:
+            units.append(_Unit((start, end), (start, end), run))
             continue
-        if pending is not None:
-            run = _item_run(text, start, end, item)
-            if run:
-                units.append(_Unit(pending, index, run))
-        pending = None
+        if _GLUE.match(text, head.end(), end).end() != end:  # type: ignore[union-attr]
+            continue  # words after the label: not a bare label
+        below = _next_line(text, end)
+        if below is None:
+            continue
+        quote = _BLOCKQUOTE.match(text, *below)
+        run = _item_run(text, quote.end() if quote else below[0], below[1], item)
+        if run:
+            units.append(_Unit((start, end), below, run))
     return units
 
 
-def _quoted_lines(
-    text: str, lines: Sequence[tuple[int, int]], echoes: Sequence[tuple[int, int]]
-) -> list[bool]:
-    """Per line: is it inside a `>` blockquote, a closed fenced code block, or an echo?"""
-    quoted = [False] * len(lines)
-    opened: tuple[int, str] | None = None  # (line index, fence) of an open code block
-    for index, (start, end) in enumerate(lines):
+def _code_blocks(text: str, echoes: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(opening fence line start, closing fence line start) of every closed fenced code
+    block; fence marks inside an echo belong to the response."""
+    blocks: list[tuple[int, int]] = []
+    opened: tuple[int, str] | None = None  # (line start, fence) of an open code block
+    for fence in _CODE_FENCE.finditer(text):
+        start = fence.start()
         if any(a <= start < b for a, b in echoes):
-            quoted[index] = True
-            continue  # fence marks inside an echo belong to the response
-        if text[start:end].lstrip().startswith(">"):
-            quoted[index] = True
-        fence = _CODE_FENCE.match(text, start, end)
-        if fence is None:
             continue
         mark = fence.group(1)
         if opened is None:
-            opened = (index, mark)
+            opened = (start, mark)
         elif mark[0] == opened[1][0] and len(mark) >= len(opened[1]):
-            for inside in range(opened[0] + 1, index):
-                quoted[inside] = True
+            blocks.append((opened[0], start))
             opened = None
     # A block never closed is not trusted to be a quotation: a response holding a lone
     # fence line, reproduced by the judge, would otherwise hide everything after it.
-    return quoted
+    return blocks
+
+
+def _quoted_line(
+    text: str,
+    line: tuple[int, int],
+    echoes: Sequence[tuple[int, int]],
+    blocks: Sequence[tuple[int, int]],
+) -> bool:
+    """Is a line inside a `>` blockquote, a closed fenced code block, or an echo?"""
+    start, end = line
+    return (
+        text[start:end].lstrip().startswith(">")
+        or bool(echoes and any(a <= start < b for a, b in echoes))
+        or bool(blocks and any(a < start < b for a, b in blocks))
+    )
 
 
 def _normalise_line(line: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", line).translate(_MARKUP).split())
+    if not line.isascii():  # NFKC leaves ASCII as it is
+        line = unicodedata.normalize("NFKC", line)
+    return " ".join(line.translate(_MARKUP).split())
 
 
 @functools.lru_cache(maxsize=256)
-def _response_lines(response: str) -> tuple[str, ...]:
-    """A response's non-blank lines, normalised; cached, as every sample of a request is
-    parsed against the same responses."""
-    return tuple(norm for line in response.split("\n") if (norm := _normalise_line(line)))
+def _response_lines(response: str) -> tuple[tuple[str, ...], frozenset[str]]:
+    """A response's non-blank lines, normalised, and the set of all but the first; cached,
+    as every sample of a request is parsed against the same responses."""
+    lines = tuple(norm for line in response.split("\n") if (norm := _normalise_line(line)))
+    return lines, frozenset(lines[1:])
 
 
-def _copied_runs(
-    text: str, lines: Sequence[tuple[int, int]], responses: Sequence[str]
-) -> dict[int, int]:
-    """line index -> index of the first line of a run of >= 2 non-blank lines that
+@functools.lru_cache(maxsize=256)
+def _word_pattern(word: str) -> re.Pattern[str]:
+    """`word` with any markup between its characters (what normalising deletes)."""
+    return re.compile("[*_`#>]*".join(map(re.escape, word)))
+
+
+def _holds_line(responses: Sequence[str], norm: str, first: bool) -> bool:
+    """Does a response of two or more non-blank lines have a line normalising to `norm`
+    (with `first`, other than its first line)? A run needs one there."""
+    for response in responses:
+        # Normalising a long response costs more than a search, so look for the first word
+        # of `norm` first: in a response already in NFKC (the usual case) a line can only
+        # normalise to `norm` if that word is in it, with nothing but markup between letters.
+        word = norm.split(" ", 1)[0]
+        if unicodedata.is_normalized("NFKC", response) and not _word_pattern(word).search(response):
+            continue
+        lines, later = _response_lines(response)
+        if len(lines) >= 2 and (norm in later or (not first and norm == lines[0])):
+            return True
+    return False
+
+
+def _may_be_copied(text: str, unit: _Unit, responses: Sequence[str]) -> bool:
+    """False when `unit` cannot be in a copied run: its label line must be a response's
+    second or later line, and its items' line one of a response's lines."""
+    responses = [response for response in responses if "\n" in response]
+    if not responses:
+        return False  # one line each: no run of two
+    norm = _normalise_line(text[unit.first[0] : unit.first[1]])
+    if not norm or not _holds_line(responses, norm, first=True):
+        return False
+    if unit.last == unit.first:
+        return True
+    norm = _normalise_line(text[unit.last[0] : unit.last[1]])
+    return bool(norm) and _holds_line(responses, norm, first=False)
+
+
+def _copied_runs(text: str, responses: Sequence[str]) -> dict[int, int]:
+    """line start -> start of the first line of a run of >= 2 non-blank lines that
     reproduces a response from its first non-blank line (markup and spacing aside)."""
-    own = [
-        (index, norm)
-        for index, (start, end) in enumerate(lines)
-        if (norm := _normalise_line(text[start:end]))
-    ]
+    own: list[tuple[int, str]] = []
+    start = 0
+    for line in text.split("\n"):
+        if norm := _normalise_line(line):
+            own.append((start, norm))
+        start += len(line) + 1
     runs: dict[int, int] = {}
     for response in responses:
-        theirs = _response_lines(response)
+        theirs, _ = _response_lines(response)
         if len(theirs) < 2:
             continue
         for i, (first, norm) in enumerate(own):
@@ -334,40 +417,45 @@ def _copied_runs(
             ):
                 length += 1
             if length >= 2:
-                for index, _ in own[i : i + length]:
-                    runs[index] = min(runs.get(index, first), first)
+                for at, _ in own[i : i + length]:
+                    runs[at] = min(runs.get(at, first), first)
     return runs
 
 
 def _own_units(
     text: str,
-    label: re.Pattern[str],
+    label: _LineStarts,
     item: re.Pattern[str],
     responses: Sequence[str],
     nonce: str | None,
 ) -> tuple[list[_Unit], bool]:
     """The judge's own verdict lines in order, and whether any was dropped as copied."""
-    lines = _line_bounds(text)
-    units = _units(text, lines, label, item)
+    units = _units(text, label, item)
     if not units:
         return [], False
     echoes = _echo_spans(text, nonce)
-    quoted = _quoted_lines(text, lines, echoes)
-    runs: dict[int, int] | None = None  # computed only if a line needs the check
+    # Fences need three backticks or tildes: most judge outputs have none to scan for.
+    blocks = _code_blocks(text, echoes) if "```" in text or "~~~" in text else []
+    runs: dict[int, int] | None = None  # computed only if a line may be copied
     own: list[_Unit] = []
     for unit in units:
-        label_at = lines[unit.first][0]
         if (
-            quoted[unit.first]
-            or quoted[unit.last]
-            or any(a <= at < b for a, b in echoes for at in (label_at, unit.items[0].start()))
+            _quoted_line(text, unit.first, echoes, blocks)
+            or (unit.last != unit.first and _quoted_line(text, unit.last, echoes, blocks))
+            or (
+                echoes
+                and any(
+                    a <= at < b for a, b in echoes for at in (unit.first[0], unit.items[0].start())
+                )
+            )
         ):
             continue
-        if runs is None:
-            runs = _copied_runs(text, lines, responses) if responses else {}
-        start = runs.get(unit.first)
-        if start is not None and start < unit.first and unit.last in runs:
-            continue
+        if responses and _may_be_copied(text, unit, responses):
+            if runs is None:
+                runs = _copied_runs(text, responses)
+            start = runs.get(unit.first[0])
+            if start is not None and start < unit.first[0] and unit.last[0] in runs:
+                continue
         own.append(unit)
     return own, len(own) < len(units)
 
