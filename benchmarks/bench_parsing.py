@@ -1,6 +1,7 @@
 """Verdict parsing cost: the pre-optimisation parser vs the current one, side by side.
 
     python benchmarks/bench_parsing.py
+    python benchmarks/bench_parsing.py --quick   # a tenth of the calls
 
 The reference is tests/judges/parsing_reference.py (the parser as it was before it was made
 cheaper; imported through a path insert, not copied). Each call gets fresh responses, as in
@@ -11,6 +12,7 @@ that echoes a response between nonce fences, and a pairwise verdict. Best of 5 r
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import sys
 import timeit
@@ -89,16 +91,21 @@ def _rows() -> list[tuple[str, Callable[[object], object]]]:
     ]
 
 
-def _us(call: Callable[[object], object], mod: object) -> float:
-    return min(timeit.repeat(lambda: call(mod), number=CALLS, repeat=5)) / CALLS * 1e6
+def _us(call: Callable[[object], object], mod: object, calls: int) -> float:
+    return min(timeit.repeat(lambda: call(mod), number=calls, repeat=5)) / calls * 1e6
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="a tenth of the calls")
+    calls = CALLS // 10 if parser.parse_args().quick else CALLS
     print(f"{'input':52s} {'reference us':>13s} {'new us':>8s} {'ratio':>7s}")
     for name, call in _rows():
         # Same input, same answer: the two parsers' results compare field by field.
         assert repr(call(reference)).split("(", 1)[1] == repr(call(parsing)).split("(", 1)[1]
-        old, new = _us(call, reference), _us(call, parsing)
+        old, new = _us(call, reference, calls), _us(call, parsing, calls)
         print(f"{name:52s} {old:13.1f} {new:8.1f} {old / new:6.1f}x")
 
 
