@@ -11,21 +11,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from rewardkit.errors import InputError, MissingDependencyError
 from rewardkit.text import completion_text, prompt_text
 from rewardkit.types import Sample
-
-try:  # orjson when installed: several times faster on input rows
-    import orjson
-
-    _orjson_loads: Callable[[bytes | str], Any] | None = orjson.loads
-except ImportError:  # pragma: no cover - depends on the environment
-    _orjson_loads = None
 
 __all__ = [
     "InputRow",
@@ -77,7 +72,7 @@ _BIG_INT = re.compile(rb"\d{20}|-\d{19}")
 
 
 def _jsonl_rows(path: Path) -> Iterator[InputRow]:
-    if _orjson_loads is None or _has_lone_cr(path):
+    if _has_lone_cr(path):
         yield from _jsonl_text_rows(path)
         return
     with path.open("rb") as handle:
@@ -85,7 +80,7 @@ def _jsonl_rows(path: Path) -> Iterator[InputRow]:
             try:
                 if _BIG_INT.search(raw):
                     raise ValueError("may hold an integer orjson cannot keep exact")
-                record = _orjson_loads(raw)
+                record = orjson.loads(raw)
             except ValueError:
                 # Blank, not JSON, or not UTF-8: the stdlib decides, with its messages.
                 row = _row_from_text(number, raw.decode("utf-8", errors="replace"))
@@ -185,9 +180,9 @@ def sample_from_record(record: dict[str, Any], line: int) -> Sample:
 def load_json_line(line: bytes) -> Any:
     """One JSON line (orjson when it keeps the value exact, else the stdlib); None if invalid."""
     try:
-        if _orjson_loads is None or _BIG_INT.search(line):
+        if _BIG_INT.search(line):
             return json.loads(line)
-        return _orjson_loads(line)
+        return orjson.loads(line)
     except ValueError:
         try:
             return json.loads(line)  # NaN, huge integers, invalid UTF-8: json decides
