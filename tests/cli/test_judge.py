@@ -338,6 +338,33 @@ def test_unreachable_base_url_is_a_per_query_error(tmp_path: Path) -> None:
     assert len(lines) == 3 and all(line["error"] for line in lines)
 
 
+def test_a_response_over_the_size_cap_is_an_error_line_naming_the_cap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A server answering one query with megabytes must cost that query, not the run (or
+    # the client's memory): the other queries are judged, that one's line says why not.
+    def reply(body: dict[str, Any], index: int) -> str:
+        shown = str(body["messages"][-1]["content"])
+        padding = "x" * 20_000 + "\n" if "question-1:" in shown else ""
+        return padding + spct_reply(body, index)
+
+    src = write_queries(tmp_path / "in.jsonl", 3)
+    out = tmp_path / "out.jsonl"
+    with FakeOpenAI(reply).run_in_thread() as fake:
+        args = ["--model", "j", "--retries", "0", "--max-response-bytes", "10000"]
+        code = judge_cli(tmp_path, fake, str(src), "-o", str(out), *args)
+    assert code == 1
+    by_id = {line["id"]: line for line in read_lines(out)}
+    assert by_id["q0"]["error"] is None and by_id["q2"]["error"] is None
+    assert "max_response_bytes=10000" in by_id["q1"]["error"]
+    assert by_id["q1"]["rewards"] == [None, None]
+    assert "Traceback" not in capsys.readouterr().err
+    # The default cap (16 MiB) lets the same (valid, long) answer through.
+    out2 = tmp_path / "out2.jsonl"
+    with FakeOpenAI(reply).run_in_thread() as fake:
+        assert judge_cli(tmp_path, fake, str(src), "-o", str(out2), "--model", "j") == 0
+
+
 # -- user mistakes: exit 2, one line ----------------------------------------------------------
 
 
@@ -357,6 +384,11 @@ def test_unreachable_base_url_is_a_per_query_error(tmp_path: Path) -> None:
         (
             ["--backend", "transformers", "--model", "m", "--transport", "aiohttp"],
             "--transport applies",
+        ),
+        (["--model", "j", "--base-url", "u", "--max-response-bytes", "0"], "--max-response-bytes"),
+        (
+            ["--backend", "transformers", "--model", "m", "--max-response-bytes", "100"],
+            "--max-response-bytes applies",
         ),
     ],
 )

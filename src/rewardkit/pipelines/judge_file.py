@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardkit.backends.dialects import SERVER_KIND_HELP, ServerKind
+from rewardkit.backends.transport import DEFAULT_MAX_RESPONSE_BYTES
 from rewardkit.errors import ConfigError, InputError
 from rewardkit.io import InputRow, count_rows, iter_rows, row_id
 from rewardkit.store.results import ResultWriter, check_output_path
@@ -107,6 +108,13 @@ class JudgeOptions(BaseModel):
         ge=0,
         description="retries per request on 429/5xx/timeouts",
         json_schema_extra={"metavar": "R"},
+    )
+    max_response_bytes: int = Field(
+        DEFAULT_MAX_RESPONSE_BYTES,
+        ge=1,
+        description="largest response body accepted from the server (http backend); a "
+        "larger one is an error on that query",
+        json_schema_extra={"metavar": "N"},
     )
     meta_rm: str | None = Field(
         None,
@@ -186,6 +194,7 @@ class JudgeOptions(BaseModel):
             "api_key": self.api_key,
             "transport": self.transport,
             "server_kind": self.server_kind,
+            "max_response_bytes": self.max_response_bytes,
         }
 
 
