@@ -179,8 +179,7 @@ async def test_the_fake_server_and_the_scripted_transport_answer_alike(
     same options and request give the same status, Retry-After and body."""
     import aiohttp
 
-    from rewardkit.backends.scripted import ScriptedServer
-    from rewardkit.backends.transport import HTTPRequest
+    from rewardkit.backends import HTTPRequest, ScriptedServer
 
     def comparable(status: int, raw: bytes, retry_after: str | None) -> tuple[object, ...]:
         try:
