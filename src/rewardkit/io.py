@@ -24,7 +24,9 @@ from rewardkit.types import Sample
 
 __all__ = [
     "InputRow",
+    "RowKeys",
     "count_rows",
+    "given_id",
     "iter_rows",
     "load_json_line",
     "row_id",
@@ -50,6 +52,57 @@ def row_id(record: dict[str, Any] | None, line: int) -> str:
     if record is not None and record.get("id") is not None:
         return str(record["id"])
     return str(line)
+
+
+def given_id(row: InputRow) -> str | None:
+    """The id the row itself gives, as a string; None when it has none (or is unreadable)."""
+    if row.record is None or row.record.get("id") is None:
+        return None
+    return str(row.record["id"])
+
+
+class RowKeys:
+    """The output key of every row: unique, deterministic, and a given id is kept as given.
+
+    A row's key is its own id; a row without one (or unreadable) is keyed by its line
+    number. Keys made up by rewardkit — `<id>@line<N>` for a repeated id, `@line<N>` for a
+    line number that some row uses as its id — must never equal an id of the input, not
+    even one further down: `given` holds every id of the input (one pass ahead of the
+    work, `RowKeys.of(path)`), and a made-up key is lengthened with "~" until it is free.
+    The same input gives the same keys on every run, which resuming relies on.
+    """
+
+    def __init__(self, given: set[str]) -> None:
+        self.given = given
+        self.first_line: dict[str, int] = {}
+
+    @classmethod
+    def of(cls, path: str | Path) -> RowKeys:
+        """Keys for the rows of `path` (reads it once for its ids: cheap next to the work)."""
+        return cls({rid for row in iter_rows(path) if (rid := given_id(row)) is not None})
+
+    def _free(self, key: str) -> str:
+        while key in self.given or key in self.first_line:
+            key += "~"
+        return key
+
+    def assign(self, row: InputRow) -> tuple[str, str | None]:
+        """The row's key, and the problem when it repeats an earlier row's id."""
+        given = given_id(row)
+        problem: str | None = None
+        if given is None:
+            key = str(row.line)
+            if key in self.given or key in self.first_line:
+                key = self._free(f"@line{row.line}")
+        elif given in self.first_line:
+            problem = (
+                f"line {row.line}: duplicate id {given!r} (first on line {self.first_line[given]})"
+            )
+            key = self._free(f"{given}@line{row.line}")
+        else:
+            key = given
+        self.first_line[key] = row.line
+        return key, problem
 
 
 def iter_rows(path: str | Path) -> Iterator[InputRow]:

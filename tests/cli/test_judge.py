@@ -246,6 +246,40 @@ def test_duplicate_ids_are_judged_once(tmp_path: Path, server: FakeOpenAI) -> No
     assert [x["id"] for x in read_lines(out)] == ["same"]
 
 
+def test_rows_without_an_id_never_take_a_real_id(tmp_path: Path, server: FakeOpenAI) -> None:
+    # An id-less row is keyed by its line number, unless some row (before or after it)
+    # has that number, or the made-up form, as its id. Before, line 1 took key "1" and
+    # the real id 1 on line 4 was skipped as its duplicate; line 3 was skipped for id 3.
+    rows: list[dict[str, Any]] = [
+        {},  # line 1
+        {"id": 3},
+        {},  # line 3
+        {"id": 1},
+        {"id": "@line3"},
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        "".join(
+            json.dumps({**row, "n": n, "prompt": f"question-{n}: ?", "responses": ["a"]}) + "\n"
+            for n, row in enumerate(rows, start=1)
+        )
+    )
+    out = tmp_path / "out.jsonl"
+    assert judge_cli(tmp_path, server, str(src), "-o", str(out), "--model", "j") == 0
+    lines = read_lines(out)
+    assert {x["n"]: x["id"] for x in lines} == {
+        1: "@line1",
+        2: "3",
+        3: "@line3~",
+        4: "1",
+        5: "@line3",
+    }
+    assert set(asked_questions(server)) == {1, 2, 3, 4, 5}
+    server.reset_stats()  # a rerun finds every row done: the keys are the same each run
+    assert judge_cli(tmp_path, server, str(src), "-o", str(out), "--model", "j") == 0
+    assert server.requests == 0 and len(read_lines(out)) == 5
+
+
 def test_faults_end_scored_or_with_an_explicit_error(tmp_path: Path) -> None:
     """500s, 429s, garbage bodies, hung requests and unparseable judge text, all in one run."""
 
