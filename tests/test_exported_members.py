@@ -113,3 +113,20 @@ def test_import_rewardkit_stays_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_backends_exports_resolve_lazily_without_aiohttp() -> None:
+    # The test transport and the scripted server are public (users test their judges
+    # with them), yet `import rewardkit.backends` and naming a transport start nothing.
+    code = (
+        "import sys\n"
+        "from rewardkit.backends import HTTPRequest, HTTPResponse, MockTransport, Transport\n"
+        "print(sorted(m for m in ('aiohttp', 'torch', 'transformers') if m in sys.modules))\n"
+        "import rewardkit.backends as b\n"
+        "print(sorted(n for n in b.__all__ if not getattr(b, n).__module__.startswith("
+        "'rewardkit.backends')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.split("\n")[:2] == ["[]", "[]"], out.stdout + out.stderr

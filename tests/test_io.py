@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from rewardkit.errors import ConfigError, InputError
-from rewardkit.io import InputRow, iter_rows, row_id, sample_from_record
+from rewardkit.io import InputRow, RowKeys, iter_rows, row_id, sample_from_record
 from rewardkit.store.results import ResultWriter
 
 
@@ -349,3 +349,33 @@ def test_usable_cpus_follows_the_affinity_mask() -> None:
     assert 1 <= usable_cpus() <= (os.cpu_count() or 1)
     if hasattr(os, "sched_getaffinity"):
         assert usable_cpus() == len(os.sched_getaffinity(0))
+
+
+# -- row keys: made-up keys never equal a real id ------------------------------------------
+
+_NO_ID: dict[str, Any] = {}
+
+
+@pytest.mark.parametrize(
+    ("records", "keys"),
+    [
+        ([{"id": "a"}, _NO_ID, {"id": 7}], ["a", "2", "7"]),  # no clash: the line number
+        ([_NO_ID, {"id": 1}], ["@line1", "1"]),  # a later row owns "1"
+        ([{"id": 3}, _NO_ID, _NO_ID], ["3", "2", "@line3"]),  # an earlier one owns "3"
+        ([{"id": "1"}, {"id": "@line1"}, _NO_ID], ["1", "@line1", "3"]),
+        ([_NO_ID, {"id": 1}, {"id": "@line1"}], ["@line1~", "1", "@line1"]),
+        ([{"id": "q"}, {"id": "q"}, {"id": "q@line2"}], ["q", "q@line2~", "q@line2"]),
+        ([None, {"id": 1}], ["@line1", "1"]),  # an unreadable line is keyed like an id-less one
+    ],
+)
+def test_row_keys_are_unique_and_never_take_an_input_id(
+    tmp_path: Path, records: list[dict[str, Any] | None], keys: list[str]
+) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(("{oops" if r is None else json.dumps(r)) + "\n" for r in records))
+    row_keys = RowKeys.of(path)
+    got = [row_keys.assign(row)[0] for row in iter_rows(path)]
+    assert got == keys
+    real = {str(r["id"]) for r in records if r and "id" in r}
+    made_up = [k for k, r in zip(got, records, strict=True) if not (r and "id" in r)]
+    assert not real & set(made_up) and len(set(got)) == len(got)

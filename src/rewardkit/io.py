@@ -11,25 +11,22 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from rewardkit.errors import InputError, MissingDependencyError
 from rewardkit.text import completion_text, prompt_text
 from rewardkit.types import Sample
 
-try:  # orjson when installed: several times faster on input rows
-    import orjson
-
-    _orjson_loads: Callable[[bytes | str], Any] | None = orjson.loads
-except ImportError:  # pragma: no cover - depends on the environment
-    _orjson_loads = None
-
 __all__ = [
     "InputRow",
+    "RowKeys",
     "count_rows",
+    "given_id",
     "iter_rows",
     "load_json_line",
     "row_id",
@@ -57,6 +54,57 @@ def row_id(record: dict[str, Any] | None, line: int) -> str:
     return str(line)
 
 
+def given_id(row: InputRow) -> str | None:
+    """The id the row itself gives, as a string; None when it has none (or is unreadable)."""
+    if row.record is None or row.record.get("id") is None:
+        return None
+    return str(row.record["id"])
+
+
+class RowKeys:
+    """The output key of every row: unique, deterministic, and a given id is kept as given.
+
+    A row's key is its own id; a row without one (or unreadable) is keyed by its line
+    number. Keys made up by rewardkit — `<id>@line<N>` for a repeated id, `@line<N>` for a
+    line number that some row uses as its id — must never equal an id of the input, not
+    even one further down: `given` holds every id of the input (one pass ahead of the
+    work, `RowKeys.of(path)`), and a made-up key is lengthened with "~" until it is free.
+    The same input gives the same keys on every run, which resuming relies on.
+    """
+
+    def __init__(self, given: set[str]) -> None:
+        self.given = given
+        self.first_line: dict[str, int] = {}
+
+    @classmethod
+    def of(cls, path: str | Path) -> RowKeys:
+        """Keys for the rows of `path` (reads it once for its ids: cheap next to the work)."""
+        return cls({rid for row in iter_rows(path) if (rid := given_id(row)) is not None})
+
+    def _free(self, key: str) -> str:
+        while key in self.given or key in self.first_line:
+            key += "~"
+        return key
+
+    def assign(self, row: InputRow) -> tuple[str, str | None]:
+        """The row's key, and the problem when it repeats an earlier row's id."""
+        given = given_id(row)
+        problem: str | None = None
+        if given is None:
+            key = str(row.line)
+            if key in self.given or key in self.first_line:
+                key = self._free(f"@line{row.line}")
+        elif given in self.first_line:
+            problem = (
+                f"line {row.line}: duplicate id {given!r} (first on line {self.first_line[given]})"
+            )
+            key = self._free(f"{given}@line{row.line}")
+        else:
+            key = given
+        self.first_line[key] = row.line
+        return key, problem
+
+
 def iter_rows(path: str | Path) -> Iterator[InputRow]:
     """Rows of a JSONL file, a Parquet file or a `datasets` folder."""
     path = Path(path)
@@ -77,7 +125,7 @@ _BIG_INT = re.compile(rb"\d{20}|-\d{19}")
 
 
 def _jsonl_rows(path: Path) -> Iterator[InputRow]:
-    if _orjson_loads is None or _has_lone_cr(path):
+    if _has_lone_cr(path):
         yield from _jsonl_text_rows(path)
         return
     with path.open("rb") as handle:
@@ -85,7 +133,7 @@ def _jsonl_rows(path: Path) -> Iterator[InputRow]:
             try:
                 if _BIG_INT.search(raw):
                     raise ValueError("may hold an integer orjson cannot keep exact")
-                record = _orjson_loads(raw)
+                record = orjson.loads(raw)
             except ValueError:
                 # Blank, not JSON, or not UTF-8: the stdlib decides, with its messages.
                 row = _row_from_text(number, raw.decode("utf-8", errors="replace"))
@@ -185,9 +233,9 @@ def sample_from_record(record: dict[str, Any], line: int) -> Sample:
 def load_json_line(line: bytes) -> Any:
     """One JSON line (orjson when it keeps the value exact, else the stdlib); None if invalid."""
     try:
-        if _orjson_loads is None or _BIG_INT.search(line):
+        if _BIG_INT.search(line):
             return json.loads(line)
-        return _orjson_loads(line)
+        return orjson.loads(line)
     except ValueError:
         try:
             return json.loads(line)  # NaN, huge integers, invalid UTF-8: json decides

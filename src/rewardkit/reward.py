@@ -10,7 +10,6 @@ reward functions to worker processes.
 from __future__ import annotations
 
 import abc
-import asyncio
 import math
 from collections.abc import Sequence
 from typing import ClassVar
@@ -38,6 +37,8 @@ class Reward(abc.ABC):  # noqa: B024 - subclasses implement score OR score_batch
 
     async def ascore_batch(self, samples: Sequence[Sample]) -> list[RewardResult]:
         """Async form; CPU-bound rewards run in a thread so the event loop stays free."""
+        import asyncio  # here: `import rewardkit` (and so the CLI's start) stays light
+
         return await asyncio.to_thread(self.score_batch, list(samples))
 
     def close(self) -> None:  # noqa: B027 - optional hook, most rewards hold nothing

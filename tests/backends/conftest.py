@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from rewardkit.backends.scripted import ScriptedServer
+from rewardkit.backends import ScriptedServer
 from rewardkit.testing.fake_openai import FakeOpenAI
 
 

@@ -89,6 +89,9 @@ def test_public_names() -> None:
         "HTTPBackend", "LlamaCppBackend", "LlamaServer", "MockBackend", "TransformersBackend",
         "available_backends", "build_backend", "default_judge_model", "resolve_gguf",
         "start_llama_server",
+        # the test transport and scripted server, for users testing judge code
+        "AiohttpTransport", "HTTPRequest", "HTTPResponse", "MockTransport", "Transport",
+        "ScriptedServer",
     }  # fmt: skip
     for name in backends.__all__:
         assert getattr(backends, name) is not None

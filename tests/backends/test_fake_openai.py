@@ -151,6 +151,58 @@ def test_testing_package_exports_resolve() -> None:
 
     assert testing.__all__ == sorted(testing.__all__)
     for name in testing.__all__:
-        assert getattr(testing, name).__module__ == "rewardkit.testing.fake_openai"
+        assert getattr(testing, name).__module__ == testing._LAZY[name]
     with pytest.raises(AttributeError):
         _ = testing.Nope  # type: ignore[attr-defined]
+
+
+# -- one behaviour, two carriers -----------------------------------------------------------
+
+SAME_SCRIPT: list[tuple[dict[str, object], dict[str, object], int]] = [
+    ({"faults": [Fault.http(429, retry_after=2, message="slow down")]}, chat("hi"), 429),
+    ({"faults": [Fault("garbage")]}, chat("hi"), 200),
+    ({"faults": [Fault("empty_choices")]}, chat("hi"), 200),
+    ({"reject_fields": ["guided_regex"]}, chat("hi", guided_regex="x"), 400),
+    ({"api_key": "sk-1"}, chat("hi"), 401),
+    ({"ignore_n": True}, chat("Response 1 a Response 2 b", n=3), 200),
+    ({"kind": "openai"}, chat("hi", grammar="root ::= x"), 400),
+    ({}, {"no": "messages"}, 400),
+    ({}, chat("Response 1 a", n=2, logprobs=True, top_logprobs=2), 200),
+]
+
+
+@pytest.mark.parametrize(("options", "body", "status"), SAME_SCRIPT)
+async def test_the_fake_server_and_the_scripted_transport_answer_alike(
+    options: dict[str, object], body: dict[str, object], status: int
+) -> None:
+    """FakeOpenAI (sockets) and ScriptedServer (MockTransport) share one ChatScript: the
+    same options and request give the same status, Retry-After and body."""
+    import aiohttp
+
+    from rewardkit.backends import HTTPRequest, ScriptedServer
+
+    def comparable(status: int, raw: bytes, retry_after: str | None) -> tuple[object, ...]:
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            return status, raw, retry_after
+        if isinstance(parsed, dict):
+            for volatile in ("id", "created"):
+                parsed.pop(volatile, None)
+        return status, parsed, retry_after
+
+    content = json.dumps(body).encode()
+    request = HTTPRequest("POST", "http://judge.test/v1/chat/completions", content)
+    scripted = await ScriptedServer(**options).transport().send(request)  # type: ignore[arg-type]
+    async with (
+        FakeOpenAI(**options) as server,  # type: ignore[arg-type]
+        aiohttp.ClientSession() as session,
+        session.post(server.base_url + "/chat/completions", data=content) as response,
+    ):
+        over_sockets = comparable(
+            response.status, await response.read(), response.headers.get("Retry-After")
+        )
+    assert over_sockets[0] == status
+    assert comparable(scripted.status, scripted.content, scripted.header("Retry-After")) == (
+        over_sockets
+    )

@@ -11,12 +11,12 @@ import time
 
 import pytest
 
+from rewardkit.backends import HTTPRequest, HTTPResponse, MockTransport
 from rewardkit.backends._wire import parse_logprobs
 from rewardkit.backends.base import Constraint, GenerateRequest
 from rewardkit.backends.http import HTTPBackend, _endpoint, _parse_retry_after
 from rewardkit.backends.scripted import FAST_RETRIES as FAST
 from rewardkit.backends.scripted import ScriptedServer, route
-from rewardkit.backends.transport import HTTPRequest, HTTPResponse, MockTransport
 from rewardkit.errors import (
     BackendConnectionError,
     BackendError,
@@ -30,6 +30,26 @@ from rewardkit.testing.fake_openai import Fault
 def judge_request(n: int = 1, **kwargs: object) -> GenerateRequest:
     content = "Question: 1+1?\nResponse 1: 2\nResponse 2: 3"
     return GenerateRequest(messages=({"role": "user", "content": content},), n=n, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_the_documented_scripted_server_example() -> None:
+    """docs/judge-servers.md's example, through the public `rewardkit.backends` names."""
+    from rewardkit.backends import GenerateRequest, HTTPBackend, ScriptedServer
+    from rewardkit.testing import Fault
+
+    server = ScriptedServer(faults=[Fault.http(503), Fault("disconnect")])
+    backend = server.backend()
+    request = GenerateRequest(messages=({"role": "user", "content": "Response 1: 4"},), n=2)
+    completions = await backend.generate(request)
+    assert len(completions) == 2 and len(server.requests) == 3
+
+    def handler(request: HTTPRequest) -> HTTPResponse:
+        return HTTPResponse.from_json({"choices": [{"message": {"content": "Scores: \\boxed{7}"}}]})
+
+    backend = HTTPBackend("http://judge.test/v1", model="m", transport=MockTransport(handler))
+    [completion] = await backend.generate(GenerateRequest(messages=request.messages))
+    assert completion.text == "Scores: \\boxed{7}"
+    await backend.aclose()
 
 
 async def test_n_completions_with_request_fields_sent(scripted: ScriptedServer) -> None:

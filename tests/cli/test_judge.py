@@ -246,6 +246,40 @@ def test_duplicate_ids_are_judged_once(tmp_path: Path, server: FakeOpenAI) -> No
     assert [x["id"] for x in read_lines(out)] == ["same"]
 
 
+def test_rows_without_an_id_never_take_a_real_id(tmp_path: Path, server: FakeOpenAI) -> None:
+    # An id-less row is keyed by its line number, unless some row (before or after it)
+    # has that number, or the made-up form, as its id. Before, line 1 took key "1" and
+    # the real id 1 on line 4 was skipped as its duplicate; line 3 was skipped for id 3.
+    rows: list[dict[str, Any]] = [
+        {},  # line 1
+        {"id": 3},
+        {},  # line 3
+        {"id": 1},
+        {"id": "@line3"},
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        "".join(
+            json.dumps({**row, "n": n, "prompt": f"question-{n}: ?", "responses": ["a"]}) + "\n"
+            for n, row in enumerate(rows, start=1)
+        )
+    )
+    out = tmp_path / "out.jsonl"
+    assert judge_cli(tmp_path, server, str(src), "-o", str(out), "--model", "j") == 0
+    lines = read_lines(out)
+    assert {x["n"]: x["id"] for x in lines} == {
+        1: "@line1",
+        2: "3",
+        3: "@line3~",
+        4: "1",
+        5: "@line3",
+    }
+    assert set(asked_questions(server)) == {1, 2, 3, 4, 5}
+    server.reset_stats()  # a rerun finds every row done: the keys are the same each run
+    assert judge_cli(tmp_path, server, str(src), "-o", str(out), "--model", "j") == 0
+    assert server.requests == 0 and len(read_lines(out)) == 5
+
+
 def test_faults_end_scored_or_with_an_explicit_error(tmp_path: Path) -> None:
     """500s, 429s, garbage bodies, hung requests and unparseable judge text, all in one run."""
 
@@ -338,6 +372,33 @@ def test_unreachable_base_url_is_a_per_query_error(tmp_path: Path) -> None:
     assert len(lines) == 3 and all(line["error"] for line in lines)
 
 
+def test_a_response_over_the_size_cap_is_an_error_line_naming_the_cap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A server answering one query with megabytes must cost that query, not the run (or
+    # the client's memory): the other queries are judged, that one's line says why not.
+    def reply(body: dict[str, Any], index: int) -> str:
+        shown = str(body["messages"][-1]["content"])
+        padding = "x" * 20_000 + "\n" if "question-1:" in shown else ""
+        return padding + spct_reply(body, index)
+
+    src = write_queries(tmp_path / "in.jsonl", 3)
+    out = tmp_path / "out.jsonl"
+    with FakeOpenAI(reply).run_in_thread() as fake:
+        args = ["--model", "j", "--retries", "0", "--max-response-bytes", "10000"]
+        code = judge_cli(tmp_path, fake, str(src), "-o", str(out), *args)
+    assert code == 1
+    by_id = {line["id"]: line for line in read_lines(out)}
+    assert by_id["q0"]["error"] is None and by_id["q2"]["error"] is None
+    assert "max_response_bytes=10000" in by_id["q1"]["error"]
+    assert by_id["q1"]["rewards"] == [None, None]
+    assert "Traceback" not in capsys.readouterr().err
+    # The default cap (16 MiB) lets the same (valid, long) answer through.
+    out2 = tmp_path / "out2.jsonl"
+    with FakeOpenAI(reply).run_in_thread() as fake:
+        assert judge_cli(tmp_path, fake, str(src), "-o", str(out2), "--model", "j") == 0
+
+
 # -- user mistakes: exit 2, one line ----------------------------------------------------------
 
 
@@ -357,6 +418,11 @@ def test_unreachable_base_url_is_a_per_query_error(tmp_path: Path) -> None:
         (
             ["--backend", "transformers", "--model", "m", "--transport", "aiohttp"],
             "--transport applies",
+        ),
+        (["--model", "j", "--base-url", "u", "--max-response-bytes", "0"], "--max-response-bytes"),
+        (
+            ["--backend", "transformers", "--model", "m", "--max-response-bytes", "100"],
+            "--max-response-bytes applies",
         ),
     ],
 )

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from rewardkit.backends import HTTPRequest, HTTPResponse, MockTransport
 from rewardkit.backends.mock import MockBackend
-from rewardkit.backends.transport import HTTPRequest, HTTPResponse, MockTransport
 from rewardkit.errors import BackendError, BackendHTTPError, InputError
 from rewardkit.judges import (
     JudgeConfig,

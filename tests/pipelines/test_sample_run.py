@@ -185,6 +185,19 @@ def test_bad_prompt_rows_are_reported(tmp_path: Path) -> None:
     assert result.summary["input_errors"] == result.input_errors and result.summary["samples"] == 2
 
 
+def test_a_prompt_without_an_id_never_takes_a_real_id(tmp_path: Path) -> None:
+    # Line 1 has no id and line 2 has id 1: both are sampled (before, line 2 was reported
+    # as a duplicate of line 1), and a rerun draws nothing new.
+    path = write_prompts(tmp_path / "p.jsonl", [{"prompt": "qa"}, {"id": 1, "prompt": "qb"}])
+    result = run_sample_sync(config(tmp_path, path), backend=MockBackend(["<think>x</think>y"]))
+    assert result.input_errors == []
+    prompt_ids = {line["prompt_id"] for line in raw_lines(tmp_path / "out")}
+    assert prompt_ids == {"@line1", "1"} and len(raw_lines(tmp_path / "out")) == 4
+    backend = MockBackend(["y"])
+    run_sample_sync(config(tmp_path, path), backend=backend)
+    assert backend.requests == []
+
+
 def test_resume_after_kill(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A real `rewardkit sample` process killed mid-run; the rerun finishes without repeats."""
     prompts = write_prompts(

@@ -17,6 +17,7 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
+from rewardkit.backends.transport import DEFAULT_MAX_RESPONSE_BYTES
 from rewardkit.cli._exit import EXIT_STATUS_HELP, exit_status
 from rewardkit.cli._options import add_model_arguments, values_from_args
 from rewardkit.errors import ConfigError
@@ -62,6 +63,11 @@ def options_from_args(args: argparse.Namespace) -> JudgeOptions:
         raise ConfigError(f"--transport applies to --backend http only, not {args.backend}")
     if args.backend != "http" and getattr(args, "server_kind", "auto") != "auto":
         raise ConfigError(f"--server-kind applies to --backend http only, not {args.backend}")
+    cap = getattr(args, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)
+    if args.backend != "http" and cap != DEFAULT_MAX_RESPONSE_BYTES:
+        raise ConfigError(
+            f"--max-response-bytes applies to --backend http only, not {args.backend}"
+        )
     if args.keep is not None and not args.meta_rm:
         raise ConfigError("--keep needs --meta-rm (the model that ranks the judgments)")
     if args.no_cache and args.cache:

@@ -3,17 +3,20 @@
 Subcommands are imported only when chosen, so `rewardkit score` never pays for torch or
 FastAPI. Every subcommand module exposes `add_arguments(parser)` and `run(args) -> int`.
 The library raises; this is the one place that turns a `RewardkitError` into a one-line
-message and an exit status.
+message and an exit status, and a Ctrl-C into exit 130 without a traceback (see
+`rewardkit.cli._exit.Interrupts`; only this module's own imports, kept light, come before).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
 
 from rewardkit import __version__
+from rewardkit.cli._exit import EXIT_INTERRUPTED, Interrupts, interrupted_message
 from rewardkit.errors import RewardkitError
 
 # name -> (module, one-line help)
@@ -53,8 +56,12 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `rewardkit` command; its exit status. With `argv` None this is the program
+    (`sys.argv`), and Ctrl-C is handled as `Interrupts` says; called with `argv`, as tests
+    do, SIGINT handling is left alone and a KeyboardInterrupt still becomes exit 130."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in args_list if not a.startswith("-")), "")
+    interrupts = Interrupts(command) if argv is None else None
     try:
         # Inside the try: importing a subcommand (numpy, pydantic...) takes a while, and a
         # Ctrl-C then must not print a traceback either.
@@ -63,15 +70,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "_run", None):
             parser.print_help()
             return EXIT_USAGE
-        return int(args._run(args) or 0)
+        with interrupts.raising() if interrupts else contextlib.nullcontext():
+            return int(args._run(args) or 0)
     except RewardkitError as exc:
         print(f"rewardkit {command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(
-            f"rewardkit {command}: interrupted; rerun the same command to resume", file=sys.stderr
-        )
-        return 130
+        print(interrupted_message(command), file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from typing import Any
 from rewardkit.cli._exit import EXIT_STATUS_HELP, exit_status
 from rewardkit.cli._spec_args import add_spec_arguments, spec_from_args
 from rewardkit.errors import ConfigError, InputError
-from rewardkit.io import InputRow, count_rows, iter_rows, sample_from_record
+from rewardkit.io import InputRow, RowKeys, count_rows, iter_rows, sample_from_record
 from rewardkit.scoring import RewardReport, Scorer
 from rewardkit.store.results import ResultWriter, check_output_path
 from rewardkit.types import Sample
@@ -110,65 +110,14 @@ def _progress(total: int | None, enabled: bool) -> Any:
     )
 
 
-def _given_id(row: InputRow) -> str | None:
-    if row.record is None or row.record.get("id") is None:
-        return None
-    return str(row.record["id"])
-
-
-class _Keys:
-    """The output key of every row: unique, deterministic, and a given id is kept as given.
-
-    A row's key is its own id; a row without one (or unreadable) is keyed by its line
-    number. Keys made up by rewardkit — `<id>@line<N>` for a repeated id, `@line<N>` for a
-    line number that some row uses as its id — must never equal an id of the input, not
-    even one further down: `given` holds every id of the input (one pass ahead of scoring),
-    and a made-up key is lengthened with "~" until it is free. The same input gives the
-    same keys on every run, which resuming relies on.
-    """
-
-    def __init__(self, given: set[str]) -> None:
-        self.given = given
-        self.first_line: dict[str, int] = {}
-
-    def _free(self, key: str) -> str:
-        while key in self.given or key in self.first_line:
-            key += "~"
-        return key
-
-    def assign(self, row: InputRow) -> tuple[str, str | None]:
-        """The row's key, and why it is not scored when it repeats an earlier row's id."""
-        given = _given_id(row)
-        problem: str | None = None
-        if given is None:
-            key = str(row.line)
-            if key in self.given or key in self.first_line:
-                key = self._free(f"@line{row.line}")
-        elif given in self.first_line:
-            problem = (
-                f"line {row.line}: duplicate id {given!r} (first on line "
-                f"{self.first_line[given]}); not scored"
-            )
-            key = self._free(f"{given}@line{row.line}")
-        else:
-            key = given
-        self.first_line[key] = row.line
-        return key, problem
-
-
-def _given_ids(path: Path) -> set[str]:
-    """Every id given in the input (a first pass: reading is cheap next to scoring)."""
-    return {rid for row in iter_rows(path) if (rid := _given_id(row)) is not None}
-
-
 def _chunks(
-    rows: Iterator[InputRow], keys: _Keys, done: set[str], counts: _Counts, bar: Any, size: int
+    rows: Iterator[InputRow], keys: RowKeys, done: set[str], counts: _Counts, bar: Any, size: int
 ) -> Iterator[list[Sample | dict[str, Any]]]:
     """Rows still to do, in input order and in chunks: a `Sample`, or the error line of a bad row."""
     chunk: list[Sample | dict[str, Any]] = []
     for row in rows:
-        key, problem = keys.assign(row)
-        problem = problem or row.error
+        key, repeated = keys.assign(row)
+        problem = f"{repeated}; not scored" if repeated else row.error
         if key in done:
             counts.skipped += 1
             bar.update(1)
@@ -206,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     assert spec is not None  # argparse requires --spec or --reward
     check_output_path(output_path)
-    keys = _Keys(_given_ids(input_path))
+    keys = RowKeys.of(input_path)
     rows = iter_rows(input_path)  # a generator: reading starts below
     counts = _Counts()
     # Build the rewards before touching OUTPUT, so a bad spec leaves no empty file behind.

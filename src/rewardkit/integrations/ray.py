@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rewardkit.errors import ConfigError, InputError, MissingDependencyError, RewardkitError
-from rewardkit.io import load_json_line, row_id, sample_from_record
+from rewardkit.io import RowKeys, load_json_line, row_id, sample_from_record
 from rewardkit.scoring import RewardReport, Scorer
 from rewardkit.spec import RewardSpec, load_spec
 from rewardkit.store.results import _dump_line
@@ -365,7 +365,7 @@ def run_score(args: argparse.Namespace) -> int:
         raise ConfigError("give --reward NAME or --spec FILE")
     Scorer(spec).close()  # a bad spec fails here, before Ray starts and before OUTPUT exists
     check_output_path(output_path)
-    keys = cli._Keys(cli._given_ids(input_path))
+    keys = RowKeys.of(input_path)
     counts = cli._Counts()
     show = not args.no_progress and sys.stderr.isatty()
     owns = _connect(ray, quiet=not show)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import sys
 import time
@@ -36,8 +37,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardkit.backends.dialects import SERVER_KIND_HELP, ServerKind
+from rewardkit.backends.transport import DEFAULT_MAX_RESPONSE_BYTES
 from rewardkit.errors import ConfigError, InputError
-from rewardkit.io import InputRow, count_rows, iter_rows, row_id
+from rewardkit.io import InputRow, RowKeys, count_rows, iter_rows, row_id
 from rewardkit.store.results import ResultWriter, check_output_path
 from rewardkit.text import prompt_text
 
@@ -107,6 +109,13 @@ class JudgeOptions(BaseModel):
         ge=0,
         description="retries per request on 429/5xx/timeouts",
         json_schema_extra={"metavar": "R"},
+    )
+    max_response_bytes: int = Field(
+        DEFAULT_MAX_RESPONSE_BYTES,
+        ge=1,
+        description="largest response body accepted from the server (http backend); a "
+        "larger one is an error on that query",
+        json_schema_extra={"metavar": "N"},
     )
     meta_rm: str | None = Field(
         None,
@@ -186,6 +195,7 @@ class JudgeOptions(BaseModel):
             "api_key": self.api_key,
             "transport": self.transport,
             "server_kind": self.server_kind,
+            "max_response_bytes": self.max_response_bytes,
         }
 
 
@@ -358,7 +368,13 @@ async def judge_file_async(options: JudgeOptions) -> JudgeSummary:
     try:
         with _long_lived_objects_frozen():
             await _judge_rows(
-                parts.judge, iter_rows(options.input), writer, tally, options.concurrency, bar
+                parts.judge,
+                iter_rows(options.input),
+                RowKeys.of(options.input),
+                writer,
+                tally,
+                options.concurrency,
+                bar,
             )
     finally:
         if bar is not None:
@@ -420,29 +436,28 @@ def _progress_bar(options: JudgeOptions, writer: ResultWriter) -> Any:
 async def _judge_rows(
     judge: PointwiseJudge,
     rows: Iterator[InputRow],
+    keys: RowKeys,
     writer: ResultWriter,
     tally: _Tally,
     concurrency: int,
     bar: Any,
 ) -> None:
-    seen: set[str] = set()
-
     def next_query() -> tuple[JudgeQuery, dict[str, Any]] | None:
         """The next query to judge; bad lines are answered on the spot."""
         for row in rows:
-            rid = row.id
+            # An id-less row's made-up key never equals an id of the input (RowKeys).
+            rid, repeated = keys.assign(row)
             if rid in writer.done:
                 tally.skipped += 1
                 continue
-            if rid in seen:
+            if repeated is not None:
                 tally.duplicates += 1
                 continue
-            seen.add(rid)
             if row.error is not None or row.record is None:
                 _bad_line(tally, rid, row.line, row.error or f"line {row.line}: unreadable")
                 continue
             try:
-                query = query_from_record(row.record, row.line)
+                query = dataclasses.replace(query_from_record(row.record, row.line), id=rid)
             except InputError as exc:
                 _bad_line(tally, rid, row.line, str(exc), row.record)
                 continue

@@ -8,27 +8,22 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
+
+import orjson
 
 from rewardkit.errors import ConfigError
 from rewardkit.io import load_json_line
 
-try:  # orjson when installed: several times faster on result lines
-    import orjson
-
-    _orjson_dumps: Callable[..., bytes] | None = orjson.dumps
-    # Dataclasses and dates go through `_default` (str), as they did with json.
-    _ORJSON_OPTIONS = (
-        orjson.OPT_NON_STR_KEYS
-        | orjson.OPT_APPEND_NEWLINE
-        | orjson.OPT_PASSTHROUGH_DATACLASS
-        | orjson.OPT_PASSTHROUGH_DATETIME
-    )
-except ImportError:  # pragma: no cover - depends on the environment
-    _orjson_dumps = None
-    _ORJSON_OPTIONS = 0
+# Dataclasses and dates go through `_default` (str), as they would with json's default=str.
+_ORJSON_OPTIONS = (
+    orjson.OPT_NON_STR_KEYS
+    | orjson.OPT_APPEND_NEWLINE
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+)
 
 __all__ = ["ResultWriter", "check_output_path"]
 
@@ -140,12 +135,12 @@ def _line_id(line: bytes) -> str | None:
 def _dump_line(result: dict[str, Any]) -> bytes:
     # Odd values become strings, as json's default=str would: a reward's details may hold a
     # set or a Path, and one odd value must not stop a long run after hours of scoring.
-    # orjson writes NaN and infinities as null (valid JSON); json, the fallback, writes NaN.
-    if _orjson_dumps is not None:
-        try:
-            return _orjson_dumps(result, default=_default, option=_ORJSON_OPTIONS)
-        except TypeError:  # e.g. a lone surrogate, an integer over 64 bits, a tuple key
-            pass
+    # orjson writes NaN and infinities as null (valid JSON); what it cannot write goes to
+    # json below.
+    try:
+        return orjson.dumps(result, default=_default, option=_ORJSON_OPTIONS)
+    except TypeError:  # e.g. a lone surrogate, an integer over 64 bits, a tuple key
+        pass
     text = json.dumps(result, ensure_ascii=False, default=str) + "\n"
     try:
         return text.encode("utf-8")

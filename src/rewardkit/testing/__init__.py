@@ -9,19 +9,17 @@ from typing import TYPE_CHECKING, Any
 from rewardkit._lazy import load_lazy as _load_lazy
 
 if TYPE_CHECKING:
-    from rewardkit.testing.fake_openai import (
-        FakeOpenAI,
-        FakeOpenAIProcess,
-        Fault,
-        count_responses,
-        spct_reply,
-        spct_text,
-    )
+    from rewardkit.testing.chat_script import Fault, count_responses, spct_reply, spct_text
+    from rewardkit.testing.fake_openai import FakeOpenAI, FakeOpenAIProcess
 
 __all__ = ["FakeOpenAI", "FakeOpenAIProcess", "Fault", "count_responses", "spct_reply", "spct_text"]
 
 
-_LAZY = dict.fromkeys(__all__, "rewardkit.testing.fake_openai")
+_LAZY = {
+    **dict.fromkeys(__all__, "rewardkit.testing.chat_script"),
+    "FakeOpenAI": "rewardkit.testing.fake_openai",
+    "FakeOpenAIProcess": "rewardkit.testing.fake_openai",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -19,6 +19,10 @@ Three ways to run it:
     with FakeOpenAI().run_in_thread() as server: ...                # sync code, own loop
     python -m rewardkit.testing.fake_openai --port 8123             # a separate process
 
+What it answers (replies, faults, kinds) is `rewardkit.testing.chat_script.ChatScript`,
+shared with the socket-less `rewardkit.backends.scripted.ScriptedServer`; this module only
+carries it over aiohttp.
+
 It is built to be fast (benchmarks push tens of thousands of requests through it): no
 access log, no per-request logging; counters only (`stats()`, or `GET /stats`).
 """
@@ -28,28 +32,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import re
 import select
 import signal
 import subprocess
 import sys
 import threading
 import time
-import zlib
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Iterator, Sequence
 
-import orjson  # a core dependency
+import orjson
 from aiohttp import web
 
-
-def _dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj)
-
-
-_loads: Callable[[bytes], Any] = orjson.loads
+from rewardkit.backends.transport import HTTPRequest
+from rewardkit.testing.chat_script import (
+    KINDS,
+    ChatScript,
+    Fault,
+    ReplyFn,
+    count_responses,
+    spct_reply,
+    spct_text,
+)
 
 __all__ = [
     "FakeOpenAI",
@@ -61,204 +64,26 @@ __all__ = [
     "spct_text",
 ]
 
-ReplyFn = Callable[[dict[str, Any], int], str]
-FaultKind = Literal["status", "hang", "garbage", "empty_choices", "disconnect", "delay"]
-FakeKind = Literal[
-    "generic", "llama_cpp", "llama_server", "vllm", "vllm_legacy", "sglang", "openai"
-]
 
-# Per kind: (owned_by in /v1/models, {other GET path: JSON}, constraint fields honoured).
-_KINDS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
-    "generic": (
-        "fake",
-        {},
-        (
-            "grammar",
-            "response_format",
-            "json_schema",
-            "structured_outputs",
-            "guided_regex",
-            "guided_grammar",
-            "guided_json",
-            "regex",
-        ),
-    ),
-    "llama_cpp": ("me", {}, ("grammar", "response_format")),  # llama-cpp-python
-    "llama_server": (
-        "llamacpp",
-        {"/props": {"default_generation_settings": {"n_ctx": 4096}}},
-        ("grammar", "response_format", "json_schema"),
-    ),
-    "vllm": ("vllm", {"/version": {"version": "0.11.0"}}, ("structured_outputs",)),
-    "vllm_legacy": (
-        "vllm",
-        {"/version": {"version": "0.8.5"}},
-        ("guided_regex", "guided_grammar", "guided_json"),
-    ),
-    "sglang": ("sglang", {"/get_model_info": {"model_path": "fake"}}, ("regex", "response_format")),
-    "openai": ("system", {}, ("response_format",)),
-}
-# Fields the real OpenAI API answers with 400 "Unrecognized request argument supplied".
-_NOT_OPENAI = ("grammar", "guided_regex", "guided_grammar", "guided_json", "structured_outputs",
-               "regex", "json_schema")  # fmt: skip
+class FakeOpenAI(ChatScript):
+    """A scriptable OpenAI-compatible server on loopback; see the module docstring for how
+    to run it, and `ChatScript` for what it answers (the arguments are the same).
 
-_RESPONSE_RE = re.compile(r"response\s*#?\s*(\d+)", re.IGNORECASE)
-
-
-def count_responses(messages: Sequence[dict[str, Any]]) -> int:
-    """How many responses a judge prompt shows: the highest "Response N" it mentions, else 1."""
-    numbers = [
-        int(m)
-        for msg in messages
-        if msg.get("role") == "user"
-        for m in _RESPONSE_RE.findall(str(msg.get("content", "")))
-    ]
-    return max([n for n in numbers if n < 1000] or [1])
-
-
-def spct_text(scores: Sequence[int]) -> str:
-    """A well-formed SPCT judge output: principles, critique, then `Scores: \\boxed{...}`."""
-    return (
-        "Specific Criteria:\n1. Correctness (60%): the final answer must be right.\n"
-        "2. Clarity (40%): the reasoning must be easy to follow.\n"
-        "Analysis:\n"
-        + "".join(f"- Response {i + 1} earns {s} of 10.\n" for i, s in enumerate(scores))
-        + "Scores: \\boxed{"
-        + ", ".join(str(s) for s in scores)
-        + "}"
-    )
-
-
-def spct_reply(body: dict[str, Any], index: int) -> str:
-    """The default reply: a valid SPCT verdict with one score (1..10) per response shown.
-
-    Scores are a deterministic function of the prompt and the choice index, so repeated
-    runs agree while different samples (votes) can differ.
-    """
-    messages = body.get("messages") or []
-    k = count_responses(messages)
-    seed = zlib.crc32(str(messages[-1].get("content", "") if messages else "").encode())
-    scores = [1 + (seed + 7 * index + 3 * i) % 10 for i in range(k)]
-    return spct_text(scores)
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    """One scripted misbehaviour, applied to one request (or every request, see `always`)."""
-
-    kind: FaultKind
-    status: int = 500
-    retry_after: str | None = None  # the Retry-After header value, as sent (seconds or a date)
-    seconds: float = 0.0  # for "hang" (0 = until the server closes) and "delay"
-    message: str = "injected fault"
-
-    @classmethod
-    def http(cls, status: int, retry_after: str | float | None = None, message: str = "") -> Fault:
-        ra = None if retry_after is None else str(retry_after)
-        return cls("status", status=status, retry_after=ra, message=message or f"fake {status}")
-
-    @classmethod
-    def hang(cls, seconds: float = 0.0) -> Fault:
-        return cls("hang", seconds=seconds)
-
-    @classmethod
-    def delay(cls, seconds: float) -> Fault:
-        """Answer normally, but only after `seconds`."""
-        return cls("delay", seconds=seconds)
-
-    @classmethod
-    def parse(cls, spec: str) -> Fault:
-        """From the CLI: `500`, `429:2` (Retry-After 2), `hang`, `hang:5`, `delay:0.5`,
-        `garbage`, `empty_choices`, `disconnect`."""
-        head, _, arg = spec.partition(":")
-        if head.isdigit():
-            return cls.http(int(head), retry_after=arg or None)
-        if head in ("hang", "delay"):
-            return cls(head, seconds=float(arg or 0))  # type: ignore[arg-type]
-        if head in ("garbage", "empty_choices", "disconnect"):
-            return cls(head)  # type: ignore[arg-type]
-        raise ValueError(f"unknown fault {spec!r}")
-
-
-class FakeOpenAI:
-    """A scriptable OpenAI-compatible server. See the module docstring for how to run it.
-
-    `faults` are applied one per request, in order, then requests are answered normally;
-    `always` is applied to every request once `faults` is used up. `reject_fields` makes
-    the server answer `reject_status` (400) naming the first such field present in a
-    request body; `"response_format.type=json_schema"` rejects only that value of a field
-    (llama-cpp-python's server answers that with a 500).
-    `ignore_n` answers one choice whatever `n` asks (llama-cpp-python's server does);
-    `max_n` caps the choices instead. `api_key`, when set, is required as
-    `Authorization: Bearer <key>` (401 otherwise). `kind` and `sloppy`: see the module
-    docstring; kind "openai" also rejects the constraint fields OpenAI does not know, and
-    answers a `response_format` json_schema with the reply as `{"analysis", "verdict"}`
-    JSON (its last line the verdict).
+    `requests` counts chat requests, `probes` GETs of the introspection endpoints
+    (`/v1/models`, `/props`, ...).
     """
 
-    def __init__(
-        self,
-        reply: str | ReplyFn = spct_reply,
-        *,
-        model: str = "fake-judge",
-        faults: Sequence[Fault] = (),
-        always: Fault | None = None,
-        ignore_n: bool = False,
-        max_n: int | None = None,
-        delay: float = 0.0,
-        reject_fields: Sequence[str] = (),
-        reject_status: int = 400,
-        api_key: str | None = None,
-        record: bool = True,
-        kind: FakeKind = "generic",
-        sloppy: str | None = None,
-    ) -> None:
-        if kind not in _KINDS:
-            raise ValueError(f"unknown fake server kind {kind!r}; choose one of {list(_KINDS)}")
-        self.kind = kind
-        self.sloppy = sloppy
-        self.reply = reply
-        self.model = model
-        self.faults: deque[Fault] = deque(faults)
-        self.always = always
-        self.ignore_n = ignore_n
-        self.max_n = max_n
-        self.delay = delay
-        self.reject_fields = tuple(reject_fields) + (_NOT_OPENAI if kind == "openai" else ())
-        self.reject_status = reject_status
-        self.api_key = api_key
-        self.record = record
-        #: Parsed request bodies, in arrival order (when `record`).
-        self.bodies: list[dict[str, Any]] = []
-        self.requests = 0
-        #: GETs of the introspection endpoints (`/v1/models`, `/props`, ...).
-        self.probes = 0
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self.completed = 0
-        self.base_url = ""
-        self.port = 0
-        self._runner: web.AppRunner | None = None
-        self._closing: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
-        self._thread_loop: asyncio.AbstractEventLoop | None = None
+    # Set per instance by start()/the handlers; class defaults keep ChatScript's typed
+    # constructor the only one.
+    probes: int = 0
+    base_url: str = ""
+    port: int = 0
+    _runner: web.AppRunner | None = None
+    _closing: asyncio.Event | None = None
 
-    # -- scripting -----------------------------------------------------------------------
-    def script(self, *faults: Fault) -> None:
-        """Queue faults for the next requests, one each."""
-        self.faults.extend(faults)
-
-    def stats(self) -> dict[str, int]:
-        return {
-            "requests": self.requests,
-            "completed": self.completed,
-            "in_flight": self.in_flight,
-            "max_in_flight": self.max_in_flight,
-        }
-
-    def reset_stats(self) -> None:
-        self.requests = self.completed = self.max_in_flight = 0
-        self.bodies.clear()
+    @property
+    def requests(self) -> int:
+        return self.received
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -267,7 +92,7 @@ class FakeOpenAI:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
-        for path in _KINDS[self.kind][1]:
+        for path in KINDS[self.kind][1]:
             app.router.add_get(path, self._introspect)
         app.router.add_get("/health", self._health)
         app.router.add_get("/stats", self._stats)
@@ -329,166 +154,38 @@ class FakeOpenAI:
             thread.join(timeout=10)
 
     # -- handlers ------------------------------------------------------------------------
+    async def _hang(self, seconds: float) -> None:
+        # Until the server closes (or `seconds`): a hung handler must not outlive close().
+        assert self._closing is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), seconds or None)
+
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(body=b'{"status":"ok"}', content_type="application/json")
 
     async def _stats(self, request: web.Request) -> web.Response:
-        return web.Response(body=_dumps(self.stats()), content_type="application/json")
+        return web.Response(body=orjson.dumps(self.stats()), content_type="application/json")
 
     async def _models(self, request: web.Request) -> web.Response:
         self.probes += 1
-        model = {"id": self.model, "object": "model", "owned_by": _KINDS[self.kind][0]}
+        model = {"id": self.model, "object": "model", "owned_by": KINDS[self.kind][0]}
         body = {"object": "list", "data": [model]}
-        return web.Response(body=_dumps(body), content_type="application/json")
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     async def _introspect(self, request: web.Request) -> web.Response:
         self.probes += 1
-        body = _KINDS[self.kind][1][request.path]
-        return web.Response(body=_dumps(body), content_type="application/json")
-
-    def _text(self, body: dict[str, Any], index: int) -> str:
-        """The reply as this kind of server would give it for this request."""
-        honoured = _KINDS[self.kind][2]
-        if self.sloppy is not None and not any(f in body for f in honoured):
-            return self.sloppy
-        text = self.reply if isinstance(self.reply, str) else self.reply(body, index)
-        response_format = body.get("response_format")
-        if (
-            self.kind == "openai"
-            and isinstance(response_format, dict)
-            and response_format.get("type") == "json_schema"
-        ):
-            head, _, last = text.rpartition("\n")
-            return _dumps({"analysis": head, "verdict": last}).decode()
-        return text
+        body = KINDS[self.kind][1][request.path]
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        self.requests += 1
-        self.in_flight += 1
-        if self.in_flight > self.max_in_flight:
-            self.max_in_flight = self.in_flight
-        try:
-            return await self._answer(request)
-        finally:
-            self.in_flight -= 1
-
-    async def _answer(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
-        if self.api_key is not None and request.headers.get("Authorization") != (
-            f"Bearer {self.api_key}"
-        ):
-            return _error(401, "Incorrect API key provided.", "invalid_api_key")
         try:
-            body = _loads(raw)
-        except ValueError:
-            return _error(400, "request body is not valid JSON", "invalid_request_error")
-        if self.record:
-            self.bodies.append(body)
-        if not isinstance(body.get("messages"), list):
-            return _error(400, "'messages' is a required property", "invalid_request_error")
-        for rule in self.reject_fields:
-            name, _, condition = rule.partition(".")
-            if name not in body:
-                continue
-            key, _, value = condition.partition("=")
-            if not condition or (
-                isinstance(body[name], dict) and str(body[name].get(key)) == value
-            ):
-                return _error(
-                    self.reject_status,
-                    f"Unrecognized request argument supplied: {name}",
-                    "invalid_request_error",
-                )
-
-        fault = self.faults.popleft() if self.faults else self.always
-        if fault is not None:
-            early = await self._apply(fault, request)
-            if early is not None:
-                return early
-        if self.delay:
-            await asyncio.sleep(self.delay)
-
-        n = 1 if self.ignore_n else max(1, int(body.get("n") or 1))
-        if self.max_n is not None:
-            n = min(n, self.max_n)
-        choices = []
-        for index in range(n):
-            text = self._text(body, index)
-            choice: dict[str, Any] = {
-                "index": index,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": "stop",
-            }
-            if body.get("logprobs"):
-                choice["logprobs"] = {"content": _logprobs(text, body.get("top_logprobs") or 0)}
-            choices.append(choice)
-        prompt_chars = sum(len(str(m.get("content", ""))) for m in body["messages"])
-        completion_chars = sum(len(c["message"]["content"]) for c in choices)
-        payload = {
-            "id": f"chatcmpl-fake-{self.requests}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.get("model") or self.model,
-            "choices": choices,
-            "usage": {
-                "prompt_tokens": prompt_chars // 4,
-                "completion_tokens": completion_chars // 4,
-                "total_tokens": (prompt_chars + completion_chars) // 4,
-            },
-        }
-        self.completed += 1
-        return web.Response(body=_dumps(payload), content_type="application/json")
-
-    async def _apply(self, fault: Fault, request: web.Request) -> web.StreamResponse | None:
-        if fault.kind == "status":
-            headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
-            return _error(fault.status, fault.message, "fake_fault", headers)
-        if fault.kind == "delay":
-            await asyncio.sleep(fault.seconds)
-            return None
-        if fault.kind == "hang":
-            assert self._closing is not None
-            timeout = fault.seconds or None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), timeout)
-            return _error(503, "server shutting down after a hang", "fake_fault")
-        if fault.kind == "garbage":
-            return web.Response(
-                body=b'{"choices": [{"message": <html>502 Bad Gateway',
-                content_type="application/json",
-            )
-        if fault.kind == "empty_choices":
-            return web.Response(body=b'{"id":"x","choices":[]}', content_type="application/json")
-        if fault.kind == "disconnect":
+            answer = await self.answer(HTTPRequest("POST", request.path, raw, request.headers))
+        except ConnectionResetError:  # a "disconnect" fault
             if request.transport is not None:
                 request.transport.close()
-            raise asyncio.CancelledError  # nothing can be sent on a closed transport
-        raise AssertionError(fault.kind)
-
-
-def _error(
-    status: int, message: str, kind: str, headers: dict[str, str] | None = None
-) -> web.Response:
-    body = {"error": {"message": message, "type": kind, "code": status}}
-    return web.Response(
-        status=status, body=_dumps(body), content_type="application/json", headers=headers
-    )
-
-
-_TOKEN_RE = re.compile(r"\s*\S+|\s+")
-
-
-def _logprobs(text: str, k: int) -> list[dict[str, Any]]:
-    """OpenAI-shaped per-token logprobs: whitespace-led chunks, deterministic values."""
-    out = []
-    for position, token in enumerate(_TOKEN_RE.findall(text)):
-        lp = -0.05 * (1 + position % 5)
-        top = [{"token": token, "logprob": lp, "bytes": list(token.encode())}]
-        top += [{"token": f"<alt{j}>", "logprob": lp - 1.0 - j, "bytes": None} for j in range(1, k)]
-        out.append(
-            {"token": token, "logprob": lp, "bytes": list(token.encode()), "top_logprobs": top[:k]}
-        )
-    return out
+            raise asyncio.CancelledError from None  # nothing can be sent on a closed transport
+        return web.Response(status=answer.status, body=answer.content, headers=answer.headers)
 
 
 class FakeOpenAIProcess:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rewardkit.errors import BackendError, InputError
-from rewardkit.io import iter_rows, row_id
+from rewardkit.io import RowKeys, iter_rows
 from rewardkit.pipelines.sample.config import InputConfig, PolicyConfig, SamplingConfig
 from rewardkit.pipelines.sample.records import Candidate, sample_key
 from rewardkit.scoring import RewardReport, Scorer
@@ -86,25 +86,15 @@ def read_prompts(
     """Prompts to sample, and one problem line per unusable row (`id`, `line`, `error`)."""
     prompts: list[PromptRow] = []
     problems: list[dict[str, Any]] = []
-    seen: dict[str, int] = {}
+    keys = RowKeys.of(path)  # an id-less row's made-up key never equals an input id
     taken = {config.prompt_column, config.reference_column, "id"}
     for row in iter_rows(path):
         if config.limit is not None and len(prompts) + len(problems) >= config.limit:
             break
-        if row.record is None:
-            problems.append({"id": str(row.line), "line": row.line, "error": row.error})
+        rid, repeated = keys.assign(row)
+        if row.record is None or repeated is not None:
+            problems.append({"id": rid, "line": row.line, "error": repeated or row.error})
             continue
-        rid = row_id(row.record, row.line)
-        if rid in seen:
-            problems.append(
-                {
-                    "id": rid,
-                    "line": row.line,
-                    "error": f"line {row.line}: duplicate id {rid!r} (first on line {seen[rid]})",
-                }
-            )
-            continue
-        seen[rid] = row.line
         if config.prompt_column not in row.record:
             problems.append(
                 {
