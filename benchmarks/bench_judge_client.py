@@ -14,7 +14,11 @@ every row measures how fast a client can push the same judge requests through it
    rendering, cache lookups and writes, parsing, voting, output writes, progress bar.
 3. the same with `--no-cache`, to show what the SQLite cache costs.
 4. `HTTPBackend.generate` alone, in process (aiohttp underneath, like the raw loop).
-5. with `--openai`: a bare `openai.AsyncOpenAI` loop with the same requests and semaphore
+5. the least a judge client can do, in process: the raw loop plus reading each input line,
+   rendering and fencing the prompt, parsing the verdict and writing an output line (no
+   cache, retries, voting or progress bar). It shows how much of the gap to the raw loop
+   any Python judge client on aiohttp must pay.
+6. with `--openai`: a bare `openai.AsyncOpenAI` loop with the same requests and semaphore
    (slow: minutes at 20,000).
 
 It also measures the cache on its own: 64 tasks doing lookup + store per request, with the
@@ -133,6 +137,45 @@ async def raw_aiohttp(bodies: list[dict[str, Any]], base_url: str, concurrency: 
         texts = await asyncio.gather(*(one(b) for b in bodies))
         elapsed = time.perf_counter() - start
     assert all("boxed" in t for t in texts)
+    return elapsed
+
+
+async def minimal_judge(
+    input_path: Path, out: Path, fields: dict[str, Any], base_url: str, concurrency: int
+) -> float:
+    """Raw aiohttp plus the judge's unavoidable work: input, prompt, verdict, output."""
+    import aiohttp
+    import orjson
+
+    from rewardkit.judges.parsing import parse_judgment
+    from rewardkit.judges.templates import PromptBuilder, make_nonce
+
+    builder = PromptBuilder.create("helpfulness")
+    url = base_url.rstrip("/") + "/chat/completions"
+    headers = {"Content-Type": "application/json"}
+    sem = asyncio.Semaphore(concurrency)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(raw: bytes) -> bytes:
+            record = orjson.loads(raw)
+            shown = record["responses"]
+            nonce = make_nonce(record["id"], record["prompt"], shown)
+            prompt = builder.render(record["prompt"], shown, nonce)
+            body = orjson.dumps({**fields, "messages": [{"role": "user", "content": prompt}]})
+            async with sem, session.post(url, data=body, headers=headers) as response:
+                data = orjson.loads(await response.read())
+            text = data["choices"][0]["message"]["content"]
+            parsed = parse_judgment(text, len(shown), responses=shown, nonce=nonce)
+            return orjson.dumps(
+                {"id": record["id"], "scores": parsed.scores, "error": parsed.error}
+            )
+
+        start = time.perf_counter()
+        lines = await asyncio.gather(*(one(raw) for raw in input_path.read_bytes().splitlines()))
+        out.write_bytes(b"\n".join(lines) + b"\n")
+        elapsed = time.perf_counter() - start
+    assert all(b'"error":null' in line for line in lines)
     return elapsed
 
 
@@ -273,6 +316,7 @@ def main() -> None:
         shaper = HTTPBackend("http://127.0.0.1:9/v1", model=MODEL)
         bodies = [shaper._body(r, r.n, r.seed)[0] for r in requests]
         assert len(bodies) == n
+        fields = {k: v for k, v in bodies[0].items() if k not in ("messages", "seed")}
 
         rounds: list[list[tuple[str, float, float, float]]] = []
         server_args = ("--delay", str(args.delay)) if args.delay else ()
@@ -289,6 +333,12 @@ def main() -> None:
                     lambda: run_cli(input_path, root / "b.jsonl", url, c, "--no-cache"),
                 ),
                 ("HTTPBackend alone", lambda: asyncio.run(backend_loop(requests, url, c))),
+                (
+                    "least judge client (in process)",
+                    lambda: asyncio.run(
+                        minimal_judge(input_path, root / "m.jsonl", fields, url, c)
+                    ),
+                ),
             ]
             if args.openai:
                 runs.append(

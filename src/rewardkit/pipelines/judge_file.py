@@ -489,8 +489,9 @@ async def _judge_rows(
             if tally.out:
                 batch, tally.out = tally.out, []
                 try:
+                    writer.append(batch)
                     # In a thread: the fsync must not stall the requests in flight.
-                    await asyncio.to_thread(writer.write, batch)
+                    await asyncio.to_thread(writer.sync)
                 except OSError as exc:
                     tally.write_error = exc
                     return

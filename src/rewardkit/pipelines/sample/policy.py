@@ -217,7 +217,8 @@ class _Drawer:
 
     async def _write(self, candidates: Sequence[Candidate]) -> None:
         async with self.lock:  # one writer at a time; the fsync runs off the event loop
-            await asyncio.to_thread(self.writer.write, [c.to_line() for c in candidates])
+            self.writer.append([c.to_line() for c in candidates])
+            await asyncio.to_thread(self.writer.sync)
 
 
 async def draw_all(
