@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from rewardkit.backends.base import Completion, Constraint, GenerateRequest, Tok
 from rewardkit.backends.mock import MockBackend
 from rewardkit.errors import BackendError, BackendHTTPError, ConfigError, StoreError
 from rewardkit.store import CachedBackend, JudgeCache, backend_identity, request_digest, sample_key
+from rewardkit.store import cache as cache_module
 
 BASE = GenerateRequest(
     messages=({"role": "system", "content": "You judge."}, {"role": "user", "content": "Q and A"}),
@@ -454,6 +456,7 @@ def test_rows_another_process_commits_later_are_found(tmp_path: Path) -> None:
             f"with JudgeCache({str(path)!r}) as o: o.put_many({{'k': Completion('K')}})\n"
         )
         subprocess.run([sys.executable, "-c", script], check=True)
+        time.sleep(cache_module._RECHECK_SECONDS)  # the longest a look may be put off
         assert c.get_many(["k"]) == {"k": Completion("K")}
 
 
