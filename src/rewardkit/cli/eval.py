@@ -85,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class _Closers:
-    """What the run opened and must close: caches (their writer threads flush on close)."""
+    """What the run opened and must close: caches (they commit what they buffer on close)."""
 
     def __init__(self) -> None:
         self.caches: list[Any] = []
