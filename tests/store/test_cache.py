@@ -342,6 +342,70 @@ def test_commits_survive_sigkill(tmp_path: Path) -> None:
         assert len(got) == 300 and got["k299"].text == "v299"
 
 
+async def test_the_loop_commits_a_buffer_without_another_cache_call(tmp_path: Path) -> None:
+    """A row stored from a running loop reaches the file `flush_interval` later, though the
+    cache is never called again: a process killed after that keeps it."""
+    path = tmp_path / "c.sqlite"
+    c = JudgeCache(path, flush_interval=0.02, batch_size=10**6)
+    try:
+        c.put_many({"a": Completion("A")})
+        with JudgeCache(path) as other:
+            assert other.get_many(["a"]) == {}  # buffered, not on disk
+        await asyncio.sleep(0.2)
+        with JudgeCache(path) as other:
+            assert other.get_many(["a"]) == {"a": Completion("A")}
+    finally:
+        c.close()
+
+
+def test_without_a_loop_the_next_call_after_the_interval_commits(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with JudgeCache(path, flush_interval=0.05, batch_size=10**6) as c:
+        c.put_many({"a": Completion("A")})
+        with JudgeCache(path) as other:
+            assert other.get_many(["a"]) == {}
+            time.sleep(0.06)
+            assert c.get_many(["b"]) == {}  # any call past the interval commits
+            time.sleep(cache_module._RECHECK_SECONDS)
+            assert other.get_many(["a"]) == {"a": Completion("A")}
+
+
+def test_a_full_batch_is_committed_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with JudgeCache(path, flush_interval=60, batch_size=3) as c:
+        c.put_many({"a": Completion("A"), "b": Completion("B")})
+        with JudgeCache(path) as other:
+            assert other.get_many(["a"]) == {}
+            c.put_many({"c": Completion("C")})  # the third row fills the batch
+            time.sleep(cache_module._RECHECK_SECONDS)
+            assert len(other.get_many(["a", "b", "c"])) == 3
+
+
+def test_a_cache_never_closed_is_committed_at_exit(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    script = (
+        "from rewardkit.backends.base import Completion; from rewardkit.store import JudgeCache\n"
+        f"c = JudgeCache({str(path)!r}, flush_interval=60, batch_size=10**6)\n"
+        "c.put_many({'k': Completion('K')})\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
+    with JudgeCache(path) as c:
+        assert c.get_many(["k"]) == {"k": Completion("K")}
+
+
+def test_own_commits_are_not_read_back(tmp_path: Path) -> None:
+    """Appended rows' ids are known from the append: a lookup after a commit of this
+    cache's own rows runs no query for new rows, and a hit still reads the right value."""
+    with JudgeCache(tmp_path / "c.sqlite", flush_interval=60) as c:
+        c.put_many({f"k{i}": Completion(f"v{i}") for i in range(5)})
+        c.flush()
+        statements: list[str] = []
+        c._conn.set_trace_callback(statements.append)
+        c._checked = 0.0  # let the next lookup look for other connections' rows
+        assert c.get_many(["k3"]) == {"k3": Completion("v3")}
+        assert not [s for s in statements if "rowid >" in s]
+
+
 def test_closed_cache_refuses_writes(tmp_path: Path) -> None:
     c = JudgeCache(tmp_path / "c.sqlite")
     c.close()
