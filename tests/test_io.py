@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from rewardkit.errors import ConfigError, InputError
-from rewardkit.io import InputRow, RowKeys, iter_rows, row_id, sample_from_record
+from rewardkit.io import InputRow, RowKeys, iter_rows, load_json_line, row_id, sample_from_record
 from rewardkit.store.results import ResultWriter
 
 
@@ -307,6 +307,29 @@ def test_ids_past_64_bits_stay_exact(tmp_path: Path) -> None:
     assert [r.id for r in rows] == [str(i) for i in BIG_IDS] + ["12345678901234567890123"]
     assert [r.record["n"] for r in rows[:-1] if r.record] == BIG_IDS  # other fields too
     assert len({r.id for r in rows}) == len(rows)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        2**64 - 1,  # 20 digits, still u64: orjson keeps it
+        2**64,
+        -(2**63),  # "-" and 19 digits, still i64
+        -(2**63) - 1,
+        2**63 - 1,  # 19 digits: a false alarm, read by the stdlib, still exact
+        -(10**18),  # "-" and 19 digits... of which 1 and 18 zeros: exact either way
+        10**40,
+        -(10**40),
+    ],
+)
+def test_integers_at_the_64_bit_edges_stay_exact(tmp_path: Path, value: int) -> None:
+    path = tmp_path / "in.jsonl"
+    line = json.dumps({"id": value, "response": "x", "nested": {"n": [value]}})
+    path.write_text(line + "\n", encoding="utf-8")
+    (row,) = iter_rows(path)
+    assert row.id == str(value)
+    assert row.record is not None and row.record["nested"]["n"] == [value]
+    assert load_json_line(line.encode()) == {"id": value, "response": "x", "nested": {"n": [value]}}
 
 
 def test_writer_resumes_big_integer_ids_exactly(tmp_path: Path) -> None:

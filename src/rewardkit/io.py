@@ -10,7 +10,6 @@ Results are written by `rewardkit.store.results.ResultWriter`.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,8 +119,16 @@ def iter_rows(path: str | Path) -> Iterator[InputRow]:
 
 #: Maybe an integer outside [-2**63, 2**64) (20 digits, or "-" and 19), which orjson turns
 #: into a float: two distinct ids would then collide. Such a line goes to the stdlib, which
-#: keeps integers exact (a false alarm, e.g. digits in a string, only costs speed).
-_BIG_INT = re.compile(rb"\d{20}|-\d{19}")
+#: keeps integers exact (a false alarm, e.g. digits in a string, only costs speed). The test
+#: is "19 digits in a row", found by turning every digit into a 9 and looking for nineteen
+#: of them: a C translate and a substring search, several times cheaper than a regex search
+#: (it runs on every input line, twice when the input is read ahead for its ids).
+_DIGITS_TO_NINES = bytes.maketrans(b"012345678", b"999999999")
+_NINETEEN_DIGITS = b"9" * 19
+
+
+def _may_hold_big_int(raw: bytes) -> bool:
+    return _NINETEEN_DIGITS in raw.translate(_DIGITS_TO_NINES)
 
 
 def _jsonl_rows(path: Path) -> Iterator[InputRow]:
@@ -131,7 +138,7 @@ def _jsonl_rows(path: Path) -> Iterator[InputRow]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                if _BIG_INT.search(raw):
+                if _may_hold_big_int(raw):
                     raise ValueError("may hold an integer orjson cannot keep exact")
                 record = orjson.loads(raw)
             except ValueError:
@@ -233,7 +240,7 @@ def sample_from_record(record: dict[str, Any], line: int) -> Sample:
 def load_json_line(line: bytes) -> Any:
     """One JSON line (orjson when it keeps the value exact, else the stdlib); None if invalid."""
     try:
-        if _BIG_INT.search(line):
+        if _may_hold_big_int(line):
             return json.loads(line)
         return orjson.loads(line)
     except ValueError:
