@@ -417,7 +417,9 @@ class HTTPBackend:
             raise error
         try:
             body = _loads(raw)
-            choices = sorted(body["choices"], key=lambda c: c.get("index", 0))
+            choices = body["choices"]
+            if len(choices) > 1:
+                choices = sorted(choices, key=lambda c: c.get("index", 0))
             completions = [completion_from_choice(c, top_logprobs) for c in choices]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             snippet = raw[:200].decode("utf-8", "replace")

@@ -11,6 +11,7 @@ the result, never raised and never turned into a score.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import math
 import random
@@ -36,6 +37,8 @@ _UNUSED_RNG = random.Random(0)
 
 def plan_chunks(n: int, max_responses: int) -> list[tuple[int, ...]]:
     """Split n input indices into balanced consecutive chunks of at most `max_responses`."""
+    if n <= max_responses:  # the usual case: one chunk
+        return [tuple(range(n))]
     count = max(1, math.ceil(n / max_responses))
     base, extra = divmod(n, count)
     chunks, start = [], 0
@@ -46,13 +49,18 @@ def plan_chunks(n: int, max_responses: int) -> list[tuple[int, ...]]:
     return chunks
 
 
+@functools.cache
+def _permutations(m: int) -> tuple[tuple[int, ...], ...]:
+    return tuple(itertools.permutations(range(m)))
+
+
 def plan_orders(m: int, k: int, shuffle: bool, rng: random.Random) -> list[tuple[int, ...]]:
     """k display orders (permutations of range(m)), one per sample."""
     identity = tuple(range(m))
     if not shuffle or m == 1:
         return [identity] * k
     if m <= _ENUMERATE_UP_TO:
-        perms = list(itertools.permutations(range(m)))
+        perms = list(_permutations(m))
         rng.shuffle(perms)
         return [perms[i % len(perms)] for i in range(k)]
     return [tuple(rng.sample(range(m), m)) for _ in range(k)]
