@@ -393,6 +393,28 @@ def test_a_cache_never_closed_is_committed_at_exit(tmp_path: Path) -> None:
         assert c.get_many(["k"]) == {"k": Completion("K")}
 
 
+def test_a_forked_child_leaves_the_parents_buffer_alone(tmp_path: Path) -> None:
+    """The exit hook commits only caches its own process opened: a forked child exiting
+    normally does not write the parent's buffered rows through the inherited connection."""
+    path = tmp_path / "c.sqlite"
+    script = (
+        "import os\n"
+        "from rewardkit.backends.base import Completion; from rewardkit.store import JudgeCache\n"
+        f"c = JudgeCache({str(path)!r}, flush_interval=60, batch_size=10**6)\n"
+        "c.put_many({'k': Completion('K')})\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    raise SystemExit(0)  # a normal exit: atexit handlers run\n"
+        "os.waitpid(pid, 0)\n"
+        "with JudgeCache({path!r}) as other:\n"
+        "    assert other.get_many(['k']) == {}, 'the child committed the parent rows'\n"
+        "c.close()\n"
+    ).replace("{path!r}", repr(str(path)))
+    subprocess.run([sys.executable, "-c", script], check=True)
+    with JudgeCache(path) as c:
+        assert c.get_many(["k"]) == {"k": Completion("K")}  # the parent's own close
+
+
 def test_own_commits_are_not_read_back(tmp_path: Path) -> None:
     """Appended rows' ids are known from the append: a lookup after a commit of this
     cache's own rows runs no query for new rows, and a hit still reads the right value."""

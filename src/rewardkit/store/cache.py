@@ -26,6 +26,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -286,6 +287,7 @@ class JudgeCache:
         self._closed = False
         self.hits = 0
         self.misses = 0
+        self._pid = os.getpid()
         _OPEN_CACHES.add(self)
 
     def _migrate(self) -> None:
@@ -527,10 +529,15 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 @atexit.register
 def _flush_open_caches() -> None:
-    """Commit what open caches still buffer when the interpreter exits without closing them."""
+    """Commit what open caches still buffer when the interpreter exits without closing them.
+
+    Only caches this process opened: a forked child that exits normally must not touch the
+    connection it inherited (SQLite connections do not survive a fork)."""
+    pid = os.getpid()
     for cache in list(_OPEN_CACHES):
-        with contextlib.suppress(Exception):
-            cache.close()
+        if cache._pid == pid:
+            with contextlib.suppress(Exception):
+                cache.close()
 
 
 # Commits by file, made by any JudgeCache of this process: another cache on the same file
