@@ -27,7 +27,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rewardkit.errors import MissingDependencyError
 from rewardkit.reward import Reward
 from rewardkit.types import RewardResult, Sample, Score
 
@@ -48,10 +47,6 @@ JUDGE_VOCAB_WORDS = [
     "good",
     "bad",
 ]
-CHAT_TEMPLATE = (
-    "{% for message in messages %}{{ message['content'] }} {% endfor %}"
-    "{% if add_generation_prompt %}{% endif %}"
-)
 
 
 class TargetTokenReward(Reward):
@@ -79,46 +74,10 @@ def toy_prompts(n: int = 8) -> list[str]:
 
 def build_tiny_model(out_dir: str | Path | None = None, *, seed: int = 0) -> tuple[Any, Any]:
     """A random tiny Llama and its tokenizer; saved to `out_dir` when given."""
-    try:
-        import torch
-        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-        from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-    except ImportError as exc:
-        raise MissingDependencyError(
-            exc.name or "transformers", "train", "the toy GRPO model"
-        ) from exc
+    from rewardkit.pipelines.spct.toy import tiny_llama, word_tokenizer
 
-    raw = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    raw.decoder = decoders.WordPiece()  # joins words with single spaces
-    raw.train_from_iterator(
-        [" ".join(VOCAB_WORDS)],
-        trainers.WordLevelTrainer(special_tokens=["<pad>", "<unk>", "<s>", "</s>"]),
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=raw,
-        pad_token="<pad>",
-        unk_token="<unk>",
-        bos_token="<s>",
-        eos_token="</s>",
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=True,
-    )
-    model = LlamaForCausalLM(config)
+    tokenizer = word_tokenizer([" ".join(VOCAB_WORDS)])
+    model = tiny_llama(tokenizer, max_positions=64, seed=seed)
     if out_dir is not None:
         model.save_pretrained(str(out_dir))
         tokenizer.save_pretrained(str(out_dir))

@@ -5,7 +5,7 @@
 - `ScriptedJudge`: a `MockBackend` script. Each sample is correct with probability
   `p_correct` (drawn from the request seed and sample index, so runs repeat); a wrong one
   swaps the scores and, with `telltale`, contains a phrase a meta RM can learn.
-- `word_tokenizer`, `tiny_causal_lm`, `tiny_classifier`: a word-level tokenizer trained
+- `word_tokenizer`, `tiny_llama`, `tiny_causal_lm`, `tiny_classifier`: a word-level tokenizer trained
   in-process on given texts, and random two-layer Llamas on top of it (CPU, seconds).
 """
 
@@ -26,6 +26,7 @@ __all__ = [
     "shown_responses",
     "tiny_causal_lm",
     "tiny_classifier",
+    "tiny_llama",
     "word_tokenizer",
 ]
 
@@ -122,18 +123,23 @@ def _llama_config(tokenizer: Any, max_positions: int, **extra: Any) -> Any:
     )
 
 
+def tiny_llama(tokenizer: Any, *, max_positions: int = 2048, seed: int = 0) -> Any:
+    """A random tiny `LlamaForCausalLM` over `tokenizer`'s vocabulary (seeded)."""
+    _, transformers = _require()
+    import torch
+
+    torch.manual_seed(seed)
+    return transformers.LlamaForCausalLM(
+        _llama_config(tokenizer, max_positions, tie_word_embeddings=True)
+    )
+
+
 def tiny_causal_lm(
     texts: Iterable[str], out_dir: str | Path, *, max_positions: int = 2048, seed: int = 0
 ) -> Path:
     """A random tiny `LlamaForCausalLM` + word tokenizer saved to `out_dir`."""
-    _, transformers = _require()
-    import torch
-
     tokenizer = word_tokenizer(texts)
-    torch.manual_seed(seed)
-    model = transformers.LlamaForCausalLM(
-        _llama_config(tokenizer, max_positions, tie_word_embeddings=True)
-    )
+    model = tiny_llama(tokenizer, max_positions=max_positions, seed=seed)
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     return Path(out_dir)
