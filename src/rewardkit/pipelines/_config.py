@@ -75,11 +75,14 @@ def check_trainer_options(
         )
 
 
-def trainer_args(cls: type, output_dir: str, options: dict[str, Any], section: str) -> Any:
-    """`cls(output_dir=..., **options)` with unknown keys named (and close matches offered)."""
+def trainer_args(
+    cls: type, output_dir: str, options: dict[str, Any], section: str, name: str | None = None
+) -> Any:
+    """`cls(output_dir=..., **options)` with unknown keys named (and close matches offered),
+    no reporting integrations and, on a CPU, no bf16 unless the options say otherwise."""
     import torch
 
-    check_trainer_options(cls, options, section)
+    check_trainer_options(cls, options, section, name)
     options = dict(options)
     options.setdefault("report_to", "none")
     if not torch.cuda.is_available():

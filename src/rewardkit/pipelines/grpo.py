@@ -43,10 +43,10 @@ from rewardkit.errors import ConfigError, InputError
 from rewardkit.integrations.trl import AsyncRewardFunc, RewardFunc, reward_funcs
 from rewardkit.io import iter_rows
 from rewardkit.pipelines._config import (
-    check_trainer_options,
     load_config,
     local_path,
     require,
+    trainer_args,
 )
 from rewardkit.pipelines.audit.config import AuditConfig, resolve_reward_spec
 from rewardkit.scoring import RewardReport
@@ -184,10 +184,7 @@ def _resolve_paths(config: GRPORunConfig, base: Path) -> GRPORunConfig:
 def build_grpo_config(config: GRPORunConfig, spec: RewardSpec) -> Any:
     """`trl.GRPOConfig` from the `grpo:` mapping, unknown keys reported with suggestions."""
     trl = _require("trl")
-    import torch
-
     options = dict(config.grpo)
-    check_trainer_options(trl.GRPOConfig, options, "grpo", "trl.GRPOConfig")
     if config.reward_mode == "per_reward":
         weights = [e.weight for e in spec.rewards]
         if "reward_weights" in options and list(options["reward_weights"]) != weights:
@@ -201,13 +198,7 @@ def build_grpo_config(config: GRPORunConfig, spec: RewardSpec) -> Any:
             "grpo.reward_weights: in combined mode there is one reward function; "
             "weights belong in the spec"
         )
-    options.setdefault("report_to", "none")
-    if not torch.cuda.is_available():
-        options.setdefault("bf16", False)  # GRPOConfig defaults to bf16, which CPUs run poorly
-    try:
-        return trl.GRPOConfig(output_dir=config.output_dir, **options)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"grpo: {exc}") from exc
+    return trainer_args(trl.GRPOConfig, config.output_dir, options, "grpo", "trl.GRPOConfig")
 
 
 def _require(module: str) -> Any:

@@ -40,11 +40,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from rewardkit.errors import ConfigError, InputError
 from rewardkit.io import iter_rows
 from rewardkit.pipelines._config import (
-    check_trainer_options,
     load_config,
     local_path,
     output_path,
     require,
+    trainer_args,
 )
 
 __all__ = ["SFTDatasetConfig", "SFTRunConfig", "SFTRunResult", "load_sft_config", "train_sft"]
@@ -105,19 +105,10 @@ def _require(module: str) -> Any:
 def build_sft_config(config: SFTRunConfig) -> Any:
     """`trl.SFTConfig` from the `sft:` mapping, unknown keys reported with suggestions."""
     trl = _require("trl")
-    import torch
-
     options = dict(config.sft)
-    check_trainer_options(trl.SFTConfig, options, "sft", "trl.SFTConfig")
-    options.setdefault("report_to", "none")
     if config.completion_only:
         options.setdefault("completion_only_loss", True)
-    if not torch.cuda.is_available():
-        options.setdefault("bf16", False)  # CPUs run bf16 poorly
-    try:
-        return trl.SFTConfig(output_dir=config.output_dir, **options)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"sft: {exc}") from exc
+    return trainer_args(trl.SFTConfig, config.output_dir, options, "sft", "trl.SFTConfig")
 
 
 def load_sft_dataset(config: SFTDatasetConfig, *, completion_only: bool = False) -> Any:
