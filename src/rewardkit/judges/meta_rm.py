@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -177,6 +177,41 @@ def load_sequence_classifier(
     return tokenizer, model
 
 
+def sequence_scores(
+    tokenizer: Any,
+    model: Any,
+    texts: Sequence[str],
+    reduce: Callable[[Any], Any],
+    *,
+    device: str,
+    batch_size: int,
+    max_length: int,
+) -> list[float]:
+    """One score per text from a loaded sequence classifier: `batch_size` texts per forward
+    pass, no gradients, `reduce` turning a batch's float logits (batch x labels) into one
+    value per text (logit 0, a margin, ...)."""
+    import torch
+
+    out: list[float] = []
+    for start in range(0, len(texts), batch_size):
+        encoded = tokenizer(
+            list(texts[start : start + batch_size]),
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        ).to(device)
+        with torch.no_grad():
+            logits = model(**encoded).logits.float()
+        out.extend(reduce(logits).tolist())
+    return out
+
+
+def _rating(logits: Any) -> Any:
+    """One label: its logit; two or more: the margin of label 1 ("correct") over label 0."""
+    return logits[:, 0] if logits.shape[-1] == 1 else logits[:, 1] - logits[:, 0]
+
+
 class TransformersMetaRM:
     """A local `AutoModelForSequenceClassification` as meta RM (pip extra "hf").
 
@@ -216,25 +251,15 @@ class TransformersMetaRM:
 
     def _score_locked(self, texts: Sequence[str]) -> list[float]:
         self._load()
-        import torch
-
-        out: list[float] = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = list(texts[start : start + self.batch_size])
-            encoded = self._tokenizer(
-                batch,
-                padding=True,
-                truncation=True,
-                max_length=self.max_length,
-                return_tensors="pt",
-            ).to(self.device)
-            with torch.no_grad():
-                logits = self._model(**encoded).logits.float()
-            if logits.shape[-1] == 1:
-                out.extend(logits[:, 0].tolist())
-            else:
-                out.extend((logits[:, 1] - logits[:, 0]).tolist())
-        return out
+        return sequence_scores(
+            self._tokenizer,
+            self._model,
+            texts,
+            _rating,
+            device=self.device,
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+        )
 
     async def rate(self, query: JudgeQuery, judgments: Sequence[Judgment]) -> list[float]:
         return await asyncio.to_thread(self.score_texts, meta_inputs(query, judgments))

@@ -352,24 +352,19 @@ class ClassifierJudge(_ScalarJudge):
         return f"{prompt}\n\n{response}"
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        from rewardkit.judges.meta_rm import sequence_scores
+
         with self._lock:
             self._load()
-            import torch
-
-            texts = [self.text(p, r) for p, r in pairs]
-            out: list[float] = []
-            for start in range(0, len(texts), self.batch_size):
-                encoded = self._tokenizer(
-                    texts[start : start + self.batch_size],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                ).to(self.device)
-                with torch.no_grad():
-                    logits = self._model(**encoded).logits.float()
-                out.extend(logits[:, 0].tolist())
-            return out
+            return sequence_scores(
+                self._tokenizer,
+                self._model,
+                [self.text(p, r) for p, r in pairs],
+                lambda logits: logits[:, 0],  # logit 0 is the reward
+                device=self.device,
+                batch_size=self.batch_size,
+                max_length=self.max_length,
+            )
 
     async def score_responses(
         self,
