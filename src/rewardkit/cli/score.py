@@ -43,6 +43,7 @@ from rewardkit.cli._spec_args import add_spec_arguments, spec_from_args
 from rewardkit.errors import ConfigError, InputError
 from rewardkit.io import InputRow, RowKeys, count_rows, iter_rows, sample_from_record
 from rewardkit.scoring import RewardReport, Scorer
+from rewardkit.spec import RewardSpec
 from rewardkit.store.results import ResultWriter, check_output_path
 from rewardkit.types import Sample
 
@@ -138,14 +139,9 @@ def _chunks(
         yield chunk
 
 
-def run(args: argparse.Namespace) -> int:
-    if getattr(args, "ray", False):
-        from rewardkit.integrations.ray import run_score
-
-        return run_score(args)
-    started = time.perf_counter()
-    input_path = Path(args.input)
-    output_path = Path(args.output)
+def checked_args(args: argparse.Namespace) -> tuple[Path, Path, RewardSpec]:
+    """INPUT, OUTPUT and the reward spec of a score run, checked (`score` and `score --ray`)."""
+    input_path, output_path = Path(args.input), Path(args.output)
     if args.chunk_size < 1:
         raise ConfigError("--chunk-size must be at least 1")
     if not input_path.exists():
@@ -153,7 +149,18 @@ def run(args: argparse.Namespace) -> int:
     if output_path.exists() and output_path.resolve() == input_path.resolve():
         raise ConfigError("OUTPUT is the INPUT file; choose another -o path")
     spec = spec_from_args(args)
-    assert spec is not None  # argparse requires --spec or --reward
+    if spec is None:  # argparse requires --spec or --reward
+        raise ConfigError("give --reward NAME or --spec FILE")
+    return input_path, output_path, spec
+
+
+def run(args: argparse.Namespace) -> int:
+    if getattr(args, "ray", False):
+        from rewardkit.integrations.ray import run_score
+
+        return run_score(args)
+    started = time.perf_counter()
+    input_path, output_path, spec = checked_args(args)
     check_output_path(output_path)
     keys = RowKeys.of(input_path)
     rows = iter_rows(input_path)  # a generator: reading starts below

@@ -347,22 +347,12 @@ def run_score(args: argparse.Namespace) -> int:
     """`rewardkit score --ray`: the lines `rewardkit score` writes, scored by Ray actors."""
     from rewardkit.cli import score as cli  # its reading, keys and lines, shared as they are
     from rewardkit.cli._exit import exit_status
-    from rewardkit.cli._spec_args import spec_from_args
     from rewardkit.io import iter_rows
     from rewardkit.store.results import ResultWriter, check_output_path
 
     ray = _require_ray()
     started = time.perf_counter()
-    input_path, output_path = Path(args.input), Path(args.output)
-    if args.chunk_size < 1:
-        raise ConfigError("--chunk-size must be at least 1")
-    if not input_path.exists():
-        raise InputError(f"input not found: {input_path}")
-    if output_path.exists() and output_path.resolve() == input_path.resolve():
-        raise ConfigError("OUTPUT is the INPUT file; choose another -o path")
-    spec = spec_from_args(args)
-    if spec is None:  # argparse requires --spec or --reward
-        raise ConfigError("give --reward NAME or --spec FILE")
+    input_path, output_path, spec = cli.checked_args(args)
     Scorer(spec).close()  # a bad spec fails here, before Ray starts and before OUTPUT exists
     check_output_path(output_path)
     keys = RowKeys.of(input_path)
