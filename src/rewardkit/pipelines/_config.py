@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from rewardkit.errors import ConfigError, MissingDependencyError
+from rewardkit.errors import ConfigError, InputError, MissingDependencyError
+from rewardkit.io import iter_rows
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -105,3 +107,41 @@ def last_checkpoint(output_dir: str, resume: bool) -> str | None:
             "pass --resume to continue it, or choose another output_dir"
         )
     return last if resume else None
+
+
+def load_dataset(
+    datasets: Any,
+    source: str,
+    split: str,
+    *,
+    name: str | None = None,
+    check_record: Callable[[dict[str, Any]], str | None] | None = None,
+    require_rows: bool = False,
+) -> Any:
+    """A `datasets.Dataset` from a `save_to_disk` folder (its `split` when it holds several),
+    a local JSONL/Parquet file (each record passed to `check_record`, whose problem is
+    raised naming the line), or else a Hub id: the only network access, and only when
+    asked for. A local-looking path that does not exist is an error, not a Hub id."""
+    path = Path(source)
+    if path.is_dir():
+        loaded = datasets.load_from_disk(str(path))
+        if isinstance(loaded, datasets.DatasetDict):
+            if split not in loaded:
+                raise InputError(f"{path} has splits {list(loaded)}, not {split!r}")
+            loaded = loaded[split]
+        return loaded
+    if path.is_file():
+        records: list[dict[str, Any]] = []
+        for row in iter_rows(path):
+            if row.record is None:
+                raise InputError(f"{path}: {row.error}")
+            problem = None if check_record is None else check_record(row.record)
+            if problem is not None:
+                raise InputError(f"{path}:{row.line}: {problem}")
+            records.append(row.record)
+        if require_rows and not records:
+            raise InputError(f"{path}: no rows")
+        return datasets.Dataset.from_list(records)
+    if path.suffix in (".jsonl", ".json", ".parquet") or path.is_absolute():
+        raise InputError(f"dataset not found: {path}")
+    return datasets.load_dataset(source, name, split=split)

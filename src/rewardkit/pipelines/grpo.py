@@ -41,9 +41,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rewardkit.errors import ConfigError, InputError
 from rewardkit.integrations.trl import AsyncRewardFunc, RewardFunc, reward_funcs
-from rewardkit.io import iter_rows
 from rewardkit.pipelines._config import (
     load_config,
+    load_dataset,
     local_path,
     require,
     trainer_args,
@@ -210,29 +210,9 @@ def _require(module: str) -> Any:
 
 def load_train_dataset(config: DatasetConfig) -> Any:
     """A `datasets.Dataset` with a `prompt` column (plus every other column, for the rewards)."""
-    datasets = _require("datasets")
-    path = Path(config.path)
-    if path.is_dir():
-        loaded = datasets.load_from_disk(str(path))
-        if isinstance(loaded, datasets.DatasetDict):
-            if config.split not in loaded:
-                raise InputError(f"{path} has splits {list(loaded)}, not {config.split!r}")
-            loaded = loaded[config.split]
-        dataset = loaded
-    elif path.is_file():
-        records: list[dict[str, Any]] = []
-        for row in iter_rows(path):
-            if row.record is None:
-                raise InputError(f"{path}: {row.error}")
-            records.append(row.record)
-        if not records:
-            raise InputError(f"{path}: no rows")
-        dataset = datasets.Dataset.from_list(records)
-    elif path.suffix in (".jsonl", ".json", ".parquet") or path.is_absolute():
-        raise InputError(f"dataset not found: {path}")
-    else:  # a hub id: the only network access in this module, and only when asked for
-        dataset = datasets.load_dataset(config.path, config.name, split=config.split)
-
+    dataset = load_dataset(
+        _require("datasets"), config.path, config.split, name=config.name, require_rows=True
+    )
     columns = list(dataset.column_names)
     if config.prompt_column not in columns:
         raise InputError(

@@ -38,9 +38,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from rewardkit.errors import ConfigError, InputError
-from rewardkit.io import iter_rows
 from rewardkit.pipelines._config import (
     load_config,
+    load_dataset,
     local_path,
     output_path,
     require,
@@ -113,35 +113,16 @@ def build_sft_config(config: SFTRunConfig) -> Any:
 
 def load_sft_dataset(config: SFTDatasetConfig, *, completion_only: bool = False) -> Any:
     """A `datasets.Dataset` of chat turns: `messages`, or `prompt` and `completion`."""
-    datasets = _require("datasets")
+    column = config.messages_column
+
+    def check(record: dict[str, Any]) -> str | None:
+        # checked as written: `datasets` fills missing keys with None, or refuses mixed rows
+        if column not in record:
+            return f"no messages column {column!r}; columns: {list(record)}"
+        return messages_problem(record[column], completion_only)
+
     path = Path(config.path)
-    if path.is_dir():
-        loaded = datasets.load_from_disk(str(path))
-        if isinstance(loaded, datasets.DatasetDict):
-            if config.split not in loaded:
-                raise InputError(f"{path} has splits {list(loaded)}, not {config.split!r}")
-            loaded = loaded[config.split]
-        dataset = loaded
-    elif path.is_file():
-        records: list[dict[str, Any]] = []
-        for row in iter_rows(path):
-            if row.record is None:
-                raise InputError(f"{path}: {row.error}")
-            # checked as written: `datasets` fills missing keys with None, or refuses mixed rows
-            if config.messages_column not in row.record:
-                raise InputError(
-                    f"{path}:{row.line}: no messages column {config.messages_column!r}; "
-                    f"columns: {list(row.record)}"
-                )
-            problem = messages_problem(row.record[config.messages_column], completion_only)
-            if problem is not None:
-                raise InputError(f"{path}:{row.line}: {problem}")
-            records.append(row.record)
-        dataset = datasets.Dataset.from_list(records)
-    elif path.suffix in (".jsonl", ".json", ".parquet") or path.is_absolute():
-        raise InputError(f"dataset not found: {path}")
-    else:  # a hub id: the only network access in this module, and only when asked for
-        dataset = datasets.load_dataset(config.path, split=config.split)
+    dataset = load_dataset(_require("datasets"), config.path, config.split, check_record=check)
     columns = list(dataset.column_names)
     if config.messages_column not in columns:
         raise InputError(
