@@ -213,8 +213,9 @@ def _dataset_rows(path: Path) -> Iterator[InputRow]:
 _SAMPLE_KEYS = ("id", "prompt", "response", "reference")
 
 
-def sample_from_record(record: dict[str, Any], line: int) -> Sample:
-    """A `Sample` from an input record; every other column is kept in `fields`.
+def sample_from_record(record: dict[str, Any], line: int, *, id: str | None = None) -> Sample:
+    """A `Sample` from an input record; every other column is kept in `fields`. Its id is
+    `id` when given (the run's key for the row, see `RowKeys`), else the record's own.
 
     The prompt and response become text by `rewardkit.text`'s rules (chat messages,
     multimodal content parts), the same rules every trainer adapter and endpoint uses.
@@ -232,7 +233,7 @@ def sample_from_record(record: dict[str, Any], line: int) -> Sample:
         prompt=prompt,
         response=response,
         reference=record.get("reference"),
-        id=row_id(record, line),
+        id=row_id(record, line) if id is None else id,
         fields=fields,
     )
 

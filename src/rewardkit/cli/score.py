@@ -34,7 +34,7 @@ import argparse
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,7 @@ def _chunks(
         item: Sample | dict[str, Any] | None = None
         if problem is None and row.record is not None:
             try:
-                item = replace(sample_from_record(row.record, row.line), id=key)
+                item = sample_from_record(row.record, row.line, id=key)
             except InputError as exc:
                 problem = str(exc)
         if item is None:

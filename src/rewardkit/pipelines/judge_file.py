@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import gc
 import sys
 import time
@@ -202,8 +201,9 @@ class JudgeOptions(BaseModel):
 # -- input records -----------------------------------------------------------------------
 
 
-def query_from_record(record: dict[str, Any], line: int) -> JudgeQuery:
-    """A `JudgeQuery` from an input record; raises `InputError` naming the line."""
+def query_from_record(record: dict[str, Any], line: int, *, id: str | None = None) -> JudgeQuery:
+    """A `JudgeQuery` from an input record; raises `InputError` naming the line. Its id is
+    `id` when given (the run's key for the row, see `io.RowKeys`), else the record's own."""
     from rewardkit.judges import JudgeQuery
 
     prompt = record.get("prompt")
@@ -232,7 +232,10 @@ def query_from_record(record: dict[str, Any], line: int) -> JudgeQuery:
             raise InputError(f"line {line}: 'reference' must be a string")
         reference = str(reference)
     return JudgeQuery(
-        prompt=prompt, responses=tuple(responses), reference=reference, id=row_id(record, line)
+        prompt=prompt,
+        responses=tuple(responses),
+        reference=reference,
+        id=row_id(record, line) if id is None else id,
     )
 
 
@@ -457,7 +460,7 @@ async def _judge_rows(
                 _bad_line(tally, rid, row.line, row.error or f"line {row.line}: unreadable")
                 continue
             try:
-                query = dataclasses.replace(query_from_record(row.record, row.line), id=rid)
+                query = query_from_record(row.record, row.line, id=rid)
             except InputError as exc:
                 _bad_line(tally, rid, row.line, str(exc), row.record)
                 continue
