@@ -364,12 +364,12 @@ def _word_pattern(word: str) -> re.Pattern[str]:
 def _holds_line(responses: Sequence[str], norm: str, first: bool) -> bool:
     """Does a response of two or more non-blank lines have a line normalising to `norm`
     (with `first`, other than its first line)? A run needs one there."""
+    # Normalising a long response costs more than a search, so look for the first word of
+    # `norm` first: in a response already in NFKC (the usual case) a line can only
+    # normalise to `norm` if that word is in it, with nothing but markup between letters.
+    word = _word_pattern(norm.split(" ", 1)[0])
     for response in responses:
-        # Normalising a long response costs more than a search, so look for the first word
-        # of `norm` first: in a response already in NFKC (the usual case) a line can only
-        # normalise to `norm` if that word is in it, with nothing but markup between letters.
-        word = norm.split(" ", 1)[0]
-        if unicodedata.is_normalized("NFKC", response) and not _word_pattern(word).search(response):
+        if unicodedata.is_normalized("NFKC", response) and not word.search(response):
             continue
         lines, later = _response_lines(response)
         if len(lines) >= 2 and (norm in later or (not first and norm == lines[0])):
