@@ -324,7 +324,8 @@ class JudgeCache:
         """The cached completions among `keys` (missing keys are absent from the result)."""
         found: dict[str, str] = {}
         with self._lock:
-            if self._pending and time.monotonic() - self._pending_since >= self.flush_interval:
+            now = time.monotonic()
+            if self._pending and now - self._pending_since >= self.flush_interval:
                 self._commit_pending()
             pending = self._pending
             remaining = []
@@ -339,10 +340,9 @@ class JudgeCache:
                 # since the last look; then the rows after `_last_rowid` are read in first. The
                 # look is `data_version`, taken when another cache in this process has committed
                 # to the file since, else at most every `_RECHECK_SECONDS`. So a row another
-                # process committed in the last few milliseconds can be a miss: the judge is
+                # process committed in the last `_RECHECK_SECONDS` can be a miss: the judge is
                 # asked again and an equally valid sample appended. That costs one call, never
                 # a wrong answer.
-                now = time.monotonic()
                 local = _LOCAL_COMMITS.get(self._path_key, 0)
                 if local != self._local_seen or now - self._checked >= _RECHECK_SECONDS:
                     self._local_seen, self._checked = local, now
