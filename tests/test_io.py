@@ -354,14 +354,21 @@ def test_writer_unusable_path_is_a_config_error(tmp_path: Path, where: str, mess
         ResultWriter(where.format(tmp=tmp_path))
 
 
-def test_count_rows_counts_the_non_empty_lines_of_jsonl_only(tmp_path: Path) -> None:
-    from rewardkit.io import count_rows
-
+def test_row_keys_count_every_row_read_for_a_progress_total(tmp_path: Path) -> None:
     path = tmp_path / "in.jsonl"
-    path.write_text('{"a": 1}\n\n   \n{"a": 2}\n{"a": 3}')  # blank lines, no final newline
-    assert count_rows(path) == 3
-    assert count_rows(tmp_path / "in.parquet") is None
-    assert count_rows(tmp_path) is None  # a datasets folder
+    # blank lines are not rows; an unreadable line is one; no final newline
+    path.write_text('{"a": 1}\n\n   \n{oops\n{"id": 2}\n{"a": 3}')
+    assert RowKeys.of(path).rows == 4
+    assert RowKeys(set()).rows is None  # built by hand: the total is unknown
+
+
+def test_row_keys_count_the_rows_of_parquet_too(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": ["a", "b", "c"]}), path)
+    keys = RowKeys.of(path)
+    assert keys.rows == 3 and keys.given == {"a", "b", "c"}
 
 
 def test_usable_cpus_follows_the_affinity_mask() -> None:

@@ -24,7 +24,6 @@ from rewardkit.types import Sample
 __all__ = [
     "InputRow",
     "RowKeys",
-    "count_rows",
     "given_id",
     "iter_rows",
     "load_json_line",
@@ -71,14 +70,24 @@ class RowKeys:
     The same input gives the same keys on every run, which resuming relies on.
     """
 
-    def __init__(self, given: set[str]) -> None:
+    def __init__(self, given: set[str], rows: int | None = None) -> None:
         self.given = given
+        #: How many rows the input has (unreadable ones included), when known: `of` counts
+        #: them, so a progress bar gets its total without reading the input once more.
+        self.rows = rows
         self.first_line: dict[str, int] = {}
 
     @classmethod
     def of(cls, path: str | Path) -> RowKeys:
         """Keys for the rows of `path` (reads it once for its ids: cheap next to the work)."""
-        return cls({rid for row in iter_rows(path) if (rid := given_id(row)) is not None})
+        given: set[str] = set()
+        rows = 0
+        for row in iter_rows(path):
+            rows += 1
+            rid = given_id(row)
+            if rid is not None:
+                given.add(rid)
+        return cls(given, rows)
 
     def _free(self, key: str) -> str:
         while key in self.given or key in self.first_line:
@@ -249,12 +258,3 @@ def load_json_line(line: bytes) -> Any:
             return json.loads(line)  # NaN, huge integers, invalid UTF-8: json decides
         except ValueError:
             return None
-
-
-def count_rows(path: Path) -> int | None:
-    """Non-empty lines of a JSONL input (a cheap total for a progress bar); None for Parquet
-    files and `datasets` folders."""
-    if path.is_dir() or path.suffix == ".parquet":
-        return None
-    with path.open("rb") as handle:
-        return sum(1 for line in handle if line.strip())

@@ -589,6 +589,20 @@ def test_progress_bar_reports_on_stderr(
     assert "5/5" in err and "q/s" in err and "errors=0" in err
 
 
+def test_progress_bar_knows_the_total_of_a_parquet_input(
+    tmp_path: Path, server: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    records = [json.loads(line) for line in write_queries(tmp_path / "q.jsonl", 4).open()]
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.Table.from_pylist(records), src)
+    out = tmp_path / "o.jsonl"
+    code = main(["judge", str(src), "-o", str(out), "--model", "j", "--base-url", server.base_url])
+    assert code == 0 and len(out.read_text().splitlines()) == 4
+    assert "4/4" in capsys.readouterr().err  # the ids pass counted the rows
+
+
 @pytest.fixture
 def meta_rm_server() -> Iterator[tuple[str, list[int]]]:
     """A remote meta RM on loopback that rates a judgment by its first score (higher is better)."""

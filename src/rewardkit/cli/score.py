@@ -41,7 +41,7 @@ from typing import Any
 from rewardkit.cli._exit import EXIT_STATUS_HELP, exit_status
 from rewardkit.cli._spec_args import add_spec_arguments, spec_from_args
 from rewardkit.errors import ConfigError, InputError
-from rewardkit.io import InputRow, RowKeys, count_rows, iter_rows, sample_from_record
+from rewardkit.io import InputRow, RowKeys, iter_rows, sample_from_record
 from rewardkit.scoring import RewardReport, Scorer
 from rewardkit.spec import RewardSpec
 from rewardkit.store.results import ResultWriter, check_output_path
@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     # Build the rewards before touching OUTPUT, so a bad spec leaves no empty file behind.
     with Scorer(spec) as scorer, ResultWriter(output_path) as writer:
         show = not args.no_progress and sys.stderr.isatty()
-        with _progress(count_rows(input_path) if show else None, show) as bar:
+        with _progress(keys.rows if show else None, show) as bar:
             for chunk in _chunks(rows, keys, writer.done, counts, bar, args.chunk_size):
                 samples = [item for item in chunk if isinstance(item, Sample)]
                 reports = iter(scorer.score(samples) if samples else [])

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rewardkit.backends.dialects import SERVER_KIND_HELP, ServerKind
 from rewardkit.backends.transport import DEFAULT_MAX_RESPONSE_BYTES
 from rewardkit.errors import ConfigError, InputError
-from rewardkit.io import InputRow, RowKeys, count_rows, iter_rows, row_id
+from rewardkit.io import InputRow, RowKeys, iter_rows, row_id
 from rewardkit.store.results import ResultWriter, check_output_path
 from rewardkit.text import prompt_text
 
@@ -367,13 +367,15 @@ async def judge_file_async(options: JudgeOptions) -> JudgeSummary:
         raise
     started = time.perf_counter()
     tally = _Tally()
-    bar = _progress_bar(options, writer)
+    bar = None
     try:
+        keys = RowKeys.of(options.input)  # one pass for the ids, which also counts the rows
+        bar = _progress_bar(options, writer, keys.rows)
         with _long_lived_objects_frozen():
             await _judge_rows(
                 parts.judge,
                 iter_rows(options.input),
-                RowKeys.of(options.input),
+                keys,
                 writer,
                 tally,
                 options.concurrency,
@@ -419,12 +421,11 @@ def _long_lived_objects_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _progress_bar(options: JudgeOptions, writer: ResultWriter) -> Any:
+def _progress_bar(options: JudgeOptions, writer: ResultWriter, total: int | None) -> Any:
     if not options.progress:
         return None
     from tqdm import tqdm
 
-    total = count_rows(options.input)
     return tqdm(
         total=total,
         initial=min(len(writer.done), total) if total else 0,
