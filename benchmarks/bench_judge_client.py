@@ -14,11 +14,13 @@ every row measures how fast a client can push the same judge requests through it
    rendering, cache lookups and writes, parsing, voting, output writes, progress bar.
 3. the same with `--no-cache`, to show what the SQLite cache costs.
 4. `HTTPBackend.generate` alone, in process (aiohttp underneath, like the raw loop).
-5. the least a judge client can do, in process: the raw loop plus reading each input line,
-   rendering and fencing the prompt, parsing the verdict and writing an output line (no
-   cache, retries, voting or progress bar). It shows how much of the gap to the raw loop
-   any Python judge client on aiohttp must pay.
-6. with `--openai`: a bare `openai.AsyncOpenAI` loop with the same requests and semaphore
+5. the least a judge client can do, in process (`_least_judge.py`): the raw loop plus
+   reading each input line, rendering and fencing the prompt, parsing the verdict and
+   writing an output line (no cache, retries, voting or progress bar).
+6. the same as a CLI of its own, with the least a cache can do (a key set in memory, rows
+   appended in batches): the cheapest judge CLI with a cache on aiohttp, so its ratio bounds
+   what `rewardkit judge` could reach on this machine.
+7. with `--openai`: a bare `openai.AsyncOpenAI` loop with the same requests and semaphore
    (slow: minutes at 20,000).
 
 It also measures the cache on its own: 64 tasks doing lookup + store per request, with the
@@ -48,6 +50,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from _least_judge import least_judge
 
 from rewardkit.backends.base import Completion, GenerateRequest
 from rewardkit.backends.http import HTTPBackend
@@ -120,6 +124,23 @@ def run_cli(input_path: Path, out: Path, base_url: str, concurrency: int, *extra
     return elapsed
 
 
+def run_least_cli(
+    input_path: Path, out: Path, fields: dict[str, Any], base_url: str, concurrency: int
+) -> float:
+    """`_least_judge.py` as a process of its own, with its cache: the floor for a judge CLI."""
+    cache = out.with_suffix(".cache.sqlite")
+    for path in (out, cache, Path(f"{cache}-wal"), Path(f"{cache}-shm")):
+        path.unlink(missing_ok=True)
+    script = Path(__file__).with_name("_least_judge.py")
+    cmd = [sys.executable, str(script), str(input_path), str(out), base_url, str(concurrency)]
+    start = time.perf_counter()
+    proc = subprocess.run([*cmd, json.dumps(fields), str(cache)], capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"least judge CLI failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return elapsed
+
+
 async def raw_aiohttp(bodies: list[dict[str, Any]], base_url: str, concurrency: int) -> float:
     import aiohttp
 
@@ -137,45 +158,6 @@ async def raw_aiohttp(bodies: list[dict[str, Any]], base_url: str, concurrency: 
         texts = await asyncio.gather(*(one(b) for b in bodies))
         elapsed = time.perf_counter() - start
     assert all("boxed" in t for t in texts)
-    return elapsed
-
-
-async def minimal_judge(
-    input_path: Path, out: Path, fields: dict[str, Any], base_url: str, concurrency: int
-) -> float:
-    """Raw aiohttp plus the judge's unavoidable work: input, prompt, verdict, output."""
-    import aiohttp
-    import orjson
-
-    from rewardkit.judges.parsing import parse_judgment
-    from rewardkit.judges.templates import PromptBuilder, make_nonce
-
-    builder = PromptBuilder.create("helpfulness")
-    url = base_url.rstrip("/") + "/chat/completions"
-    headers = {"Content-Type": "application/json"}
-    sem = asyncio.Semaphore(concurrency)
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def one(raw: bytes) -> bytes:
-            record = orjson.loads(raw)
-            shown = record["responses"]
-            nonce = make_nonce(record["id"], record["prompt"], shown)
-            prompt = builder.render(record["prompt"], shown, nonce)
-            body = orjson.dumps({**fields, "messages": [{"role": "user", "content": prompt}]})
-            async with sem, session.post(url, data=body, headers=headers) as response:
-                data = orjson.loads(await response.read())
-            text = data["choices"][0]["message"]["content"]
-            parsed = parse_judgment(text, len(shown), responses=shown, nonce=nonce)
-            return orjson.dumps(
-                {"id": record["id"], "scores": parsed.scores, "error": parsed.error}
-            )
-
-        start = time.perf_counter()
-        lines = await asyncio.gather(*(one(raw) for raw in input_path.read_bytes().splitlines()))
-        out.write_bytes(b"\n".join(lines) + b"\n")
-        elapsed = time.perf_counter() - start
-    assert all(b'"error":null' in line for line in lines)
     return elapsed
 
 
@@ -335,9 +317,11 @@ def main() -> None:
                 ("HTTPBackend alone", lambda: asyncio.run(backend_loop(requests, url, c))),
                 (
                     "least judge client (in process)",
-                    lambda: asyncio.run(
-                        minimal_judge(input_path, root / "m.jsonl", fields, url, c)
-                    ),
+                    lambda: asyncio.run(least_judge(input_path, root / "m.jsonl", fields, url, c)),
+                ),
+                (
+                    "least judge CLI, cache on",
+                    lambda: run_least_cli(input_path, root / "l.jsonl", fields, url, c),
                 ),
             ]
             if args.openai:
