@@ -6,11 +6,13 @@
 The judge pipeline (`pipelines.judge_file`, in process: no interpreter start) runs against
 the fake OpenAI server (no delay, its own process), once as shipped and once per row with
 one part replaced by a stand-in that does nothing: the verdict parser returns a fixed
-verdict, the cache is off, the output dicts are cut to two keys. The difference in client
-CPU per query is what that part costs *inside the running pipeline*, where every part runs
-with caches the others have just evicted: a part costs there several times what it costs
-in a tight loop (compare `bench_parsing.py`). Each variant runs in a fresh process, the
-rounds interleave the variants, and the table keeps each variant's lowest CPU.
+verdict, the cache is off, the output dicts are cut to two keys, the per-request hashes (the
+fence nonce of the prompt, the sample seed, the seeded `Random` that draws display orders)
+return constants. The difference in client CPU per query is what that part costs *inside the
+running pipeline*, where every part runs with caches the others have just evicted: a part
+costs there several times what it costs in a tight loop (compare `bench_parsing.py`). Each
+variant runs in a fresh process, the rounds interleave the variants, and the table keeps each
+variant's lowest CPU.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ VARIANTS = {
     "no cache": "nocache",
     "parser stubbed": "parse",
     "output dicts stubbed": "todict",
-    "all three stubbed": "nocache,parse,todict",
+    "nonces stubbed": "nonce",
+    "all four stubbed": "nocache,parse,todict,nonce",
 }
 
 # Run in a child process: the stand-ins patch modules, which must not leak between rows.
@@ -50,6 +53,11 @@ if "parse" in parts:
     grm.parse_judgment = lambda text, n, responses=(), nonce=None: fixed
 if "todict" in parts:
     data.JudgeResult.to_dict = lambda self: {"id": self.id, "error": self.error}
+if "nonce" in parts:  # the fence and seed hashes, and the seeded Random for display orders
+    import random, types
+    shared = random.Random(0)
+    grm.make_nonce = lambda *parts: "0123456789ab"
+    grm.random = types.SimpleNamespace(Random=lambda seed: shared)
 cache = None if "nocache" in parts else out.with_suffix(".cache.sqlite")
 options = JudgeOptions(input=source, output=out, model="fake-judge", base_url=(url,),
                        cache=cache, progress=False)
