@@ -77,6 +77,22 @@ async def test_plan_is_deterministic_per_seed_and_id() -> None:
     assert len(variants) > 1
 
 
+async def test_requests_are_stable_across_versions() -> None:
+    # What the judge sends (template, fences, display orders, seeds, constraint) keys the
+    # cache: a silent change makes every cached judgment of an older run a miss, paid again.
+    # Change it on purpose, update these digests in the same commit, and say so in the notes.
+    from rewardkit.store import request_digest
+
+    backend = content_judge(keyword_score)
+    await PointwiseJudge(backend, JudgeConfig(samples=4)).judge(JudgeQuery("q", RESPONSES, id="q1"))
+    assert [request_digest("HTTPBackend:judge", r)[:16] for r in backend.requests] == [
+        "d5d13e070d09da11",
+        "1b9f7779f8bcc345",
+        "6b202725bef9c670",
+        "21584c8bf82e5e63",
+    ]
+
+
 async def test_requests_carry_distinct_seeds_and_settings() -> None:
     backend = content_judge(keyword_score)
     config = JudgeConfig(samples=4, temperature=0.7, max_tokens=333)

@@ -86,6 +86,18 @@ def test_json_schema_key_order_does_not_matter() -> None:
     assert request_digest("x:m", a) == request_digest("x:m", b)
 
 
+def test_keys_are_stable_across_versions() -> None:
+    # A cache outlives upgrades: a key whose bytes change silently makes every cached
+    # judgment a miss, and the judge is paid again. Change the layout on purpose, bump
+    # `_KEY_VERSION`, and update these values in the same commit.
+    assert request_digest("HTTPBackend:judge", BASE) == (
+        "b23a883baa4fb8f9bb3d2192df25ff6a7e56403d1e06693289ae7e23ea1d2eb3"
+    )
+    assert request_digest("HTTPBackend:judge", CHANGES_OUTPUT["regex constraint"]) == (
+        "462c6d4ff55c7713bcce5280b34da4f16438eeb810a3ef7cd7af7e450391e24b"
+    )
+
+
 def test_backend_kind_and_model_change_the_key() -> None:
     digests = {request_digest(identity, BASE) for identity in ("http:a", "http:b", "llama_cpp:a")}
     assert len(digests) == 3
