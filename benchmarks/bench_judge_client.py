@@ -92,6 +92,16 @@ async def judge_requests(path: Path) -> list[GenerateRequest]:
     return mock.requests
 
 
+def timed_run(cmd: list[str], name: str) -> float:
+    """Seconds `cmd` took as a process of its own; exits with its stderr when it fails."""
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{name} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return elapsed
+
+
 def run_cli(input_path: Path, out: Path, base_url: str, concurrency: int, *extra: str) -> float:
     out.unlink(missing_ok=True)  # every round starts from nothing: no resume, a cold cache
     Path(f"{out}.cache.sqlite").unlink(missing_ok=True)
@@ -111,11 +121,7 @@ def run_cli(input_path: Path, out: Path, base_url: str, concurrency: int, *extra
         str(concurrency),
         *extra,
     ]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"rewardkit judge failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    elapsed = timed_run(cmd, "rewardkit judge")
     lines = out.read_text(encoding="utf-8").splitlines()
     errors = sum(json.loads(line)["error"] is not None for line in lines)
     expected = sum(1 for _ in input_path.open())
@@ -133,12 +139,7 @@ def run_least_cli(
         path.unlink(missing_ok=True)
     script = Path(__file__).with_name("_least_judge.py")
     cmd = [sys.executable, str(script), str(input_path), str(out), base_url, str(concurrency)]
-    start = time.perf_counter()
-    proc = subprocess.run([*cmd, json.dumps(fields), str(cache)], capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"least judge CLI failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return elapsed
+    return timed_run([*cmd, json.dumps(fields), str(cache)], "least judge CLI")
 
 
 async def raw_aiohttp(bodies: list[dict[str, Any]], base_url: str, concurrency: int) -> float:
