@@ -682,57 +682,15 @@ def test_remote_meta_rm_keeps_the_top_judgments(
             assert reward == sum(line["judgments"][i]["scores"][position] for i in line["voters"])
 
 
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-
-def _tiny_llama(path: Path) -> Path:
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    corpus = ["Scores: \\boxed{7, 3}. Response 1 is better.", "Specific Criteria: clarity."] * 20
-    tok.train_from_iterator(
-        corpus,
-        trainers.BpeTrainer(
-            vocab_size=300,
-            special_tokens=["<pad>", "<s>", "<|im_end|>", "<|im_start|>"],
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        ),
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="<|im_end|>", pad_token="<pad>"
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=8192,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
 @pytest.mark.slow
 def test_transformers_backend_form(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A local random model: it cannot judge, so every query ends with an explicit error."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    model = _tiny_llama(tmp_path / "tiny")
+    from rewardkit.pipelines.spct.toy import tiny_causal_lm
+
+    corpus = ["Scores: \\boxed{7, 3}. Response 1 is better.", "Specific Criteria: clarity."]
+    model = tiny_causal_lm(corpus * 20, tmp_path / "tiny")
     src = write_queries(tmp_path / "in.jsonl", 2)
     out = tmp_path / "out.jsonl"
     args = [
